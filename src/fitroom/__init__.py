@@ -1,0 +1,3 @@
+"""fitroom: an open-source virtual fitting room."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,74 @@
+"""A torch ``Dataset`` over a VITON-HD layout split: paired or unpaired samples as model tensors."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Literal
+
+import torch
+from torch.utils.data import Dataset
+
+from fitroom import imaging
+from fitroom.data.layout import DatasetError, VitonLayout
+
+logger = logging.getLogger(__name__)
+
+PairsMode = Literal["paired", "unpaired"]
+
+
+class TryOnDataset(Dataset):
+    """Samples of one split as tensors at ``size``, streamed from disk (nothing is held in memory).
+
+    Args:
+        root: dataset folder.
+        split: ``"train"`` or ``"test"``.
+        pairs: ``"paired"`` (each person with their own garment, for training and paired metrics) or
+            ``"unpaired"`` (the pairs file's garment, for try-on and FID/KID).
+        size: ``(H, W)`` of the tensors.
+        skip_bad: when a sample's files are broken, log it, remember it in ``bad`` and serve the next good sample
+            instead of stopping (one damaged file in 200,000 should not end a training run).
+
+    Each item is :meth:`TryOnInputs.to_tensors`'s dict plus ``name`` and ``garment_name`` (str) and, on synthetic
+    data in unpaired mode, ``unpaired_gt`` ``(3, H, W)``.
+    """
+
+    def __init__(self, root: str | os.PathLike, split: str = "train", pairs: PairsMode = "paired",
+                 size: tuple[int, int] = (256, 192), skip_bad: bool = True) -> None:
+        if pairs not in ("paired", "unpaired"):
+            raise ValueError(f"pairs must be 'paired' or 'unpaired', got {pairs!r}")
+        self.layout = VitonLayout(root, split)
+        listed = self.layout.pairs()
+        self.pairs = [(person, person if pairs == "paired" else cloth) for person, cloth in listed]
+        self.mode = pairs
+        self.size = size
+        self.skip_bad = skip_bad
+        self.bad: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def _load(self, index: int) -> dict[str, torch.Tensor | str]:
+        person, cloth = self.pairs[index]
+        inputs = self.layout.read(person, cloth)
+        item: dict[str, torch.Tensor | str] = dict(inputs.to_tensors(self.size))
+        item["name"], item["garment_name"] = person, cloth
+        if self.mode == "unpaired":
+            truth = self.layout.unpaired_ground_truth(person, cloth)
+            if truth is not None:
+                item["unpaired_gt"] = imaging.image_to_tensor(imaging.resize(truth, self.size, "image"))
+        return item
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        if not self.skip_bad:
+            return self._load(index)
+        for attempt in range(len(self)):
+            current = (index + attempt) % len(self)
+            try:
+                return self._load(current)
+            except DatasetError as error:
+                name = self.pairs[current][0]
+                if name not in self.bad:
+                    logger.warning("skipping sample %s: %s", name, error)
+                self.bad[name] = str(error)
+        raise DatasetError(self.layout.directory, "every sample of the split is broken")

@@ -1,0 +1,155 @@
+"""Drawing primitives for the synthetic renderer: shapes as polygons, piecewise-affine warps, shading.
+
+All functions work in render pixels (the renderer draws at a multiple of the output size and averages down, which
+anti-aliases every edge while label maps stay exact).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+Point = np.ndarray  # (2,) float64, (x, y) in pixels
+
+
+def unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.hypot(vector[0], vector[1]))
+    return vector / norm if norm > 1e-9 else np.array([0.0, 1.0])
+
+
+def perp(vector: np.ndarray) -> np.ndarray:
+    """``vector`` turned by +90 degrees in image coordinates (y down)."""
+    return np.array([-vector[1], vector[0]])
+
+
+def rotate(vector: np.ndarray, degrees: float) -> np.ndarray:
+    angle = np.deg2rad(degrees)
+    c, s = np.cos(angle), np.sin(angle)
+    return np.array([vector[0] * c - vector[1] * s, vector[0] * s + vector[1] * c])
+
+
+def capsule(p0: Point, p1: Point, r0: float, r1: float, steps: int = 10) -> np.ndarray:
+    """A tapered capsule from p0 (radius r0) to p1 (radius r1), as an ``(N, 2)`` polygon."""
+    d = unit(p1 - p0)
+    n = perp(d)
+    back = [p0 + r0 * (np.cos(t) * d + np.sin(t) * n) for t in np.linspace(np.pi / 2, 3 * np.pi / 2, steps)]
+    front = [p1 + r1 * (np.cos(t) * d + np.sin(t) * n) for t in np.linspace(-np.pi / 2, np.pi / 2, steps)]
+    return np.array(back + front)
+
+
+def ellipse(centre: Point, half_x: float, half_y: float, angle: float = 0.0, steps: int = 40) -> np.ndarray:
+    t = np.linspace(0, 2 * np.pi, steps, endpoint=False)
+    points = np.stack([half_x * np.cos(t), half_y * np.sin(t)], axis=1)
+    a = np.deg2rad(angle)
+    rotation = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    return points @ rotation.T + centre
+
+
+def smooth_closed(points: np.ndarray, iterations: int = 2) -> np.ndarray:
+    """Chaikin corner cutting of a closed polygon: round corners, keep the shape."""
+    for _ in range(iterations):
+        nxt = np.roll(points, -1, axis=0)
+        points = np.concatenate([0.75 * points + 0.25 * nxt, 0.25 * points + 0.75 * nxt], axis=1).reshape(-1, 2)
+    return points
+
+
+def polygon_mask(shape: tuple[int, int], *polygons: np.ndarray) -> np.ndarray:
+    mask = np.zeros(shape, dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round(p * 4).astype(np.int32) for p in polygons], 1, lineType=cv2.LINE_8, shift=2)
+    return mask.astype(bool)
+
+
+def bbox(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice] | None:
+    """The bounding box of a mask as slices, or None when the mask is empty."""
+    x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
+    if w == 0 or h == 0:
+        return None
+    height, width = mask.shape
+    return (slice(max(y - pad, 0), min(y + h + pad, height)), slice(max(x - pad, 0), min(x + w + pad, width)))
+
+
+def roundness(mask: np.ndarray, strength: float, reach: float | None = None) -> np.ndarray:
+    """Shading of a rounded object seen from the front: 1 in the middle, ``1 - strength`` at the silhouette.
+
+    Computed from the distance to the silhouette (normalised by ``reach`` pixels, or by the largest distance),
+    which gives limbs a cylindrical look and the torso a soft falloff. Returns ``mask.shape`` float32.
+    """
+    distance = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+    scale = reach if reach else max(float(distance.max()), 1.0)
+    t = np.clip(distance / scale, 0.0, 1.0)
+    return (1.0 - strength * (1.0 - np.sqrt(t))).astype(np.float32)
+
+
+def piecewise_affine(
+    source: np.ndarray, source_points: np.ndarray, target_points: np.ndarray, triangles: np.ndarray,
+    out_shape: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Warp ``source`` (H, W, C) float32 so that each source triangle lands on its target triangle.
+
+    Args:
+        source_points, target_points: ``(N, 2)`` matching mesh vertices (x, y).
+        triangles: ``(T, 3)`` vertex indices; later triangles are drawn over earlier ones.
+        out_shape: ``(H, W)`` of the result.
+
+    Returns:
+        The warped image ``(H, W, C)`` float32 and the ``(H, W)`` bool coverage of the target triangles.
+    """
+    height, width = out_shape
+    index = np.full(out_shape, -1, dtype=np.int32)
+    inverse = np.zeros((len(triangles), 2, 3), dtype=np.float64)
+    for i, triangle in enumerate(triangles):
+        dst = target_points[triangle].astype(np.float32)
+        src = source_points[triangle].astype(np.float32)
+        u, v = dst[1] - dst[0], dst[2] - dst[0]
+        if abs(float(u[0] * v[1] - u[1] * v[0])) < 1e-3:
+            continue  # a degenerate triangle covers nothing
+        inverse[i] = cv2.getAffineTransform(dst, src)
+        cv2.fillConvexPoly(index, np.round(dst * 4).astype(np.int32), i, lineType=cv2.LINE_8, shift=2)
+    covered = index >= 0
+    box = bbox(covered)
+    warped = np.zeros((height, width, source.shape[2]), dtype=np.float32)
+    if box is None:
+        return warped, covered
+    rows, cols = box
+    ys, xs = np.mgrid[rows, cols].astype(np.float64)
+    local = index[rows, cols]
+    affine = inverse[np.clip(local, 0, None)]
+    map_x = affine[..., 0, 0] * xs + affine[..., 0, 1] * ys + affine[..., 0, 2]
+    map_y = affine[..., 1, 0] * xs + affine[..., 1, 1] * ys + affine[..., 1, 2]
+    patch = cv2.remap(source, map_x.astype(np.float32), map_y.astype(np.float32), cv2.INTER_LINEAR,
+                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if patch.ndim == 2:
+        patch = patch[..., None]
+    patch[~covered[rows, cols]] = 0
+    warped[rows, cols] = patch
+    return warped, covered
+
+
+def grid_triangles(rows: int, cols: int) -> np.ndarray:
+    """Triangles of a rows x cols grid of vertices numbered row-major."""
+    triangles = []
+    for r in range(rows - 1):
+        for c in range(cols - 1):
+            a, b, d, e = r * cols + c, r * cols + c + 1, (r + 1) * cols + c, (r + 1) * cols + c + 1
+            triangles += [(a, b, e), (a, e, d)]
+    return np.array(triangles, dtype=np.int64)
+
+
+def strip_triangles(sections: int) -> np.ndarray:
+    """Triangles of a strip of ``sections`` cross-sections of two vertices each (outer 2k, inner 2k+1)."""
+    triangles = []
+    for k in range(sections - 1):
+        a, b, c, d = 2 * k, 2 * k + 1, 2 * k + 2, 2 * k + 3
+        triangles += [(a, c, d), (a, d, b)]
+    return np.array(triangles, dtype=np.int64)
+
+
+def soft_lines(shape: tuple[int, int], segments: list[tuple[Point, Point, float]], blur: float) -> np.ndarray:
+    """Blurred anti-aliased lines ``(p0, p1, weight)``, summed into a float map (for folds and creases)."""
+    canvas = np.zeros(shape, dtype=np.float32)
+    thickness = max(int(round(blur)), 1)
+    for p0, p1, weight in segments:
+        cv2.line(canvas, tuple(int(v) for v in np.round(p0)), tuple(int(v) for v in np.round(p1)), float(weight),
+                 thickness, cv2.LINE_AA)
+    size = int(blur * 3) | 1
+    return cv2.GaussianBlur(canvas, (size, size), blur)

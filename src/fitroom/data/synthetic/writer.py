@@ -1,0 +1,167 @@
+"""``fitroom synth``: write a synthetic front/back try-on dataset in the VITON-HD layout, in parallel.
+
+Identity ``i`` of seed ``s`` is the same whatever the count, the worker count or the order of work, so a dataset
+can be grown or regenerated piece by piece. Each identity gives one sample per view (``NNNNN_00.jpg`` front,
+``NNNNN_01.jpg`` back). Identities are split into train and test; test pairs each person with the garment of the
+next test identity of the same view, and ``test/unpaired-gt/`` holds the rendered truth of that pairing.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from fitroom import imaging
+from fitroom.data.layout import (
+    UNPAIRED_GT, VIEWS_FILE, PAIRS_FILE, unpaired_name, write_pairs, write_sample,
+)
+from fitroom.data.synthetic.render import render_garment, render_person
+from fitroom.data.synthetic.spec import sample_spec
+from fitroom.inputs import TryOnInputs
+from fitroom.labels import DENSE_COLORMAP, View
+from fitroom.preprocess.agnostic import agnostic_person, parse_agnostic
+from fitroom.viz import draw_keypoints
+
+logger = logging.getLogger(__name__)
+
+VIEW_SUFFIX = {View.FRONT: "00", View.BACK: "01"}
+
+
+def sample_name(index: int, view: View) -> str:
+    return f"{index:05d}_{VIEW_SUFFIX[View(view)]}.jpg"
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What to render. ``size`` is ``(height, width)`` with a 4:3 aspect."""
+
+    out: Path
+    count: int
+    size: tuple[int, int] = (1024, 768)
+    views: tuple[View, ...] = (View.FRONT, View.BACK)
+    seed: int = 0
+    test_fraction: float = 0.25
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        height, width = self.size
+        if self.count < 1:
+            raise ValueError("count must be at least 1")
+        if height < 64 or width < 48 or height * 3 != width * 4:
+            raise ValueError(f"size must be HxW with a 4:3 aspect and at least 64x48 (e.g. 1024x768), got "
+                             f"{height}x{width}")
+        if not self.views:
+            raise ValueError("at least one view is needed")
+        if not 0 <= self.test_fraction < 1:
+            raise ValueError("test_fraction must be in [0, 1)")
+
+    @property
+    def test_count(self) -> int:
+        if self.count == 1:
+            return 0
+        return int(min(max(round(self.count * self.test_fraction), 1 if self.test_fraction > 0 else 0),
+                       self.count - 1))
+
+    def split_of(self, index: int) -> str:
+        return "test" if index >= self.count - self.test_count else "train"
+
+
+@dataclass
+class SynthReport:
+    samples: dict[str, int] = field(default_factory=lambda: {"train": 0, "test": 0})
+    unpaired: int = 0
+    seconds: float = 0.0
+
+
+def _partner(config: SynthConfig, index: int) -> int | None:
+    """The test identity whose garment ``index`` wears in ``test_pairs.txt`` (the next one, cyclically)."""
+    if config.split_of(index) != "test" or config.test_count < 2:
+        return None
+    first = config.count - config.test_count
+    return first + (index - first + 1) % config.test_count
+
+
+def _render_identity(args: tuple[SynthConfig, int]) -> tuple[int, int]:
+    config, index = args
+    spec = sample_spec(config.seed, index)
+    split = config.split_of(index)
+    partner = _partner(config, index)
+    written = unpaired = 0
+    for view in config.views:
+        render = render_person(spec.person, spec.garment, view, config.size)
+        garment, garment_mask = render_garment(spec.garment, view, config.size)
+        inputs = TryOnInputs(
+            person=render.image, garment=garment, garment_mask=garment_mask, keypoints=render.keypoints,
+            parse=render.parse, dense=DENSE_COLORMAP[render.dense],
+            agnostic=agnostic_person(render.image, render.parse, render.keypoints),
+            parse_agnostic=parse_agnostic(render.parse, render.keypoints), view=view,
+            name=sample_name(index, view), garment_name=sample_name(index, view),
+        )
+        write_sample(config.out, split, inputs, openpose_drawing=draw_keypoints(config.size, render.keypoints),
+                     dense_render=inputs.dense)  # type: ignore[arg-type]
+        written += 1
+        if partner is not None:
+            other = sample_spec(config.seed, partner).garment
+            truth = render_person(spec.person, other, view, config.size)
+            path = config.out / split / UNPAIRED_GT / unpaired_name(sample_name(index, view),
+                                                                    sample_name(partner, view))
+            imaging.save_image(path, truth.image)  # PNG: ground truth for metrics is never lossy
+            unpaired += 1
+    return written, unpaired
+
+
+def synthesize(config: SynthConfig, progress: bool = True) -> SynthReport:
+    """Render the dataset described by ``config`` and write its pairs and views files."""
+    start = time.perf_counter()
+    config.out.mkdir(parents=True, exist_ok=True)
+    report = SynthReport()
+    tasks = [(config, index) for index in range(config.count)]
+    bar = tqdm(total=config.count, desc="rendering identities", unit="id", disable=not progress)
+    if config.workers > 1:
+        # spawn: no fork of a process that may hold torch/OpenMP threads
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(config.workers, initializer=_init_worker) as pool:
+            for written, unpaired in pool.imap_unordered(_render_identity, tasks):
+                report.unpaired += unpaired
+                bar.update(1)
+    else:
+        for task in tasks:
+            _render_identity(task)
+            bar.update(1)
+            report.unpaired += len(config.views) if _partner(config, task[1]) is not None else 0
+    bar.close()
+
+    for split in ("train", "test"):
+        indices = [i for i in range(config.count) if config.split_of(i) == split]
+        (config.out / split).mkdir(parents=True, exist_ok=True)
+        names = [(sample_name(i, v), v) for i in indices for v in config.views]
+        (config.out / split / VIEWS_FILE).write_text("".join(f"{n} {v.value}\n" for n, v in names))
+        if split == "train":
+            pairs = [(n, n) for n, _ in names]
+        else:
+            pairs = []
+            for i in indices:
+                partner = _partner(config, i)
+                for v in config.views:
+                    pairs.append((sample_name(i, v), sample_name(partner if partner is not None else i, v)))
+        write_pairs(config.out / PAIRS_FILE.format(split=split), pairs)
+        report.samples[split] = len(names)
+    report.seconds = time.perf_counter() - start
+    logger.info("wrote %d train and %d test samples (%d unpaired ground truths) to %s in %.1f s",
+                report.samples["train"], report.samples["test"], report.unpaired, config.out, report.seconds)
+    return report
+
+
+def _init_worker() -> None:
+    # one thread per worker process: the workers are the parallelism
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import cv2
+
+    cv2.setNumThreads(1)

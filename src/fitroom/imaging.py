@@ -1,0 +1,282 @@
+"""The one image processor: safe loading, saving, resizing and PIL / numpy / tensor conversion.
+
+Every photo that enters fitroom, from a shopper, a dataset or a test, goes through :func:`load_image`, which
+never trusts a file name, applies EXIF orientation, converts every colour mode to 8-bit RGB, refuses
+decompression bombs before decoding and rejects truncated files. Each failure is an :class:`ImageError` subclass
+whose message a shopper could read.
+
+Conventions: numpy images are ``(H, W, 3)`` uint8 RGB; masks are ``(H, W)`` bool; label maps are ``(H, W)``
+uint8; tensors are ``(C, H, W)`` float32 in [-1, 1] (images) or [0, 1] (masks). Sizes are ``(height, width)``.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from pathlib import Path
+from typing import BinaryIO, Literal, Union
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+logger = logging.getLogger(__name__)
+
+ImageSource = Union[str, os.PathLike, bytes, bytearray, BinaryIO]
+Size = tuple[int, int]
+
+#: formats accepted as photos, by the name PIL gives after sniffing the bytes
+SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "MPO"})
+#: default pixel limit: 40 megapixels (a 8000x5000 camera photo) is accepted, a decompression bomb is not
+DEFAULT_MAX_PIXELS = 40_000_000
+#: read at most this many bytes from one file (a 40 MP TIFF is about 120 MB)
+DEFAULT_MAX_BYTES = 200 * 1024 * 1024
+#: background that transparent pixels are composited onto
+ALPHA_BACKGROUND = (255, 255, 255)
+
+# A truncated JPEG must be an error, not a grey lower half.
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+class ImageError(ValueError):
+    """A photo could not be used. ``str(error)`` is a plain sentence for the person who supplied it."""
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        self.source = source
+        super().__init__(f"{source}: {message}" if source else message)
+
+
+class EmptyImageError(ImageError):
+    """The file or upload holds no bytes, or the image has no pixels."""
+
+
+class UnsupportedImageError(ImageError):
+    """The bytes are not an image in a supported format."""
+
+
+class CorruptImageError(ImageError):
+    """The bytes claim to be an image but cannot be decoded (truncated or damaged)."""
+
+
+class ImageTooLargeError(ImageError):
+    """The image has more pixels, or the file more bytes, than allowed."""
+
+
+def _describe(source: ImageSource) -> str | None:
+    if isinstance(source, (str, os.PathLike)):
+        return str(source)
+    return getattr(source, "name", None) if not isinstance(source, (bytes, bytearray)) else None
+
+
+def _read_bytes(source: ImageSource, max_bytes: int) -> bytes:
+    name = _describe(source)
+    if isinstance(source, (bytes, bytearray)):
+        data = bytes(source)
+    elif isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError("file not found", source=name)
+        if path.stat().st_size > max_bytes:
+            raise ImageTooLargeError(
+                f"the file is {path.stat().st_size / 1e6:.0f} MB; at most {max_bytes / 1e6:.0f} MB is accepted",
+                source=name)
+        data = path.read_bytes()
+    else:
+        data = source.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ImageTooLargeError(f"the file is larger than {max_bytes / 1e6:.0f} MB", source=name)
+    if not data:
+        raise EmptyImageError("the file is empty", source=name)
+    return data
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB; alpha is composited onto white, 16/32-bit greys are rescaled."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        high = 65535.0 if image.mode.startswith("I;16") else max(float(array.max()), 1.0)
+        grey = np.clip(array / high * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(grey, mode="L").convert("RGB")
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("LA", "PA", "RGBa", "La"):
+        image = image.convert("RGBA")
+    if image.mode == "RGBA":
+        background = Image.new("RGB", image.size, ALPHA_BACKGROUND)
+        background.paste(image, mask=image.getchannel("A"))
+        return background
+    if image.mode != "RGB":
+        # CMYK, YCbCr, LAB, HSV, L and 1 all have a direct conversion.
+        return image.convert("RGB")
+    return image
+
+
+def open_image(
+    source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES
+) -> Image.Image:
+    """Open and fully decode a photo, sniffing its format from the bytes, applying EXIF orientation and
+    converting it to 8-bit RGB.
+
+    Raises:
+        EmptyImageError, UnsupportedImageError, CorruptImageError, ImageTooLargeError: with a plain message.
+    """
+    name = _describe(source)
+    data = _read_bytes(source, max_bytes)
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise UnsupportedImageError(
+            "this is not a photo in a format fitroom reads (JPEG, PNG, WebP, BMP, TIFF or GIF)", source=name
+        ) from None
+    except Image.DecompressionBombError as error:
+        raise ImageTooLargeError(str(error), source=name) from None
+    except (OSError, SyntaxError, ValueError) as error:  # a header cut short
+        raise CorruptImageError(
+            f"the image data is damaged or incomplete and cannot be read ({error})", source=name) from None
+    if image.format not in SUPPORTED_FORMATS:
+        raise UnsupportedImageError(
+            f"{image.format} images are not supported; use JPEG, PNG, WebP, BMP, TIFF or GIF", source=name)
+    width, height = image.size
+    if width == 0 or height == 0:
+        raise EmptyImageError("the image has no pixels", source=name)
+    if width * height > max_pixels:
+        # Checked before decoding, so a bomb never allocates its pixels.
+        raise ImageTooLargeError(
+            f"the image is {width}x{height} ({width * height / 1e6:.1f} megapixels); at most "
+            f"{max_pixels / 1e6:.0f} megapixels are accepted, please send a smaller photo", source=name)
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise CorruptImageError(
+            f"the image data is damaged or incomplete and cannot be read ({error})", source=name) from None
+    try:
+        image = ImageOps.exif_transpose(image) or image
+    except Exception as error:  # a malformed EXIF block must not lose the photo
+        logger.warning("%s: ignoring unreadable EXIF orientation (%s)", name or "image", type(error).__name__)
+    return _to_rgb(image)
+
+
+def load_image(
+    source: ImageSource, *, max_pixels: int = DEFAULT_MAX_PIXELS, max_bytes: int = DEFAULT_MAX_BYTES
+) -> np.ndarray:
+    """Load a photo as an ``(H, W, 3)`` uint8 RGB array. See :func:`open_image` for the checks."""
+    return np.asarray(open_image(source, max_pixels=max_pixels, max_bytes=max_bytes), dtype=np.uint8).copy()
+
+
+def load_label_map(path: str | os.PathLike) -> np.ndarray:
+    """Load a parse map (``P`` or ``L`` mode PNG) as an ``(H, W)`` uint8 array of label values, palette ignored.
+
+    Raises:
+        ImageError: when the file is missing, unreadable or not a single-channel label image.
+    """
+    name = str(path)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode not in ("P", "L"):
+                raise ImageError(f"a label map must be a P- or L-mode PNG, this one is {image.mode}", source=name)
+            return np.asarray(image, dtype=np.uint8).copy()
+    except FileNotFoundError:
+        raise ImageError("file not found", source=name) from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise CorruptImageError(f"cannot read the label map ({error})", source=name) from None
+
+
+def load_mask(source: ImageSource, threshold: int = 128) -> np.ndarray:
+    """Load a mask image as an ``(H, W)`` bool array: a pixel is in the mask when its grey value >= threshold."""
+    grey = cv2.cvtColor(load_image(source), cv2.COLOR_RGB2GRAY)
+    return grey >= threshold
+
+
+def save_image(path: str | os.PathLike, image: np.ndarray, *, quality: int = 95) -> None:
+    """Save an ``(H, W, 3)`` uint8 RGB array or an ``(H, W)`` bool / uint8 mask. The format follows the suffix:
+    ``.jpg`` is JPEG (``quality``), ``.png`` is lossless PNG."""
+    array = np.asarray(image)
+    if array.dtype == bool:
+        array = array.astype(np.uint8) * 255
+    if array.dtype != np.uint8:
+        raise TypeError(f"save_image expects uint8 or bool, got {array.dtype}")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    pil = Image.fromarray(array)
+    suffix = Path(path).suffix.lower()
+    if suffix in (".jpg", ".jpeg"):
+        pil.save(path, format="JPEG", quality=quality, subsampling=0)
+    else:
+        pil.save(path)
+
+
+def save_label_map(path: str | os.PathLike, labels: np.ndarray, palette: np.ndarray) -> None:
+    """Save an ``(H, W)`` label map as a ``P``-mode PNG whose pixel values are the labels."""
+    array = np.asarray(labels)
+    if array.ndim != 2 or array.dtype != np.uint8:
+        raise ValueError(f"a label map must be (H, W) uint8, got {array.shape} {array.dtype}")
+    pil = Image.fromarray(array, mode="P")
+    flat = np.zeros((256, 3), dtype=np.uint8)
+    flat[: len(palette)] = palette
+    pil.putpalette(flat.reshape(-1).tolist())
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    pil.save(path)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Resizing and conversion
+# ----------------------------------------------------------------------------------------------------------------
+ResizeKind = Literal["image", "mask", "labels"]
+
+
+def resize(array: np.ndarray, size: Size, kind: ResizeKind = "image") -> np.ndarray:
+    """Resize to ``size = (height, width)``. Images use area averaging when shrinking and bilinear when
+    enlarging; masks and label maps use nearest neighbour so that no new label values appear."""
+    height, width = size
+    if array.shape[:2] == (height, width):
+        return array
+    if kind == "image":
+        shrinking = height * width < array.shape[0] * array.shape[1]
+        return cv2.resize(array, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+    source = array.astype(np.uint8) if array.dtype == bool else array
+    out = cv2.resize(source, (width, height), interpolation=cv2.INTER_NEAREST)
+    return out.astype(bool) if array.dtype == bool else out
+
+
+def image_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """``(H, W, 3)`` uint8 -> ``(3, H, W)`` float32 in [-1, 1]."""
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(127.5).sub(1.0)
+
+
+def tensor_to_image(tensor: torch.Tensor) -> np.ndarray:
+    """``(3, H, W)`` float in [-1, 1] -> ``(H, W, 3)`` uint8 (values outside [-1, 1] are clipped)."""
+    if tensor.ndim != 3 or tensor.shape[0] != 3:
+        raise ValueError(f"expected a (3, H, W) tensor, got {tuple(tensor.shape)}")
+    array = (tensor.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5)).round().byte()
+    return array.permute(1, 2, 0).numpy()
+
+
+def mask_to_tensor(mask: np.ndarray) -> torch.Tensor:
+    """``(H, W)`` bool -> ``(1, H, W)`` float32 in {0, 1}."""
+    if mask.ndim != 2:
+        raise ValueError(f"expected an (H, W) mask, got {mask.shape}")
+    return torch.from_numpy(np.ascontiguousarray(mask.astype(np.float32)))[None]
+
+
+def labels_to_tensor(labels: np.ndarray) -> torch.Tensor:
+    """``(H, W)`` uint8 -> ``(H, W)`` int64."""
+    if labels.ndim != 2:
+        raise ValueError(f"expected an (H, W) label map, got {labels.shape}")
+    return torch.from_numpy(np.ascontiguousarray(labels)).long()
+
+
+def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``(H, W)`` or ``(B, H, W)`` int64 -> ``(C, H, W)`` or ``(B, C, H, W)`` float32 one-hot."""
+    encoded = torch.nn.functional.one_hot(labels, num_classes).float()
+    return encoded.movedim(-1, -3)
+
+
+def colorize_labels(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """``(H, W)`` labels -> ``(H, W, 3)`` uint8 RGB through ``palette`` (values past the palette are black)."""
+    table = np.zeros((256, 3), dtype=np.uint8)
+    table[: len(palette)] = palette
+    return table[labels]
