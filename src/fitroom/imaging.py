@@ -15,12 +15,14 @@ import io
 import logging
 import os
 from pathlib import Path
-from typing import BinaryIO, Literal, Union
+from typing import TYPE_CHECKING, BinaryIO, Literal, Union
 
 import cv2
 import numpy as np
-import torch
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+if TYPE_CHECKING:  # torch is imported where tensors are made, so image-only work (rendering workers) skips it
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -242,6 +244,8 @@ def resize(array: np.ndarray, size: Size, kind: ResizeKind = "image") -> np.ndar
 
 def image_to_tensor(image: np.ndarray) -> torch.Tensor:
     """``(H, W, 3)`` uint8 -> ``(3, H, W)`` float32 in [-1, 1]."""
+    import torch
+
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"expected an (H, W, 3) uint8 image, got {image.shape} {image.dtype}")
     return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(127.5).sub(1.0)
@@ -249,6 +253,8 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
 
 def tensor_to_image(tensor: torch.Tensor) -> np.ndarray:
     """``(3, H, W)`` float in [-1, 1] -> ``(H, W, 3)`` uint8 (values outside [-1, 1] are clipped)."""
+    import torch
+
     if tensor.ndim != 3 or tensor.shape[0] != 3:
         raise ValueError(f"expected a (3, H, W) tensor, got {tuple(tensor.shape)}")
     array = (tensor.detach().float().cpu().clamp(-1, 1).add(1).mul(127.5)).round().byte()
@@ -257,6 +263,8 @@ def tensor_to_image(tensor: torch.Tensor) -> np.ndarray:
 
 def mask_to_tensor(mask: np.ndarray) -> torch.Tensor:
     """``(H, W)`` bool -> ``(1, H, W)`` float32 in {0, 1}."""
+    import torch
+
     if mask.ndim != 2:
         raise ValueError(f"expected an (H, W) mask, got {mask.shape}")
     return torch.from_numpy(np.ascontiguousarray(mask.astype(np.float32)))[None]
@@ -264,6 +272,8 @@ def mask_to_tensor(mask: np.ndarray) -> torch.Tensor:
 
 def labels_to_tensor(labels: np.ndarray) -> torch.Tensor:
     """``(H, W)`` uint8 -> ``(H, W)`` int64."""
+    import torch
+
     if labels.ndim != 2:
         raise ValueError(f"expected an (H, W) label map, got {labels.shape}")
     return torch.from_numpy(np.ascontiguousarray(labels)).long()
@@ -271,6 +281,8 @@ def labels_to_tensor(labels: np.ndarray) -> torch.Tensor:
 
 def one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """``(H, W)`` or ``(B, H, W)`` int64 -> ``(C, H, W)`` or ``(B, C, H, W)`` float32 one-hot."""
+    import torch
+
     encoded = torch.nn.functional.one_hot(labels, num_classes).float()
     return encoded.movedim(-1, -3)
 

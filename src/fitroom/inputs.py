@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from fitroom import imaging
 from fitroom.labels import NUM_BODY25, NUM_PARSE_LABELS, GarmentCategory, View
+
+if TYPE_CHECKING:
+    import torch
 
 Size = tuple[int, int]
 
@@ -129,6 +131,8 @@ class TryOnInputs:
             ``keypoints``: ``(25, 3)`` float32, x and y scaled to the new size;
             ``view``, ``category``: int64 scalars (``View.index``; position in ``GarmentCategory``).
         """
+        import torch
+
         height, width = size if size is not None else self.size
         if height <= 0 or width <= 0:
             raise InputsError(f"size must be positive (H, W), got {size}")
