@@ -1,0 +1,406 @@
+"""The ``warp`` engine: a try-on with no learned weights.
+
+The garment's landmarks (neck sides, shoulders, armpits, hem corners, cuffs, elbows) are found on its mask
+contour and matched to the body's keypoints; a thin-plate spline (kornia) through those pairs warps the product
+photo onto the body, sleeves following the arms. The warped garment is composited into the person's old garment
+region, behind the face, hair and (for the torso part) the arms; the person's shading (folds, light) is carried
+onto it; what the old garment covered and the new one does not is filled with skin on the arms and inpainted
+elsewhere. Face, hair, hands, lower body and background outside the edited region are returned unchanged.
+
+It is a baseline: it knows nothing about cloth, and the fill of uncovered regions is a guess. Its SSIM on
+synthetic data is measured by ``benchmarks/preprocess.py``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from kornia.geometry.transform import get_tps_transform, warp_image_tps
+
+from fitroom import imaging
+from fitroom.data.synthetic import draw
+from fitroom.engines import register_engine
+from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
+from fitroom.labels import (
+    ARM_LABELS, UPPER_GARMENT_LABELS, BodyPart, Body25, Cihp, GarmentCategory,
+)
+from fitroom.preprocess.body import BodyGeometry
+
+#: labels that stay in front of the new garment
+FRONT_LABELS = (Cihp.HAT, Cihp.HAIR, Cihp.SUNGLASSES, Cihp.FACE, Cihp.GLOVE, Cihp.SCARF)
+TORSO_PART, SLEEVE_PART = 1, 2
+
+
+@dataclass
+class GarmentLandmarks:
+    """Points on a garment mask, ``(x, y)`` pixels; sides "a" (image left) and "b" (image right)."""
+
+    neck: dict[str, np.ndarray]
+    shoulder: dict[str, np.ndarray]
+    armpit: dict[str, np.ndarray]
+    hem: dict[str, np.ndarray]
+    cuff: dict[str, np.ndarray]  # absent for sleeveless garments
+
+
+def _run(row: np.ndarray, centre: int) -> tuple[int, int] | None:
+    """The run of True values in ``row`` containing (or nearest to) ``centre``."""
+    columns = np.nonzero(row)[0]
+    if len(columns) == 0:
+        return None
+    splits = np.nonzero(np.diff(columns) > 1)[0]
+    starts = np.concatenate([[columns[0]], columns[splits + 1]])
+    ends = np.concatenate([columns[splits], [columns[-1]]])
+    inside = np.nonzero((starts <= centre) & (ends >= centre))[0]
+    index = inside[0] if len(inside) else int(np.argmin(np.minimum(abs(starts - centre), abs(ends - centre))))
+    return int(starts[index]), int(ends[index])
+
+
+def garment_landmarks(mask: np.ndarray) -> GarmentLandmarks:
+    """Find the landmarks of an upper garment's mask (laid flat, seen from the front or back).
+
+    Raises:
+        ValueError: when the mask is empty or has no recognisable torso.
+    """
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        raise ValueError("the garment mask is empty")
+    top, bottom = ys.min(), ys.max()
+    height = bottom - top + 1
+    centre = int(round(np.median(xs[ys > top + 0.8 * height]))) if (ys > top + 0.8 * height).any() else \
+        int(np.median(xs))
+    hem_rows = range(max(bottom - max(int(0.02 * height), 1), top), bottom + 1)
+    runs = [r for r in (_run(mask[y], centre) for y in hem_rows) if r]
+    hem_left = min(r[0] for r in runs)
+    hem_right = max(r[1] for r in runs)
+    hem_width = hem_right - hem_left
+    half = hem_width / 2
+
+    # neck sides: the highest pixel in each half of the central band
+    band = (abs(xs - centre) < 0.3 * hem_width)
+    left_band, right_band = band & (xs < centre), band & (xs > centre)
+    neck = {}
+    for side, sel in (("a", left_band), ("b", right_band)):
+        if not sel.any():
+            raise ValueError("the garment mask has no neckline")
+        y = ys[sel].min()
+        x = xs[sel][ys[sel] == y].mean()
+        neck[side] = np.array([x, y], float)
+    # shoulders: the extreme of (outwards - 2 * up), which sleeves angled down never beat
+    left, right = xs < centre, xs >= centre
+    a = np.argmax(np.where(left, -xs - 2.0 * ys, -np.inf))
+    b = np.argmax(np.where(right, xs - 2.0 * ys, -np.inf))
+    shoulder = {"a": np.array([xs[a], ys[a]], float), "b": np.array([xs[b], ys[b]], float)}
+    # armpits: the first row below the shoulders whose central run has the torso's width
+    shoulder_y = int(max(shoulder["a"][1], shoulder["b"][1]))
+    armpit = None
+    for y in range(shoulder_y + max(int(0.03 * height), 1), bottom):
+        run = _run(mask[y], centre)
+        if run and 0.85 * hem_width <= run[1] - run[0] <= 1.15 * hem_width:
+            armpit = {"a": np.array([run[0], y], float), "b": np.array([run[1], y], float)}
+            break
+    if armpit is None:
+        y = int(shoulder_y + 0.3 * (bottom - shoulder_y))
+        armpit = {"a": np.array([centre - half, y], float), "b": np.array([centre + half, y], float)}
+    hem = {"a": np.array([hem_left, bottom], float), "b": np.array([hem_right, bottom], float)}
+    # cuffs: the farthest sleeve pixel from its shoulder, sleeves being outside the shoulder-armpit line
+    cuff = {}
+    part = sleeve_side(mask, shoulder, armpit)
+    for side in ("a", "b"):
+        sel = part[ys, xs] == (1 if side == "a" else 2)
+        if sel.sum() > 0.002 * len(xs):
+            distance = np.hypot(xs[sel] - shoulder[side][0], ys[sel] - shoulder[side][1])
+            far = np.argmax(distance)
+            cuff[side] = np.array([xs[sel][far], ys[sel][far]], float)
+    return GarmentLandmarks(neck=neck, shoulder=shoulder, armpit=armpit, hem=hem, cuff=cuff)
+
+
+def sleeve_side(mask: np.ndarray, shoulder: dict, armpit: dict) -> np.ndarray:
+    """``(H, W)`` uint8: 1 on the image-left sleeve, 2 on the image-right one, 0 elsewhere (torso or off)."""
+    height, width = mask.shape
+    ys, xs = np.mgrid[0:height, 0:width]
+    out = np.zeros(mask.shape, np.uint8)
+    for value, side, sign in ((1, "a", 1), (2, "b", -1)):
+        s, p = shoulder[side], armpit[side]
+        # which side of the shoulder->armpit line a pixel is on; outside is the sleeve
+        cross = (p[0] - s[0]) * (ys - s[1]) - (p[1] - s[1]) * (xs - s[0])
+        outside = sign * cross > 0
+        out[mask & outside & (ys < p[1] + 0.02 * height)] = value
+        below = mask & (ys >= p[1]) & ((xs < p[0] - 1) if side == "a" else (xs > p[0] + 1))
+        out[below] = value
+    return out
+
+
+def _along_arm(keypoints: np.ndarray, side: str, length: float) -> np.ndarray | None:
+    """The point ``length`` pixels from the shoulder along shoulder -> elbow -> wrist (extended past the wrist)."""
+    joints = (Body25.R_SHOULDER, Body25.R_ELBOW, Body25.R_WRIST) if side == "right" else \
+        (Body25.L_SHOULDER, Body25.L_ELBOW, Body25.L_WRIST)
+    if not all(keypoints[j, 2] > 0 for j in joints[:2]):
+        return None
+    points = [keypoints[j, :2].astype(float) for j in joints if keypoints[j, 2] > 0]
+    for start, end in zip(points[:-1], points[1:]):
+        segment = float(np.hypot(*(end - start)))
+        if length <= segment or end is points[-1]:
+            return start + (end - start) / max(segment, 1e-6) * length
+        length -= segment
+    return points[-1]
+
+
+@dataclass
+class BodyFrame:
+    """The body measures the garment is fitted to, in person pixels."""
+
+    shoulder: dict[str, np.ndarray]  # shoulder joints by image side
+    neck: np.ndarray
+    across: np.ndarray  # unit vector from side "a" to side "b"
+    down: np.ndarray  # unit vector from the neck to the hips
+    width: float  # shoulder width
+    hip_half: float
+    scale: float  # body pixels per garment pixel
+    garment_top: np.ndarray  # the garment's neck centre
+
+
+def body_frame(keypoints: np.ndarray, landmarks: GarmentLandmarks, image_side: dict[str, str]) -> BodyFrame:
+    k = np.asarray(keypoints, dtype=np.float64)
+    shoulder = {s: k[Body25.R_SHOULDER if image_side[s] == "right" else Body25.L_SHOULDER, :2] for s in "ab"}
+    width = float(np.hypot(*(shoulder["b"] - shoulder["a"])))
+    neck = k[Body25.NECK, :2] if k[Body25.NECK, 2] > 0 else (shoulder["a"] + shoulder["b"]) / 2
+    hips_seen = k[Body25.R_HIP, 2] > 0 and k[Body25.L_HIP, 2] > 0
+    mid_hip = (k[Body25.R_HIP, :2] + k[Body25.L_HIP, :2]) / 2 if hips_seen else neck + np.array([0, 1.5 * width])
+    garment_width = float(np.hypot(*(landmarks.shoulder["b"] - landmarks.shoulder["a"])))
+    hip_half = float(np.hypot(*(k[Body25.L_HIP, :2] - k[Body25.R_HIP, :2]))) / 2 if hips_seen else 0.35 * width
+    return BodyFrame(
+        shoulder=shoulder, neck=neck, across=draw.unit(shoulder["b"] - shoulder["a"]), down=draw.unit(mid_hip - neck),
+        width=width, hip_half=hip_half,
+        scale=1.24 * width / max(garment_width, 1.0),  # garment seams sit outside the shoulder joints
+        garment_top=(landmarks.neck["a"] + landmarks.neck["b"]) / 2)
+
+
+def torso_targets(frame: BodyFrame, landmarks: GarmentLandmarks) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Matching (garment, body) points of the torso: neck sides, shoulders, armpits, hem corners."""
+    garment_points, body_points = [], []
+    lift = 0.1 * frame.width
+    for side, sign in (("a", -1), ("b", 1)):
+        garment_points.append(landmarks.neck[side])
+        body_points.append(frame.neck + sign * frame.across * 0.17 * frame.width - frame.down * 1.3 * lift)
+        garment_points.append(landmarks.shoulder[side])
+        body_points.append(frame.shoulder[side] + sign * frame.across * 0.12 * frame.width - frame.down * lift)
+        garment_points.append(landmarks.armpit[side])
+        depth = (landmarks.armpit[side][1] - frame.garment_top[1]) * frame.scale
+        body_points.append(frame.neck + frame.down * depth + sign * frame.across * 0.56 * frame.width)
+        garment_points.append(landmarks.hem[side])
+        depth = (landmarks.hem[side][1] - frame.garment_top[1]) * frame.scale
+        half = abs(landmarks.hem[side][0] - frame.garment_top[0]) * frame.scale
+        body_points.append(frame.neck + frame.down * depth + sign * frame.across * max(half, frame.hip_half
+                                                                                      + 0.25 * frame.width))
+    return garment_points, body_points
+
+
+def sleeve_strip(mask: np.ndarray, side_value: int, landmarks: GarmentLandmarks, side: str,
+                 garment_body: tuple[list[np.ndarray], list[np.ndarray]], frame: BodyFrame,
+                 keypoints: np.ndarray, person_side: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """Cross-sections (outer, inner) of one sleeve on the garment and on the body, for a fold-free strip warp.
+
+    The garment sleeve is measured along its axis (seam middle -> farthest sleeve pixel); the body sleeve follows
+    shoulder -> elbow -> wrist with the same length and widths times the garment-to-body scale.
+    """
+    ys, xs = np.nonzero(mask == side_value)
+    if len(xs) < 20 or side not in landmarks.cuff:
+        return None
+    k = np.asarray(keypoints, dtype=np.float64)
+    shoulder_j, elbow_j, wrist_j = ((Body25.R_SHOULDER, Body25.R_ELBOW, Body25.R_WRIST) if person_side == "right"
+                                    else (Body25.L_SHOULDER, Body25.L_ELBOW, Body25.L_WRIST))
+    if not (k[shoulder_j, 2] > 0 and k[elbow_j, 2] > 0):
+        return None
+    seam_out, seam_in = landmarks.shoulder[side], landmarks.armpit[side]
+    body_out = garment_body[1][4 * (0 if side == "a" else 1) + 1]  # the torso's shoulder target
+    body_in = garment_body[1][4 * (0 if side == "a" else 1) + 2]  # the torso's armpit target
+    middle = (seam_out + seam_in) / 2
+    axis = draw.unit(landmarks.cuff[side] - middle)
+    normal = draw.perp(axis)
+    if np.dot(normal, seam_out - seam_in) < 0:
+        normal = -normal
+    along = (xs - middle[0]) * axis[0] + (ys - middle[1]) * axis[1]
+    offset = (xs - middle[0]) * normal[0] + (ys - middle[1]) * normal[1]
+    length = float(along.max())
+    if length <= 1:
+        return None
+
+    def half_width(t: float) -> float:
+        near = np.abs(along - t) < max(0.04 * length, 1.5)
+        return float(np.abs(offset[near]).max()) if near.any() else float(np.abs(offset).max())
+
+    shoulder = k[shoulder_j, :2]
+    elbow = k[elbow_j, :2]
+    wrist = k[wrist_j, :2] if k[wrist_j, 2] > 0 else elbow + (elbow - shoulder) * 0.85
+    upper = float(np.hypot(*(elbow - shoulder)))
+    body_length = length * frame.scale
+    fractions = [0.5, 1.0] if body_length <= upper else [upper / body_length, 1.0]
+    garment_points = [seam_out, seam_in]
+    body_points = [body_out, body_in]
+    sign = 1.0 if np.dot(draw.perp(draw.unit(elbow - shoulder)), body_out - body_in) > 0 else -1.0
+    for fraction in fractions:
+        t = fraction * length
+        w = half_width(min(t, length * 0.97))
+        centre = middle + axis * t
+        garment_points += [centre + normal * w, centre - normal * w]
+        distance = fraction * body_length
+        if distance <= upper:
+            point = shoulder + (elbow - shoulder) * distance / max(upper, 1e-6)
+            direction = draw.unit(elbow - shoulder)
+        else:
+            fore = float(np.hypot(*(wrist - elbow)))
+            point = elbow + (wrist - elbow) * min((distance - upper) / max(fore, 1e-6), 1.15)
+            direction = draw.unit(wrist - elbow)
+            if abs(fraction * body_length - upper) < 1e-6:
+                direction = draw.unit(draw.unit(elbow - shoulder) + direction)
+        body_normal = draw.perp(direction) * sign
+        body_points += [point + body_normal * w * frame.scale, point - body_normal * w * frame.scale]
+    return np.array(garment_points), np.array(body_points)
+
+
+def tps_warp(image: np.ndarray, source: list[np.ndarray], target: list[np.ndarray]) -> np.ndarray:
+    """Warp ``image`` ``(H, W, C)`` float32 so that each ``source`` pixel lands on its ``target`` pixel."""
+    height, width = image.shape[:2]
+    scale = np.array([width, height], float)
+
+    def normalise(points: list[np.ndarray]) -> torch.Tensor:
+        array = (2 * np.asarray(points) + 1) / scale - 1
+        return torch.from_numpy(array).float()[None]
+
+    garment, body = normalise(source), normalise(target)
+    kernel_weights, affine_weights = get_tps_transform(body, garment)
+    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+    warped = warp_image_tps(tensor, garment, kernel_weights, affine_weights)
+    return np.ascontiguousarray(warped[0].permute(1, 2, 0).numpy())
+
+
+@register_engine("warp")
+class WarpEngine:
+    """A try-on without learned weights (see the module docstring).
+
+    Args:
+        shading: carry the person's folds and light onto the new garment.
+    """
+
+    def __init__(self, shading: bool = True) -> None:
+        self.shading = shading
+
+    def __call__(self, inputs: TryOnInputs) -> TryOnResult:
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def tick(step: str) -> None:
+            nonlocal clock
+            now = time.perf_counter()
+            timings[step] = now - clock
+            clock = now
+
+        # 1. check the inputs this engine needs
+        for field in ("garment", "garment_mask", "keypoints", "parse"):
+            if getattr(inputs, field) is None:
+                raise InputsError(f"the warp engine needs {field}")
+        if inputs.category is not GarmentCategory.UPPER:
+            raise InputsError(f"the warp engine handles upper garments only, not {inputs.category.value}")
+        person, parse, keypoints = inputs.person, inputs.parse, inputs.keypoints
+        height, width = person.shape[:2]
+
+        # 2. garment landmarks, measured on the garment's own mask (stretching it would change its angles)
+        landmarks = garment_landmarks(inputs.garment_mask)
+        native_parts = sleeve_side(inputs.garment_mask, landmarks.shoulder, landmarks.armpit)
+        garment_height, garment_width = inputs.garment_mask.shape
+        to_canvas = np.array([width / garment_width, height / garment_height])
+        garment = imaging.resize(inputs.garment, (height, width), "image").astype(np.float32) / 255.0
+        garment_mask = imaging.resize(inputs.garment_mask, (height, width), "mask")
+        parts = imaging.resize(native_parts, (height, width), "labels")
+        tick("landmarks")
+
+        # 3. the torso by a thin-plate spline through its landmarks, each sleeve by a strip along its arm
+        #    (front view: the image's left is the person's right)
+        image_side = {"a": "right", "b": "left"} if inputs.view.value == "front" else {"a": "left", "b": "right"}
+        frame = body_frame(keypoints, landmarks, image_side)
+        torso_garment, torso_body = torso_targets(frame, landmarks)
+        torso_source = np.dstack([garment, (garment_mask & (parts == 0)).astype(np.float32)])
+        warped = tps_warp(torso_source, [p * to_canvas for p in torso_garment], torso_body)
+        warped_rgb = np.clip(warped[..., :3], 0, 1)
+        # far from its control points a spline folds back onto the garment: keep the torso's own neighbourhood
+        hull = cv2.convexHull(np.round(np.array(torso_body) * 4).astype(np.int32))
+        near = np.zeros((height, width), np.uint8)
+        cv2.fillConvexPoly(near, hull, 1, shift=2)
+        near = cv2.dilate(near, np.ones((3, 3), np.uint8), iterations=max(int(0.08 * frame.width), 1))
+        coverage = warped[..., 3] * near
+        warped_part = np.where(coverage > 0.5, TORSO_PART, 0)
+        for value, side in ((1, "a"), (2, "b")):
+            strip = sleeve_strip(native_parts, value, landmarks, side, (torso_garment, torso_body), frame, keypoints,
+                                 image_side[side])
+            if strip is None:
+                continue
+            source = np.dstack([garment, (parts == value).astype(np.float32)])
+            triangles = draw.strip_triangles(len(strip[0]) // 2)
+            sleeve, _ = draw.piecewise_affine(source, strip[0] * to_canvas, strip[1], triangles, (height, width))
+            on = sleeve[..., 3] > 0.5
+            warped_rgb[on] = sleeve[..., :3][on]
+            coverage = np.maximum(coverage, sleeve[..., 3])
+            warped_part[on] = SLEEVE_PART
+        tick("warp")
+
+        # 4. occlusion: face and hair stay in front; arms stay in front of the torso part, sleeves cover arms
+        front = np.isin(parse, FRONT_LABELS)
+        arms = np.isin(parse, ARM_LABELS)
+        new = coverage > 0.5
+        draw_torso = new & (warped_part != SLEEVE_PART) & ~arms & ~front
+        draw_sleeve = new & (warped_part == SLEEVE_PART) & ~front
+        drawn = draw_torso | draw_sleeve
+        old = np.isin(parse, UPPER_GARMENT_LABELS)
+        neck_skin = parse == Cihp.TORSO_SKIN
+
+        # 5. fill what the old garment covered and the new one does not: skin on the arms, inpainting elsewhere
+        result = person.astype(np.float32) / 255.0
+        uncovered = (old | neck_skin) & ~drawn
+        body = BodyGeometry.from_keypoints(keypoints, scale=1.2)
+        arm_zone = body.mask((height, width), BodyPart.LEFT_UPPER_ARM, BodyPart.RIGHT_UPPER_ARM,
+                             BodyPart.LEFT_LOWER_ARM, BodyPart.RIGHT_LOWER_ARM) | \
+            body.mask((height, width), BodyPart.TORSO) & neck_skin
+        skin_source = arms | (parse == Cihp.FACE) | neck_skin
+        if skin_source.any():
+            skin = np.median(result[skin_source], axis=0)
+            skin_fill = uncovered & arm_zone
+            shade = draw.roundness(skin_fill | (arms & arm_zone), 0.2)
+            result[skin_fill] = (skin[None] * shade[skin_fill][:, None])
+            uncovered &= ~skin_fill
+        if uncovered.any():
+            filled = cv2.inpaint((result * 255).astype(np.uint8), uncovered.astype(np.uint8),
+                                 max(int(0.01 * height), 3), cv2.INPAINT_TELEA)
+            result[uncovered] = filled[uncovered].astype(np.float32) / 255.0
+        tick("fill")
+
+        # 6. carry the person's shading (band-passed luminance of the old garment) onto the new one
+        if self.shading and (drawn & old).any():
+            luminance = cv2.cvtColor(person, cv2.COLOR_RGB2Lab)[..., 0].astype(np.float32) + 1.0
+            # a median first removes thin print lines; the clip keeps an old pattern from showing through
+            fine = cv2.GaussianBlur(cv2.medianBlur(luminance.astype(np.uint8), 5).astype(np.float32) + 1.0, (0, 0),
+                                    max(0.008 * height, 1.0))
+            coarse = cv2.GaussianBlur(luminance, (0, 0), max(0.05 * height, 2.0))
+            shade = np.clip(fine / coarse, 0.85, 1.12)
+            weight = cv2.GaussianBlur(old.astype(np.float32), (0, 0), max(0.004 * height, 1.0))
+            shade = 1 + (shade - 1) * weight
+            warped_rgb = warped_rgb * shade[..., None]
+        tick("shading")
+
+        # 7. composite with feathered seams, never outside the garment's own neighbourhood
+        alpha = cv2.GaussianBlur(drawn.astype(np.float32), (0, 0), max(0.0015 * height, 0.6))
+        alpha = np.where(drawn, np.maximum(alpha, 0.5), alpha)
+        allowed = cv2.dilate(drawn.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~front
+        alpha = np.where(allowed, alpha, 0.0)[..., None]
+        result = result * (1 - alpha) + np.clip(warped_rgb, 0, 1) * alpha
+        image = np.clip(result * 255 + 0.5, 0, 255).astype(np.uint8)
+        new_parse = parse.copy()
+        new_parse[uncovered | ((old | neck_skin) & ~drawn & ~arm_zone)] = Cihp.BACKGROUND
+        new_parse[drawn] = Cihp.UPPER_CLOTHES
+        tick("composite")
+        warped_uint8 = np.clip(warped_rgb * 255 + 0.5, 0, 255).astype(np.uint8)
+        return TryOnResult(image=image, engine="warp", warped_garment=warped_uint8, warped_mask=new,
+                           parse=new_parse, timings=timings)

@@ -1,0 +1,127 @@
+"""Photos to :class:`TryOnInputs`: the whole preprocessing chain behind one object.
+
+``Preprocessor`` loads mediapipe's models once and reuses them. For a person photo: pose (BODY_25), people
+count (faces and separate person regions; more than one is refused), silhouette refined at full resolution,
+human parse, dense body map, agnostic parse and cloth-agnostic person. For a product photo: the garment mask and
+its category. Every output keeps the input photo's own resolution.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from fitroom.inputs import TryOnInputs
+from fitroom.labels import Body25, GarmentCategory, View
+from fitroom.preprocess.agnostic import agnostic_person, parse_agnostic
+from fitroom.preprocess.dense import create_dense_mapper
+from fitroom.preprocess.errors import MissingBodyPartError, MultiplePeopleError, NoPersonError
+from fitroom.preprocess.garment import garment_mask, guess_category
+from fitroom.preprocess.parsing import create_parser
+from fitroom.preprocess.pose import FaceDetector, PoseEstimator, SelfieSegmenter, count_people, person_mask
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class PersonAnalysis:
+    """Everything preprocessing learns about a person photo (all at the photo's resolution)."""
+
+    keypoints: np.ndarray
+    landmarks: np.ndarray
+    mask: np.ndarray
+    parse: np.ndarray
+    dense: np.ndarray
+    agnostic: np.ndarray
+    parse_agnostic: np.ndarray
+    faces: np.ndarray
+    people: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Preprocessor:
+    """The preprocessing chain (see the module docstring).
+
+    Args:
+        parser: human-parsing backend name (``builtin`` or ``schp``); ``parser_options`` go to it.
+        dense: dense-map backend name (``builtin`` or ``file``); ``dense_options`` go to it.
+        allow_several_people: analyse the most prominent person even when others are in the photo.
+    """
+
+    def __init__(self, parser: str = "builtin", dense: str = "builtin", parser_options: dict | None = None,
+                 dense_options: dict | None = None, allow_several_people: bool = False) -> None:
+        self.pose = PoseEstimator()
+        self.faces = FaceDetector()
+        self.selfie = SelfieSegmenter()
+        self.parser = create_parser(parser, **(parser_options or {}))
+        self.dense = create_dense_mapper(dense, **(dense_options or {}))
+        self.allow_several_people = allow_several_people
+
+    def close(self) -> None:
+        for model in (self.pose, self.faces, self.selfie):
+            model.close()
+
+    def __enter__(self) -> "Preprocessor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def analyse_person(self, image: np.ndarray, view: View = View.FRONT, name: str = "") -> PersonAnalysis:
+        """Analyse a person photo ``(H, W, 3)`` uint8 RGB.
+
+        Raises:
+            NoPersonError, MultiplePeopleError, MissingBodyPartError: with a message for the shopper.
+        """
+        view = View(view)
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        pose = self.pose(image)
+        timings["pose"] = time.perf_counter() - start
+        if pose is None:
+            raise NoPersonError()
+        faces = self.faces(image)
+        everyone = self.selfie(image)
+        people = count_people(faces, everyone)
+        timings["people"] = time.perf_counter() - start - timings["pose"]
+        if people > 1 and not self.allow_several_people:
+            raise MultiplePeopleError(people)
+        keypoints = pose.keypoints
+        for joints, part in (((Body25.R_SHOULDER, Body25.L_SHOULDER), "shoulders"),):
+            if not all(keypoints[j, 2] > 0 for j in joints):
+                raise MissingBodyPartError(part)
+        clock = time.perf_counter()
+        mask = person_mask(image, pose.segmentation if pose.segmentation is not None else everyone, keypoints)
+        timings["mask"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        parse = self.parser(image, keypoints, mask, view)
+        timings["parse"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        dense = self.dense(image, keypoints, mask, view, name)
+        timings["dense"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        agnostic = agnostic_person(image, parse, keypoints)
+        agnostic_labels = parse_agnostic(parse, keypoints)
+        timings["agnostic"] = time.perf_counter() - clock
+        return PersonAnalysis(keypoints=keypoints, landmarks=pose.landmarks, mask=mask, parse=parse, dense=dense,
+                              agnostic=agnostic, parse_agnostic=agnostic_labels, faces=faces, people=people,
+                              timings=timings)
+
+    def analyse_garment(self, image: np.ndarray, category: GarmentCategory | str | None = None
+                        ) -> tuple[np.ndarray, GarmentCategory]:
+        """The garment's mask and category (guessed from the mask when not given)."""
+        mask = garment_mask(image)
+        return mask, GarmentCategory(category) if category else guess_category(mask)
+
+    def __call__(self, person: np.ndarray, garment: np.ndarray, view: View = View.FRONT,
+                 category: GarmentCategory | str | None = None, name: str = "", garment_name: str = ""
+                 ) -> TryOnInputs:
+        analysis = self.analyse_person(person, view, name)
+        mask, category = self.analyse_garment(garment, category)
+        return TryOnInputs(person=person, garment=garment, garment_mask=mask, keypoints=analysis.keypoints,
+                           parse=analysis.parse, dense=analysis.dense, agnostic=analysis.agnostic,
+                           parse_agnostic=analysis.parse_agnostic, view=View(view), category=category, name=name,
+                           garment_name=garment_name)

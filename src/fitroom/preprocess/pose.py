@@ -1,0 +1,217 @@
+"""Pose, faces and the person's silhouette from the models that ship inside the ``mediapipe`` wheel (offline).
+
+* :class:`PoseEstimator`: BlazePose full (``model_complexity=1``; 0 and 2 would download and fail offline) ->
+  33 landmarks with visibility -> BODY_25 keypoints (neck and mid-hip derived) with confidences, plus
+  BlazePose's segmentation mask of the detected person.
+* :class:`FaceDetector`: the full-range face detector, to count people.
+* :func:`person_mask`: the segmentation refined at full resolution with a guided filter, so the silhouette follows
+  the photo's edges rather than the model's 256-pixel grid.
+
+Photos larger than ``max_side`` are analysed on a reduced copy (the models work at 256 pixels anyway); every
+output is in the original photo's pixels.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from fitroom.labels import MEDIAPIPE_TO_BODY25, NUM_BODY25, NUM_MEDIAPIPE
+
+logger = logging.getLogger(__name__)
+
+#: a joint whose BlazePose visibility is below this is written as undetected (0, 0, 0), as OpenPose does
+VISIBILITY_THRESHOLD = 0.3
+DEFAULT_MAX_SIDE = 1024
+
+
+def _mediapipe():
+    # quiet the TFLite/absl start-up chatter before the first import
+    os.environ.setdefault("GLOG_minloglevel", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import mediapipe
+
+    return mediapipe
+
+
+def _reduce(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """A copy no larger than ``max_side`` and the factor from it back to the original."""
+    height, width = image.shape[:2]
+    scale = max(height, width) / max_side
+    if scale <= 1:
+        return image, 1.0
+    small = cv2.resize(image, (round(width / scale), round(height / scale)), interpolation=cv2.INTER_AREA)
+    return small, scale
+
+
+def mediapipe_to_body25(landmarks: np.ndarray, threshold: float = VISIBILITY_THRESHOLD) -> np.ndarray:
+    """Convert ``(33, 3)`` landmarks ``(x_px, y_px, visibility)`` to ``(25, 3)`` BODY_25 ``(x, y, confidence)``.
+
+    A derived joint (neck, mid-hip) has the lower visibility of its sources; joints under ``threshold`` are
+    ``(0, 0, 0)``.
+    """
+    if landmarks.shape != (NUM_MEDIAPIPE, 3):
+        raise ValueError(f"expected (33, 3) landmarks, got {landmarks.shape}")
+    out = np.zeros((NUM_BODY25, 3), dtype=np.float32)
+    for joint, sources in MEDIAPIPE_TO_BODY25.items():
+        points = landmarks[list(sources)]
+        confidence = float(points[:, 2].min())
+        if confidence >= threshold:
+            out[joint] = (*points[:, :2].mean(axis=0), confidence)
+    return out
+
+
+@dataclass
+class PoseResult:
+    """One person's pose in photo pixels.
+
+    Attributes:
+        keypoints: ``(25, 3)`` BODY_25 ``(x, y, confidence)``.
+        landmarks: ``(33, 3)`` BlazePose ``(x, y, visibility)`` (may lie outside the photo).
+        segmentation: ``(H, W)`` float32 probability that a pixel is this person, or None.
+    """
+
+    keypoints: np.ndarray
+    landmarks: np.ndarray
+    segmentation: np.ndarray | None
+
+
+class PoseEstimator:
+    """BlazePose on one photo at a time. Not thread-safe: use one per thread or process."""
+
+    def __init__(self, min_confidence: float = 0.5, max_side: int = DEFAULT_MAX_SIDE,
+                 with_segmentation: bool = True) -> None:
+        mp = _mediapipe()
+        self._pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
+                                            enable_segmentation=with_segmentation,
+                                            min_detection_confidence=min_confidence)
+        self.max_side = max_side
+
+    def __call__(self, image: np.ndarray) -> PoseResult | None:
+        """Estimate the pose of the most prominent person in ``image`` ``(H, W, 3)`` uint8 RGB; None if nobody."""
+        small, scale = _reduce(image, self.max_side)
+        result = self._pose.process(np.ascontiguousarray(small))
+        if result.pose_landmarks is None:
+            return None
+        height, width = small.shape[:2]
+        landmarks = np.array([(p.x * width * scale, p.y * height * scale, p.visibility)
+                              for p in result.pose_landmarks.landmark], dtype=np.float32)
+        # a landmark BlazePose places outside the photo was guessed, not seen
+        full_h, full_w = image.shape[:2]
+        outside = ((landmarks[:, 0] < 0) | (landmarks[:, 1] < 0) | (landmarks[:, 0] > full_w - 1)
+                   | (landmarks[:, 1] > full_h - 1))
+        landmarks[outside, 2] = 0.0
+        segmentation = None
+        if result.segmentation_mask is not None:
+            segmentation = cv2.resize(result.segmentation_mask.astype(np.float32), (full_w, full_h),
+                                      interpolation=cv2.INTER_LINEAR)
+        return PoseResult(keypoints=mediapipe_to_body25(landmarks), landmarks=landmarks, segmentation=segmentation)
+
+    def close(self) -> None:
+        self._pose.close()
+
+    def __enter__(self) -> "PoseEstimator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class FaceDetector:
+    """mediapipe's full-range face detector: boxes ``(x0, y0, x1, y1, score)`` in photo pixels."""
+
+    def __init__(self, min_confidence: float = 0.6, max_side: int = DEFAULT_MAX_SIDE) -> None:
+        mp = _mediapipe()
+        self._detector = mp.solutions.face_detection.FaceDetection(model_selection=1,
+                                                                   min_detection_confidence=min_confidence)
+        self.max_side = max_side
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        small, scale = _reduce(image, self.max_side)
+        result = self._detector.process(np.ascontiguousarray(small))
+        height, width = small.shape[:2]
+        boxes = []
+        for detection in result.detections or []:
+            box = detection.location_data.relative_bounding_box
+            x0, y0 = box.xmin * width * scale, box.ymin * height * scale
+            boxes.append((x0, y0, x0 + box.width * width * scale, y0 + box.height * height * scale,
+                          detection.score[0]))
+        return np.array(boxes, dtype=np.float32).reshape(-1, 5)
+
+    def close(self) -> None:
+        self._detector.close()
+
+
+class SelfieSegmenter:
+    """mediapipe's selfie segmentation: every person in the photo, as a ``(H, W)`` float32 probability."""
+
+    def __init__(self, max_side: int = DEFAULT_MAX_SIDE) -> None:
+        mp = _mediapipe()
+        self._segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        self.max_side = max_side
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        small, _ = _reduce(image, self.max_side)
+        mask = self._segmenter.process(np.ascontiguousarray(small)).segmentation_mask
+        return cv2.resize(mask.astype(np.float32), (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+
+    def close(self) -> None:
+        self._segmenter.close()
+
+
+def person_mask(image: np.ndarray, probability: np.ndarray, keypoints: np.ndarray | None = None) -> np.ndarray:
+    """Refine a low-resolution person probability at full resolution: ``(H, W)`` bool.
+
+    A guided filter (guide = the photo) snaps the soft mask to the photo's edges; the result is thresholded at 0.5,
+    small specks are removed (the component the skeleton lies on is kept, or the largest) and holes are filled.
+    """
+    height, width = probability.shape
+    radius = max(int(round(min(height, width) / 100)), 2)
+    guide = image.astype(np.float32) / 255.0
+    refined = cv2.ximgproc.guidedFilter(guide, probability.astype(np.float32), radius, 1e-3)
+    mask = (refined > 0.5).astype(np.uint8)
+    count, components, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if count <= 1:
+        return mask.astype(bool)
+    keep = None
+    if keypoints is not None:
+        visible = keypoints[keypoints[:, 2] > 0]
+        votes = np.zeros(count, int)
+        for x, y, _ in visible:
+            xi, yi = int(np.clip(x, 0, width - 1)), int(np.clip(y, 0, height - 1))
+            votes[components[yi, xi]] += 1
+        votes[0] = 0
+        if votes.max() > 0:
+            keep = int(votes.argmax())
+    if keep is None:
+        keep = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return fill_holes(components == keep)
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` with every background region that does not touch the border filled."""
+    count, regions = cv2.connectedComponents((~mask).astype(np.uint8), connectivity=4)
+    border = np.unique(np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]]))
+    return mask | ((regions > 0) & ~np.isin(regions, border))
+
+
+def count_people(faces: np.ndarray, everyone: np.ndarray, min_area: float = 0.02,
+                 min_face_height: float = 0.03) -> int:
+    """How many people a photo shows: the larger of the number of faces and of separate person regions.
+
+    Args:
+        faces: ``(N, 5)`` face boxes.
+        everyone: ``(H, W)`` probability of any person (selfie segmentation).
+        min_area: smallest person region, as a fraction of the photo, that counts as a person.
+        min_face_height: smallest face, as a fraction of the photo's height, that counts.
+    """
+    height, width = everyone.shape
+    big_faces = int(((faces[:, 3] - faces[:, 1]) >= min_face_height * height).sum()) if len(faces) else 0
+    mask = (everyone > 0.5).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    regions = int((stats[1:, cv2.CC_STAT_AREA] >= min_area * height * width).sum()) if count > 1 else 0
+    return max(big_faces, regions)
