@@ -95,28 +95,98 @@ def cmd_dataset_check(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job on the embedded defaults: render a sample set and a contact sheet."""
-    from fitroom.data.synthetic.writer import SynthConfig, synthesize
-    from fitroom.demo import contact_sheet
+    """The main job on the embedded defaults: try-ons on the bundled photos, a rendered sample set, sheets."""
     from fitroom import imaging
+    from fitroom.data.synthetic.writer import SynthConfig, synthesize
+    from fitroom.demo import contact_sheet, tryon_sheet
 
     out = Path(args.out)
+    sheet = tryon_sheet(out / "tryon", engine_name=args.engine)
+    imaging.save_image(out / "tryon_sheet.png", sheet)
+    logger.info("try-ons of the bundled photos (%s engine): %s", args.engine, (out / "tryon").resolve())
     config = SynthConfig(out=out / "dataset", count=args.count, size=args.size, seed=args.seed,
                          workers=args.workers, test_fraction=0.25)
     synthesize(config, progress=not args.quiet)
-    sheet = contact_sheet(config.out, rows=args.count)
-    path = out / "contact_sheet.png"
-    imaging.save_image(path, sheet)
+    imaging.save_image(out / "contact_sheet.png", contact_sheet(config.out, rows=args.count))
     logger.info("rendered %d people (front and back) into %s", args.count, config.out)
-    logger.info("contact sheet: %s", path.resolve())
+    logger.info("results: %s (try-ons) and %s (rendered samples)", (out / "tryon_sheet.png").resolve(),
+                (out / "contact_sheet.png").resolve())
     return 0
 
 
+def cmd_tryon(args: argparse.Namespace) -> int:
+    """Dress the person of one photo in the garment of another."""
+    from fitroom import imaging
+    from fitroom.engines import create_engine
+    from fitroom.labels import CIHP_PALETTE
+    from fitroom.preprocess.pipeline import Preprocessor
+    from fitroom.viz import draw_keypoints
+
+    person = imaging.load_image(args.person)
+    garment = imaging.load_image(args.garment)
+    engine = create_engine(args.engine)
+    dense_options = {"directory": args.dense_dir} if args.dense == "file" else {}
+    with Preprocessor(parser=args.parser, dense=args.dense, dense_options=dense_options) as preprocess:
+        inputs = preprocess(person, garment, view=args.view, category=args.category, name=Path(args.person).name,
+                            garment_name=Path(args.garment).name)
+    result = engine(inputs)
+    out = Path(args.out)
+    imaging.save_image(out, result.image)
+    logger.info("try-on (%s engine, %s view): %s", args.engine, args.view, out.resolve())
+    if args.save_intermediates:
+        folder = out.with_name(out.stem + "_intermediates")
+        pictures = {
+            "pose.png": draw_keypoints(person.shape[:2], inputs.keypoints, person),
+            "parse.png": imaging.colorize_labels(inputs.parse, CIHP_PALETTE),
+            "dense.png": inputs.dense, "agnostic.png": inputs.agnostic,
+            "garment_mask.png": inputs.garment_mask,
+        }
+        if result.warped_garment is not None:
+            pictures["warped_garment.png"] = result.warped_garment
+        if result.parse is not None:
+            pictures["result_parse.png"] = imaging.colorize_labels(result.parse, CIHP_PALETTE)
+        for name, picture in pictures.items():
+            imaging.save_image(folder / name, picture)
+        logger.info("intermediates: %s", folder.resolve())
+    return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    """Raw photos -> the VITON-HD layout."""
+    from fitroom.data.prepare import PrepareConfig, prepare
+
+    config = PrepareConfig(persons=Path(args.persons), garments=Path(args.garments), out=Path(args.out),
+                           split=args.split, view=args.view, category=args.category,
+                           pairs=Path(args.pairs) if args.pairs else None, workers=args.workers, parser=args.parser,
+                           dense=args.dense, dense_dir=Path(args.dense_dir) if args.dense_dir else None)
+    rows = prepare(config, progress=not args.quiet)
+    return 1 if any(r["status"] == "failed" for r in rows) else 0
+
+
+def _preprocessing_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--view", choices=["front", "back"], default="front", help="which side the photo shows")
+    parser.add_argument("--category", choices=["upper", "lower", "dress"], default=None,
+                        help="garment category (default: guessed from the garment's shape)")
+    parser.add_argument("--parser", default="builtin", help="human parser backend: builtin or schp")
+    parser.add_argument("--dense", default="builtin", choices=["builtin", "file"], help="dense body map backend")
+    parser.add_argument("--dense-dir", help="folder of DensePose renders for --dense file")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fitroom", description="An open-source virtual fitting room.")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bars")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    # -q / -v are accepted before or after the subcommand
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="only warnings and errors, no progress bars")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
+    parser = argparse.ArgumentParser(prog="fitroom", description="An open-source virtual fitting room.",
+                                     parents=[common])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    add_parser = sub.add_parser
+
+    def subcommand(name: str, **kwargs) -> argparse.ArgumentParser:
+        return add_parser(name, parents=[common], **kwargs)
+
+    sub.add_parser = subcommand  # type: ignore[method-assign]
 
     env = sub.add_parser("env", help="print versions and which optional weights are present")
     env.set_defaults(func=cmd_env)
@@ -140,8 +210,29 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--splits", nargs="+", default=["train", "test"])
     check.set_defaults(func=cmd_dataset_check)
 
+    tryon = sub.add_parser("tryon", help="dress the person in a photo in a garment")
+    tryon.add_argument("--person", required=True, help="photo of the person")
+    tryon.add_argument("--garment", required=True, help="product photo of the garment")
+    tryon.add_argument("--out", required=True, help="where to write the result (PNG or JPEG by suffix)")
+    tryon.add_argument("--engine", default="warp", help="try-on engine (default: warp, needs no weights)")
+    tryon.add_argument("--save-intermediates", action="store_true",
+                       help="also write pose, parse, dense map, agnostic person and warped garment")
+    _preprocessing_options(tryon)
+    tryon.set_defaults(func=cmd_tryon)
+
+    prepare = sub.add_parser("prepare", help="turn folders of raw photos into a VITON-HD layout dataset")
+    prepare.add_argument("--persons", required=True, help="folder of person photos")
+    prepare.add_argument("--garments", required=True, help="folder of garment product photos")
+    prepare.add_argument("--out", required=True, help="dataset folder to write (resumable)")
+    prepare.add_argument("--split", choices=["train", "test"], default="test")
+    prepare.add_argument("--pairs", help="file of 'person garment' lines (default: same name, else in turn)")
+    prepare.add_argument("--workers", type=int, default=1)
+    _preprocessing_options(prepare)
+    prepare.set_defaults(func=cmd_prepare)
+
     demo = sub.add_parser("demo", help="the main job on the embedded defaults (what the README's quick start runs)")
     demo.add_argument("--out", default="outputs/demo")
+    demo.add_argument("--engine", default="warp")
     demo.add_argument("--count", type=int, default=8)
     demo.add_argument("--size", type=_size, default=(512, 384))
     demo.add_argument("--seed", type=int, default=0)
@@ -153,14 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.quiet = getattr(args, "quiet", False)
+    args.verbose = getattr(args, "verbose", False)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s")
-    from fitroom.data.layout import DatasetError
-    from fitroom.imaging import ImageError
-
     try:
         return args.func(args)
-    except (ImageError, DatasetError, ValueError, OSError) as error:
+    except (ValueError, OSError) as error:  # ImageError, PhotoError, DatasetError, GarmentError are ValueErrors
         logger.error("error: %s", error)
         return 2
     except KeyboardInterrupt:

@@ -144,6 +144,7 @@ def write_keypoints(path: str | os.PathLike, keypoints: np.ndarray) -> None:
         "face_keypoints_2d": [], "hand_left_keypoints_2d": [], "hand_right_keypoints_2d": [],
         "pose_keypoints_3d": [], "face_keypoints_3d": [], "hand_left_keypoints_3d": [], "hand_right_keypoints_3d": [],
     }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps({"version": 1.3, "people": [person]}))
 
 

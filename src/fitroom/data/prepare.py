@@ -1,0 +1,185 @@
+"""``fitroom prepare``: folders of raw photos -> a dataset in the VITON-HD layout, ready to train or evaluate on.
+
+Each person photo gets every per-person modality (pose JSON and drawing, parse, agnostic parse, dense map,
+agnostic person); each product photo its mask. Work is resumable (a photo whose outputs all exist is skipped),
+spread over worker processes with a progress bar, and reported per file in ``prepare_report.csv``: a photo that
+fails (no person, two people, corrupt, ...) is listed with the reason and never stops the batch.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import multiprocessing
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from fitroom import imaging
+from fitroom.data.layout import FOLDERS, PAIRS_FILE, VIEWS_FILE, file_name, write_keypoints, write_pairs
+from fitroom.labels import CIHP_PALETTE, GarmentCategory, View
+
+logger = logging.getLogger(__name__)
+
+REPORT = "prepare_report.csv"
+PERSON_ROLES = ("image", "parse", "parse_agnostic", "openpose_json", "openpose_img", "dense", "agnostic")
+GARMENT_ROLES = ("cloth", "cloth_mask")
+
+
+def output_name(path: Path) -> str:
+    """The dataset name of a photo: its stem with unsafe characters replaced, as ``.jpg``."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", path.stem) + ".jpg"
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    persons: Path
+    garments: Path
+    out: Path
+    split: str = "test"
+    view: View = View.FRONT
+    category: GarmentCategory | None = None
+    pairs: Path | None = None
+    workers: int = 1
+    parser: str = "builtin"
+    dense: str = "builtin"
+    dense_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "view", View(self.view))
+        if self.category is not None:
+            object.__setattr__(self, "category", GarmentCategory(self.category))
+        if self.split not in ("train", "test"):
+            raise ValueError(f"split must be train or test, got {self.split!r}")
+
+
+_worker: dict = {}
+
+
+def _init(config: PrepareConfig) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)
+    from fitroom.preprocess.pipeline import Preprocessor
+
+    options = {"directory": config.dense_dir} if config.dense == "file" else {}
+    _worker["pre"] = Preprocessor(parser=config.parser, dense=config.dense, dense_options=options)
+    _worker["config"] = config
+
+
+def _paths(config: PrepareConfig, roles: tuple[str, ...], name: str) -> dict[str, Path]:
+    return {role: config.out / config.split / FOLDERS[role][0] / file_name(role, name) for role in roles}
+
+
+def _do_person(path: Path) -> dict:
+    from fitroom.viz import draw_keypoints
+
+    config: PrepareConfig = _worker["config"]
+    name = output_name(path)
+    targets = _paths(config, PERSON_ROLES, name)
+    if all(p.is_file() for p in targets.values()):
+        return {"kind": "person", "file": str(path), "name": name, "status": "skipped", "reason": "already done",
+                "seconds": 0.0}
+    start = time.perf_counter()
+    try:
+        image = imaging.load_image(path)
+        analysis = _worker["pre"].analyse_person(image, config.view, name)
+    except (ValueError, OSError) as error:  # ImageError, PhotoError and friends are ValueErrors
+        return {"kind": "person", "file": str(path), "name": name, "status": "failed",
+                "reason": str(error).removeprefix(f"{path}: "), "seconds": time.perf_counter() - start}
+    # the image is written last, so a killed run leaves the photo unfinished and it is redone
+    imaging.save_label_map(targets["parse"], analysis.parse, CIHP_PALETTE)
+    imaging.save_label_map(targets["parse_agnostic"], analysis.parse_agnostic, CIHP_PALETTE)
+    write_keypoints(targets["openpose_json"], analysis.keypoints)
+    imaging.save_image(targets["openpose_img"], draw_keypoints(image.shape[:2], analysis.keypoints))
+    imaging.save_image(targets["dense"], analysis.dense)
+    imaging.save_image(targets["agnostic"], analysis.agnostic)
+    imaging.save_image(targets["image"], image)
+    return {"kind": "person", "file": str(path), "name": name, "status": "ok", "reason": "",
+            "seconds": time.perf_counter() - start}
+
+
+def _do_garment(path: Path) -> dict:
+    config: PrepareConfig = _worker["config"]
+    name = output_name(path)
+    targets = _paths(config, GARMENT_ROLES, name)
+    if all(p.is_file() for p in targets.values()):
+        return {"kind": "garment", "file": str(path), "name": name, "status": "skipped", "reason": "already done",
+                "seconds": 0.0}
+    start = time.perf_counter()
+    try:
+        image = imaging.load_image(path)
+        mask, category = _worker["pre"].analyse_garment(image, config.category)
+    except (ValueError, OSError) as error:
+        return {"kind": "garment", "file": str(path), "name": name, "status": "failed",
+                "reason": str(error).removeprefix(f"{path}: "), "seconds": time.perf_counter() - start}
+    imaging.save_image(targets["cloth_mask"], mask)
+    imaging.save_image(targets["cloth"], image)
+    return {"kind": "garment", "file": str(path), "name": name, "status": "ok", "reason": category.value,
+            "seconds": time.perf_counter() - start}
+
+
+def _do(task: tuple[str, Path]) -> dict:
+    kind, path = task
+    return _do_person(path) if kind == "person" else _do_garment(path)
+
+
+def _files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise ValueError(f"{directory} is not a folder")
+    return sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def prepare(config: PrepareConfig, progress: bool = True) -> list[dict]:
+    """Run the preparation; returns the report rows (also written to ``OUT/prepare_report.csv``)."""
+    persons, garments = _files(config.persons), _files(config.garments)
+    tasks = [("person", p) for p in persons] + [("garment", g) for g in garments]
+    rows: list[dict] = []
+    bar = tqdm(total=len(tasks), desc="preparing photos", unit="photo", disable=not progress)
+    if config.workers > 1:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(config.workers, initializer=_init, initargs=(config,)) as pool:
+            for row in pool.imap_unordered(_do, tasks):
+                rows.append(row)
+                bar.update(1)
+    else:
+        _init(config)
+        try:
+            for task in tasks:
+                rows.append(_do(task))
+                bar.update(1)
+        finally:
+            _worker.pop("pre").close()
+    bar.close()
+    rows.sort(key=lambda r: (r["kind"], r["file"]))
+
+    done = {(r["kind"], r["name"]) for r in rows if r["status"] in ("ok", "skipped")}
+    person_names = [output_name(p) for p in persons if ("person", output_name(p)) in done]
+    garment_names = [output_name(g) for g in garments if ("garment", output_name(g)) in done]
+    if config.pairs is not None:
+        listed = [line.split() for line in config.pairs.read_text().splitlines() if line.strip()]
+        pairs = [(output_name(Path(a)), output_name(Path(b))) for a, b in listed]
+    else:
+        by_stem = set(garment_names)
+        pairs = [(n, n if n in by_stem else garment_names[i % len(garment_names)])
+                 for i, n in enumerate(person_names)] if garment_names else []
+    pairs = [(a, b) for a, b in pairs if a in person_names and b in garment_names]
+    split_dir = config.out / config.split
+    split_dir.mkdir(parents=True, exist_ok=True)
+    write_pairs(config.out / PAIRS_FILE.format(split=config.split), pairs)
+    (split_dir / VIEWS_FILE).write_text("".join(f"{n} {config.view.value}\n" for n in person_names))
+    with (config.out / REPORT).open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["kind", "file", "name", "status", "reason", "seconds"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "seconds": f"{row['seconds']:.3f}"})
+    failed = [r for r in rows if r["status"] == "failed"]
+    for row in failed:
+        logger.warning("%s: %s", row["file"], row["reason"])
+    logger.info("prepared %d persons and %d garments (%d failed, %d skipped as done); %d pairs; report: %s",
+                len(person_names), len(garment_names), len(failed),
+                sum(r["status"] == "skipped" for r in rows), len(pairs), config.out / REPORT)
+    return rows

@@ -1,0 +1,114 @@
+"""`fitroom tryon` and `fitroom prepare` on real and broken photos: results, messages, exit codes."""
+
+import csv
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fitroom import imaging
+from fitroom.cli import main
+from fitroom.data.layout import VitonLayout
+from fitroom.demo import sample_path
+from fitroom.labels import Cihp
+
+GARMENT = str(sample_path("garment_tee_front.jpg"))
+
+
+def _write(path, image: Image.Image, fmt: str, **kwargs):
+    image.save(path, format=fmt, **kwargs)
+    return str(path)
+
+
+def test_tryon_on_the_astronaut(tmp_path, astronaut, preprocessor):
+    out = tmp_path / "result.png"
+    assert main(["-q", "tryon", "--person", str(sample_path("astronaut.jpg")), "--garment", GARMENT, "--out",
+                 str(out), "--save-intermediates"]) == 0
+    result = imaging.load_image(out)
+    assert result.shape == astronaut.shape
+    parse = preprocessor.analyse_person(astronaut).parse
+    face = parse == Cihp.FACE
+    np.testing.assert_array_equal(result[face], astronaut[face])  # the face is untouched
+    top_left = (slice(0, 60), slice(0, 60))  # the flag in the background
+    np.testing.assert_array_equal(result[top_left], astronaut[top_left])
+    garment = parse == Cihp.UPPER_CLOTHES
+    assert np.abs(result[garment].astype(int) - astronaut[garment].astype(int)).mean() > 20  # the torso changed
+    for name in ("pose.png", "parse.png", "dense.png", "agnostic.png", "warped_garment.png"):
+        assert (tmp_path / "result_intermediates" / name).is_file()
+
+
+@pytest.mark.parametrize("kind", ["grey", "cmyk", "exif"])
+def test_convertible_photos_work(tmp_path, astronaut, kind):
+    image = Image.fromarray(astronaut)
+    if kind == "grey":
+        person = _write(tmp_path / "p.png", image.convert("L"), "PNG")
+    elif kind == "cmyk":
+        person = _write(tmp_path / "p.jpg", image.convert("CMYK"), "JPEG")
+    else:  # stored sideways with an EXIF orientation that turns it upright
+        exif = Image.Exif()
+        exif[0x0112] = 8
+        person = _write(tmp_path / "p.jpg", image.rotate(-90, expand=True), "JPEG", exif=exif.tobytes())
+    out = tmp_path / "out.png"
+    assert main(["-q", "tryon", "--person", person, "--garment", GARMENT, "--out", str(out)]) == 0
+    assert imaging.load_image(out).shape == astronaut.shape
+
+
+def _broken(tmp_path, astronaut, kind):
+    path = tmp_path / f"{kind}.jpg"
+    if kind == "corrupt":
+        data = io.BytesIO()
+        Image.fromarray(astronaut).save(data, "JPEG")
+        path.write_bytes(data.getvalue()[:2000])
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "huge":
+        Image.new("L", (9000, 6000)).save(path.with_suffix(".png"))
+        path = path.with_suffix(".png")
+    elif kind == "personless":
+        Image.fromarray(np.ascontiguousarray(astronaut[:, 380:])).save(path)
+    elif kind == "two_people":
+        Image.fromarray(np.concatenate([astronaut, astronaut], axis=1)).save(path)
+    return path
+
+
+MESSAGES = {"corrupt": "damaged or incomplete", "empty": "empty", "huge": "megapixels", "personless": "no person",
+            "two_people": "2 people"}
+
+
+@pytest.mark.parametrize("kind", list(MESSAGES))
+def test_bad_photos_give_a_message_and_exit_2(tmp_path, astronaut, caplog, capsys, kind):
+    path = _broken(tmp_path, astronaut, kind)
+    code = main(["-q", "tryon", "--person", str(path), "--garment", GARMENT, "--out", str(tmp_path / "o.png")])
+    assert code == 2
+    assert MESSAGES[kind] in caplog.text
+    assert "Traceback" not in caplog.text + capsys.readouterr().err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_prepare_reports_failures_and_resumes(tmp_path, astronaut):
+    persons, garments = tmp_path / "persons", tmp_path / "garments"
+    persons.mkdir()
+    garments.mkdir()
+    Image.fromarray(astronaut).save(persons / "astronaut.jpg")
+    Image.fromarray(imaging.load_image(sample_path("person_front.jpg"))).save(persons / "synthetic person.jpg")
+    for kind in ("corrupt", "personless"):
+        _broken(persons, astronaut, kind)
+    (garments / "tee.jpg").write_bytes(open(GARMENT, "rb").read())
+    out = tmp_path / "dataset"
+    code = main(["-q", "prepare", "--persons", str(persons), "--garments", str(garments), "--out", str(out)])
+    assert code == 1  # some photos failed, and the batch still finished
+    with open(out / "prepare_report.csv") as handle:
+        rows = {row["file"].split("/")[-1]: row for row in csv.DictReader(handle)}
+    assert rows["astronaut.jpg"]["status"] == "ok" and rows["synthetic person.jpg"]["status"] == "ok"
+    assert rows["corrupt.jpg"]["status"] == "failed" and "damaged" in rows["corrupt.jpg"]["reason"]
+    assert rows["personless.jpg"]["status"] == "failed" and "no person" in rows["personless.jpg"]["reason"]
+    layout = VitonLayout(out, "test")
+    pairs = layout.pairs()
+    assert sorted(p for p, _ in pairs) == ["astronaut.jpg", "synthetic_person.jpg"]
+    assert layout.check() == []
+    # a second run skips what is done
+    main(["-q", "prepare", "--persons", str(persons), "--garments", str(garments), "--out", str(out)])
+    with open(out / "prepare_report.csv") as handle:
+        statuses = {row["file"].split("/")[-1]: row["status"] for row in csv.DictReader(handle)}
+    assert statuses["astronaut.jpg"] == "skipped" and statuses["tee.jpg"] == "skipped"

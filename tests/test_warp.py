@@ -1,0 +1,75 @@
+import numpy as np
+import pytest
+
+from fitroom.data.synthetic import render_garment, render_person, sample_spec
+from fitroom.engines import available_engines, create_engine
+from fitroom.engines.warp import garment_landmarks, tps_warp
+from fitroom.inputs import InputsError, TryOnInputs
+from fitroom.labels import UPPER_GARMENT_LABELS, Cihp
+
+
+def test_registry():
+    assert "warp" in available_engines()
+    with pytest.raises(ValueError, match="unknown engine"):
+        create_engine("nope")
+
+
+def test_tps_moves_points_where_asked():
+    image = np.zeros((64, 48, 1), np.float32)
+    image[10, 12] = 1.0
+    source = [np.array([12.0, 10.0]), np.array([2.0, 2.0]), np.array([45.0, 2.0]), np.array([2.0, 60.0]),
+              np.array([45.0, 60.0])]
+    target = [np.array([30.0, 40.0])] + source[1:]
+    warped = tps_warp(image, source, target)
+    y, x = np.unravel_index(np.argmax(warped[..., 0]), warped.shape[:2])
+    assert abs(x - 30) <= 1 and abs(y - 40) <= 1
+
+
+def test_garment_landmarks_on_a_flat_tee():
+    spec = sample_spec(0, 1).garment  # a tee
+    _, mask = render_garment(spec, "front", (512, 384))
+    marks = garment_landmarks(mask)
+    assert marks.shoulder["a"][0] < marks.neck["a"][0] < marks.neck["b"][0] < marks.shoulder["b"][0]
+    assert marks.shoulder["a"][1] < marks.armpit["a"][1] < marks.hem["a"][1]
+    assert set(marks.cuff) == {"a", "b"} and marks.cuff["a"][0] < marks.shoulder["a"][0]
+
+
+@pytest.mark.parametrize("view", ["front", "back"])
+def test_warp_engine_changes_only_the_garment_region(view):
+    person_spec = sample_spec(9, 0, allow_crossed=False)
+    other = sample_spec(9, 1).garment
+    render = render_person(person_spec.person, person_spec.garment, view, (256, 192))
+    garment, mask = render_garment(other, view, (256, 192))
+    truth = render_person(person_spec.person, other, view, (256, 192))
+    inputs = TryOnInputs(person=render.image, garment=garment, garment_mask=mask, keypoints=render.keypoints,
+                         parse=render.parse, view=view)
+    result = create_engine("warp")(inputs)
+    assert result.image.shape == render.image.shape
+    # outside the old garment (and neck) and the newly drawn garment, nothing changed: face, legs, background
+    import cv2
+
+    edited = np.isin(render.parse, [*UPPER_GARMENT_LABELS, Cihp.TORSO_SKIN]) | result.warped_mask
+    edited = cv2.dilate(edited.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    far = ~edited
+    assert far.mean() > 0.5
+    np.testing.assert_array_equal(result.image[far], render.image[far])
+    face = render.parse == Cihp.FACE
+    np.testing.assert_array_equal(result.image[face], render.image[face])
+    # on the garment, the result is closer to the truth than the untouched photo is
+    region = np.isin(truth.parse, UPPER_GARMENT_LABELS)
+    error_result = np.abs(result.image[region].astype(int) - truth.image[region].astype(int)).mean()
+    error_input = np.abs(render.image[region].astype(int) - truth.image[region].astype(int)).mean()
+    assert error_result < error_input
+    assert result.warped_mask.any() and result.parse.shape == render.parse.shape
+
+
+def test_warp_engine_refuses_what_it_cannot_do():
+    spec = sample_spec(9, 0)
+    render = render_person(spec.person, spec.garment, "front", (128, 96))
+    garment, mask = render_garment(spec.garment, "front", (128, 96))
+    engine = create_engine("warp")
+    with pytest.raises(InputsError, match="needs parse"):
+        engine(TryOnInputs(person=render.image, garment=garment, garment_mask=mask, keypoints=render.keypoints))
+    with pytest.raises(InputsError, match="upper garments only"):
+        engine(TryOnInputs(person=render.image, garment=garment, garment_mask=mask, keypoints=render.keypoints,
+                           parse=render.parse, category="lower"))
