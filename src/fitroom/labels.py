@@ -412,3 +412,19 @@ def _dense_colormap() -> np.ndarray:
 
 
 DENSE_COLORMAP: Final = _dense_colormap()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Other parsers' label sets, remapped to CIHP
+# --------------------------------------------------------------------------------------------------------------
+#: LIP (SCHP-LIP) -> CIHP: the same names except LIP's 10 "jumpsuits", a one-piece garment, which becomes a dress
+LIP_TO_CIHP: Final = np.array([*range(10), Cihp.DRESS, *range(11, 20)], dtype=np.uint8)
+#: ATR's 18 labels (SCHP-ATR) in order
+ATR_NAMES: Final = ("background", "hat", "hair", "sunglasses", "upper-clothes", "skirt", "pants", "dress", "belt",
+                    "left-shoe", "right-shoe", "face", "left-leg", "right-leg", "left-arm", "right-arm", "bag",
+                    "scarf")
+#: ATR -> CIHP; a belt goes with the pants, a bag with the "noise" classes (CIHP has neither)
+ATR_TO_CIHP: Final = np.array([
+    Cihp.BACKGROUND, Cihp.HAT, Cihp.HAIR, Cihp.SUNGLASSES, Cihp.UPPER_CLOTHES, Cihp.SKIRT, Cihp.PANTS, Cihp.DRESS,
+    Cihp.PANTS, Cihp.LEFT_SHOE, Cihp.RIGHT_SHOE, Cihp.FACE, Cihp.LEFT_LEG, Cihp.RIGHT_LEG, Cihp.LEFT_ARM,
+    Cihp.RIGHT_ARM, Cihp.GLOVE, Cihp.SCARF], dtype=np.uint8)

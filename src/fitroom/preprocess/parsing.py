@@ -43,6 +43,8 @@ def register_parser(name: str):
 
 def create_parser(name: str = "builtin", **options) -> HumanParser:
     """Build a parser by name (``builtin`` or ``schp``)."""
+    if name == "schp":
+        from fitroom.preprocess import schp  # noqa: F401  (registers itself; imports torch)
     if name not in _PARSERS:
         raise ValueError(f"unknown parser {name!r}; choose from {sorted(_PARSERS)}")
     return _PARSERS[name](**options)

@@ -1,0 +1,111 @@
+"""The ``schp`` parser backend: the published SCHP checkpoints (LIP 20 classes, ATR 18) on a local file.
+
+The files are not downloadable here; get them from the SCHP repository's model zoo and place them in the weights
+folder (``fitroom env`` shows it) or pass ``weights=PATH``. Loading is strict: a file whose keys or shapes do not
+match the published layout is refused with the differences listed.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fitroom.labels import ATR_TO_CIHP, LIP_TO_CIHP, View
+from fitroom.models import create_model
+from fitroom.models.schp import BGR_MEAN, BGR_STD, INPUT_SIZE
+from fitroom.preprocess.parsing import register_parser
+from fitroom.weights import KNOWN_WEIGHTS, find, weights_dir
+
+logger = logging.getLogger(__name__)
+
+REMAP = {"lip": LIP_TO_CIHP, "atr": ATR_TO_CIHP}
+
+
+def load_schp_checkpoint(path: str | Path, dataset: str = "lip", model_name: str | None = None) -> torch.nn.Module:
+    """Load a released SCHP checkpoint (``{"state_dict": {"module.<name>": tensor}}`` or a bare state dict).
+
+    Raises:
+        FileNotFoundError: the file is missing (the message says where to get it).
+        ValueError: the file is unreadable (e.g. half-downloaded) or not in the published layout.
+    """
+    path = Path(path)
+    if not path.is_file():
+        entry = {w.name: w for w in KNOWN_WEIGHTS}[f"schp-{dataset}"]
+        raise FileNotFoundError(
+            f"SCHP {dataset.upper()} weights not found at {path}. Download {entry.filename} from {entry.source} and "
+            f"put it in {weights_dir()} (or pass its path).")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated zip, pickle with code, not a torch file
+        raise ValueError(f"{path}: cannot read the checkpoint ({type(error).__name__}: {error}); is the file "
+                         f"complete?") from None
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: not an SCHP checkpoint (no state dict inside)")
+    state = {key.removeprefix("module."): value for key, value in state.items()}
+    model = create_model(model_name or f"schp_{dataset}")
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        raise ValueError(
+            f"{path}: not the published SCHP-{dataset.upper()} layout: {len(missing)} missing "
+            f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}, {len(wrong)} of the wrong shape "
+            f"{wrong[:3]}")
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+@register_parser("schp")
+class SchpParser:
+    """Human parsing with a released SCHP network, labels remapped to CIHP.
+
+    Args:
+        weights: checkpoint path (default: the weights folder's ``exp-schp-*-{dataset}.pth``).
+        dataset: ``"lip"`` or ``"atr"``.
+        model: an already loaded network (tests inject a tiny one).
+    """
+
+    def __init__(self, weights: str | Path | None = None, dataset: str = "lip",
+                 model: torch.nn.Module | None = None) -> None:
+        if dataset not in REMAP:
+            raise ValueError(f"dataset must be 'lip' or 'atr', got {dataset!r}")
+        self.dataset = dataset
+        if model is None:
+            if weights is None:
+                weights = find(f"schp-{dataset}") or weights_dir() / {w.name: w for w in KNOWN_WEIGHTS}[
+                    f"schp-{dataset}"].filename
+            model = load_schp_checkpoint(weights, dataset)
+        self.model = model.eval()
+        self.input_size = INPUT_SIZE[dataset]
+
+    @torch.no_grad()
+    def __call__(self, image: np.ndarray, keypoints: np.ndarray, mask: np.ndarray,
+                 view: View = View.FRONT) -> np.ndarray:
+        height, width = image.shape[:2]
+        # a square crop around the person (10 % margin), as SCHP's own inference centres the person
+        ys, xs = np.nonzero(mask)
+        if len(xs):
+            centre = np.array([(xs.min() + xs.max()) / 2, (ys.min() + ys.max()) / 2])
+            side = 1.1 * max(xs.max() - xs.min(), ys.max() - ys.min())
+        else:
+            centre, side = np.array([width / 2, height / 2]), float(max(height, width))
+        size_h, size_w = self.input_size
+        scale = size_w / side
+        forward = np.array([[scale, 0, size_w / 2 - scale * centre[0]], [0, scale, size_h / 2 - scale * centre[1]]])
+        crop = cv2.warpAffine(image, forward, (size_w, size_h), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        bgr = torch.from_numpy(crop[..., ::-1].copy()).permute(2, 0, 1).float() / 255.0
+        bgr = (bgr - torch.tensor(BGR_MEAN)[:, None, None]) / torch.tensor(BGR_STD)[:, None, None]
+        logits = self.model(bgr[None]).fusion
+        logits = F.interpolate(logits, size=(size_h, size_w), mode="bilinear", align_corners=True)
+        labels = logits[0].argmax(0).byte().numpy()
+        back = cv2.warpAffine(labels, cv2.invertAffineTransform(forward), (width, height), flags=cv2.INTER_NEAREST,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        return REMAP[self.dataset][back]
