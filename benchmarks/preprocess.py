@@ -39,7 +39,7 @@ def main() -> None:
     from fitroom.data.synthetic import render_garment, render_person, sample_spec
     from fitroom.engines import create_engine
     from fitroom.inputs import TryOnInputs
-    from fitroom.labels import CIHP_NAMES
+    from fitroom.labels import CIHP_NAMES, CIHP_TO_13, Parse13
     from fitroom.preprocess.pipeline import Preprocessor
 
     def score(a: np.ndarray, b: np.ndarray) -> float:
@@ -52,6 +52,7 @@ def main() -> None:
     ssim_scores: dict[str, list[float]] = defaultdict(list)
     by_view: dict[str, list[float]] = defaultdict(list)
     intersection, union = np.zeros(20), np.zeros(20)
+    merged_intersection, merged_union = np.zeros(13), np.zeros(13)
     mask_iou, times_pre, times_engine = [], [], []
     failures = 0
     with Preprocessor() as preprocess:
@@ -74,6 +75,11 @@ def main() -> None:
                     a, b = analysis.parse == label, render.parse == label
                     intersection[label] += (a & b).sum()
                     union[label] += (a | b).sum()
+                predicted13, truth13 = CIHP_TO_13[analysis.parse], CIHP_TO_13[render.parse]
+                for label in range(13):
+                    a, b = predicted13 == label, truth13 == label
+                    merged_intersection[label] += (a & b).sum()
+                    merged_union[label] += (a | b).sum()
                 mask_iou.append((analysis.mask & render.person_mask).sum() / (analysis.mask | render.person_mask).sum())
                 for setting, garment, mask, target in (("paired", own, own_mask, render.image),
                                                        ("unpaired", new, new_mask, truth.image)):
@@ -105,7 +111,14 @@ def main() -> None:
         print(f"  {label:2d} {CIHP_NAMES[label]:14s} {intersection[label] / union[label]:.3f}")
     classes = [label for label in np.nonzero(present)[0] if label != 0]
     print(f"  mean over {len(classes)} person classes: {np.mean(intersection[classes] / union[classes]):.3f}")
-    print(f"  silhouette IoU: {np.mean(mask_iou):.3f}")
+    print("\nthe same, merged into HR-VITON's 13 classes (upper = upper clothes + dress + coat, neck = background)")
+    present13 = merged_union > 0
+    for label in np.nonzero(present13)[0]:
+        print(f"  {label:2d} {Parse13(label).name.lower():14s} {merged_intersection[label] / merged_union[label]:.3f}")
+    classes13 = [label for label in np.nonzero(present13)[0] if label != 0]
+    print(f"  mean over {len(classes13)} person classes: "
+          f"{np.mean(merged_intersection[classes13] / merged_union[classes13]):.3f}")
+    print(f"\n  silhouette IoU: {np.mean(mask_iou):.3f}")
     print("\nseconds per photo (median / mean)")
     print(f"  preprocessing (prepare): {np.median(times_pre):.3f} / {np.mean(times_pre):.3f}")
     print(f"  warp engine:             {np.median(times_engine):.3f} / {np.mean(times_engine):.3f}")

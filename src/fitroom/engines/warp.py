@@ -68,12 +68,16 @@ def garment_landmarks(mask: np.ndarray) -> GarmentLandmarks:
     ys, xs = np.nonzero(mask)
     if len(xs) == 0:
         raise ValueError("the garment mask is empty")
-    top, bottom = ys.min(), ys.max()
+    top = int(ys.min())
+    centre = int(round((xs.min() + xs.max()) / 2))  # garments are laid flat symmetrically
+    column = np.nonzero(mask[:, centre])[0]
+    if len(column) == 0:
+        raise ValueError("the garment mask has no torso at its centre")
+    # the hem is the bottom of the central column: long sleeves may hang lower than it
+    bottom = int(column.max())
     height = bottom - top + 1
-    centre = int(round(np.median(xs[ys > top + 0.8 * height]))) if (ys > top + 0.8 * height).any() else \
-        int(np.median(xs))
-    hem_rows = range(max(bottom - max(int(0.02 * height), 1), top), bottom + 1)
-    runs = [r for r in (_run(mask[y], centre) for y in hem_rows) if r]
+    runs = [r for r in (_run(mask[y], centre) for y in range(max(bottom - max(int(0.02 * height), 1), top),
+                                                               bottom + 1)) if r]
     hem_left = min(r[0] for r in runs)
     hem_right = max(r[1] for r in runs)
     hem_width = hem_right - hem_left
@@ -91,18 +95,20 @@ def garment_landmarks(mask: np.ndarray) -> GarmentLandmarks:
         neck[side] = np.array([x, y], float)
     # shoulders: the extreme of (outwards - 2 * up), which sleeves angled down never beat
     left, right = xs < centre, xs >= centre
-    a = np.argmax(np.where(left, -xs - 2.0 * ys, -np.inf))
-    b = np.argmax(np.where(right, xs - 2.0 * ys, -np.inf))
+    upper = ys < top + 0.5 * height
+    a = np.argmax(np.where(left & upper, -xs - 2.0 * ys, -np.inf))
+    b = np.argmax(np.where(right & upper, xs - 2.0 * ys, -np.inf))
     shoulder = {"a": np.array([xs[a], ys[a]], float), "b": np.array([xs[b], ys[b]], float)}
-    # armpits: the first row below the shoulders whose central run has the torso's width
+    # armpits: going up from the hem, the last row whose central run still has the torso's width (above it the
+    # sleeves join the run, or a tank's armholes narrow it)
     shoulder_y = int(max(shoulder["a"][1], shoulder["b"][1]))
     armpit = None
-    for y in range(shoulder_y + max(int(0.03 * height), 1), bottom):
+    for y in range(bottom, shoulder_y, -1):
         run = _run(mask[y], centre)
-        if run and 0.85 * hem_width <= run[1] - run[0] <= 1.15 * hem_width:
-            armpit = {"a": np.array([run[0], y], float), "b": np.array([run[1], y], float)}
+        if not run or not 0.85 * hem_width <= run[1] - run[0] <= 1.15 * hem_width:
             break
-    if armpit is None:
+        armpit = {"a": np.array([run[0], y], float), "b": np.array([run[1], y], float)}
+    if armpit is None or not (0.1 < (armpit["a"][1] - top) / height < 0.6):
         y = int(shoulder_y + 0.3 * (bottom - shoulder_y))
         armpit = {"a": np.array([centre - half, y], float), "b": np.array([centre + half, y], float)}
     hem = {"a": np.array([hem_left, bottom], float), "b": np.array([hem_right, bottom], float)}
@@ -119,18 +125,29 @@ def garment_landmarks(mask: np.ndarray) -> GarmentLandmarks:
 
 
 def sleeve_side(mask: np.ndarray, shoulder: dict, armpit: dict) -> np.ndarray:
-    """``(H, W)`` uint8: 1 on the image-left sleeve, 2 on the image-right one, 0 elsewhere (torso or off)."""
+    """``(H, W)`` uint8: 1 on the image-left sleeve, 2 on the image-right one, 0 elsewhere (torso or off).
+
+    Above the armpits a pixel is a sleeve when it lies outside the shoulder-armpit line; below them, when it lies
+    outside the torso's own run of the row (a hanging sleeve is separated from the torso by a gap, while a torso
+    that widens towards the hem is not a sleeve).
+    """
     height, width = mask.shape
     ys, xs = np.mgrid[0:height, 0:width]
     out = np.zeros(mask.shape, np.uint8)
+    centre = int(round((armpit["a"][0] + armpit["b"][0]) / 2))
+    armpit_y = int(round(max(armpit["a"][1], armpit["b"][1])))
     for value, side, sign in ((1, "a", 1), (2, "b", -1)):
         s, p = shoulder[side], armpit[side]
-        # which side of the shoulder->armpit line a pixel is on; outside is the sleeve
         cross = (p[0] - s[0]) * (ys - s[1]) - (p[1] - s[1]) * (xs - s[0])
-        outside = sign * cross > 0
-        out[mask & outside & (ys < p[1] + 0.02 * height)] = value
-        below = mask & (ys >= p[1]) & ((xs < p[0] - 1) if side == "a" else (xs > p[0] + 1))
-        out[below] = value
+        above = mask & (sign * cross > 0) & (ys < p[1]) & ((xs < p[0]) if side == "a" else (xs > p[0]))
+        out[above] = value
+    for y in range(max(armpit_y, 0), height):
+        run = _run(mask[y], centre)
+        if run is None:
+            continue
+        row = mask[y]
+        out[y, :run[0]][row[:run[0]]] = 1
+        out[y, run[1] + 1:][row[run[1] + 1:]] = 2
     return out
 
 
@@ -160,23 +177,27 @@ class BodyFrame:
     width: float  # shoulder width
     hip_half: float
     scale: float  # body pixels per garment pixel
+    chest_half: float  # half the garment's chest width on the body
     garment_top: np.ndarray  # the garment's neck centre
 
 
-def body_frame(keypoints: np.ndarray, landmarks: GarmentLandmarks, image_side: dict[str, str]) -> BodyFrame:
+def body_frame(keypoints: np.ndarray, landmarks: GarmentLandmarks, image_side: dict[str, str],
+               chest_ease: float = 1.12) -> BodyFrame:
     k = np.asarray(keypoints, dtype=np.float64)
     shoulder = {s: k[Body25.R_SHOULDER if image_side[s] == "right" else Body25.L_SHOULDER, :2] for s in "ab"}
     width = float(np.hypot(*(shoulder["b"] - shoulder["a"])))
     neck = k[Body25.NECK, :2] if k[Body25.NECK, 2] > 0 else (shoulder["a"] + shoulder["b"]) / 2
     hips_seen = k[Body25.R_HIP, 2] > 0 and k[Body25.L_HIP, 2] > 0
     mid_hip = (k[Body25.R_HIP, :2] + k[Body25.L_HIP, :2]) / 2 if hips_seen else neck + np.array([0, 1.5 * width])
-    garment_width = float(np.hypot(*(landmarks.shoulder["b"] - landmarks.shoulder["a"])))
+    garment_chest = float(np.hypot(*(landmarks.armpit["b"] - landmarks.armpit["a"])))
     hip_half = float(np.hypot(*(k[Body25.L_HIP, :2] - k[Body25.R_HIP, :2]))) / 2 if hips_seen else 0.35 * width
     return BodyFrame(
         shoulder=shoulder, neck=neck, across=draw.unit(shoulder["b"] - shoulder["a"]), down=draw.unit(mid_hip - neck),
         width=width, hip_half=hip_half,
-        scale=1.24 * width / max(garment_width, 1.0),  # garment seams sit outside the shoulder joints
-        garment_top=(landmarks.neck["a"] + landmarks.neck["b"]) / 2)
+        # the garment's chest (armpit to armpit) sits on the body's chest, chest_ease shoulder widths wide; the
+        # chest, unlike the shoulder seams, exists on every cut (a tank's straps say nothing about its size)
+        scale=chest_ease * width / max(garment_chest, 1.0),
+        garment_top=(landmarks.neck["a"] + landmarks.neck["b"]) / 2, chest_half=chest_ease * width / 2)
 
 
 def torso_targets(frame: BodyFrame, landmarks: GarmentLandmarks) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -190,7 +211,7 @@ def torso_targets(frame: BodyFrame, landmarks: GarmentLandmarks) -> tuple[list[n
         body_points.append(frame.shoulder[side] + sign * frame.across * 0.12 * frame.width - frame.down * lift)
         garment_points.append(landmarks.armpit[side])
         depth = (landmarks.armpit[side][1] - frame.garment_top[1]) * frame.scale
-        body_points.append(frame.neck + frame.down * depth + sign * frame.across * 0.56 * frame.width)
+        body_points.append(frame.neck + frame.down * depth + sign * frame.across * frame.chest_half)
         garment_points.append(landmarks.hem[side])
         depth = (landmarks.hem[side][1] - frame.garment_top[1]) * frame.scale
         half = abs(landmarks.hem[side][0] - frame.garment_top[0]) * frame.scale
@@ -284,10 +305,13 @@ class WarpEngine:
 
     Args:
         shading: carry the person's folds and light onto the new garment.
+        chest_ease: the garment's chest width (armpit to armpit) on the body, in shoulder-joint widths; it sets
+            the garment's size on the body.
     """
 
-    def __init__(self, shading: bool = True) -> None:
+    def __init__(self, shading: bool = True, chest_ease: float = 1.12) -> None:
         self.shading = shading
+        self.chest_ease = chest_ease
 
     def __call__(self, inputs: TryOnInputs) -> TryOnResult:
         timings: dict[str, float] = {}
@@ -321,7 +345,7 @@ class WarpEngine:
         # 3. the torso by a thin-plate spline through its landmarks, each sleeve by a strip along its arm
         #    (front view: the image's left is the person's right)
         image_side = {"a": "right", "b": "left"} if inputs.view.value == "front" else {"a": "left", "b": "right"}
-        frame = body_frame(keypoints, landmarks, image_side)
+        frame = body_frame(keypoints, landmarks, image_side, self.chest_ease)
         torso_garment, torso_body = torso_targets(frame, landmarks)
         torso_source = np.dstack([garment, (garment_mask & (parts == 0)).astype(np.float32)])
         warped = tps_warp(torso_source, [p * to_canvas for p in torso_garment], torso_body)
