@@ -23,6 +23,23 @@ from collections import defaultdict
 import numpy as np
 
 
+def accumulate(predicted: np.ndarray, truth: np.ndarray, intersection: np.ndarray, union: np.ndarray) -> None:
+    """Add one sample's per-label intersection and union counts (labels 0..len(union)-1)."""
+    for label in range(len(union)):
+        a, b = predicted == label, truth == label
+        intersection[label] += (a & b).sum()
+        union[label] += (a | b).sum()
+
+
+def report(names, intersection: np.ndarray, union: np.ndarray) -> None:
+    """Print the IoU of each label present in the truth, and their mean over the person labels (not 0)."""
+    present = np.nonzero(union > 0)[0]
+    for label in present:
+        print(f"  {label:2d} {names[label]:14s} {intersection[label] / union[label]:.3f}")
+    person = [label for label in present if label != 0]
+    print(f"  mean over {len(person)} person classes: {np.mean(intersection[person] / union[person]):.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--identities", type=int, default=100)
@@ -71,15 +88,8 @@ def main() -> None:
                     failures += 1
                     continue
                 times_pre.append(time.perf_counter() - start)
-                for label in range(20):
-                    a, b = analysis.parse == label, render.parse == label
-                    intersection[label] += (a & b).sum()
-                    union[label] += (a | b).sum()
-                predicted13, truth13 = CIHP_TO_13[analysis.parse], CIHP_TO_13[render.parse]
-                for label in range(13):
-                    a, b = predicted13 == label, truth13 == label
-                    merged_intersection[label] += (a & b).sum()
-                    merged_union[label] += (a | b).sum()
+                accumulate(analysis.parse, render.parse, intersection, union)
+                accumulate(CIHP_TO_13[analysis.parse], CIHP_TO_13[render.parse], merged_intersection, merged_union)
                 mask_iou.append((analysis.mask & render.person_mask).sum() / (analysis.mask | render.person_mask).sum())
                 for setting, garment, mask, target in (("paired", own, own_mask, render.image),
                                                        ("unpaired", new, new_mask, truth.image)):
@@ -106,18 +116,9 @@ def main() -> None:
     for key in sorted(by_view):
         print(f"  warp {key:29s} {np.mean(by_view[key]):.4f}")
     print("\nbuilt-in parser per-class IoU (real pose and masks from mediapipe; classes present in the truth)")
-    present = union > 0
-    for label in np.nonzero(present)[0]:
-        print(f"  {label:2d} {CIHP_NAMES[label]:14s} {intersection[label] / union[label]:.3f}")
-    classes = [label for label in np.nonzero(present)[0] if label != 0]
-    print(f"  mean over {len(classes)} person classes: {np.mean(intersection[classes] / union[classes]):.3f}")
+    report(CIHP_NAMES, intersection, union)
     print("\nthe same, merged into HR-VITON's 13 classes (upper = upper clothes + dress + coat, neck = background)")
-    present13 = merged_union > 0
-    for label in np.nonzero(present13)[0]:
-        print(f"  {label:2d} {Parse13(label).name.lower():14s} {merged_intersection[label] / merged_union[label]:.3f}")
-    classes13 = [label for label in np.nonzero(present13)[0] if label != 0]
-    print(f"  mean over {len(classes13)} person classes: "
-          f"{np.mean(merged_intersection[classes13] / merged_union[classes13]):.3f}")
+    report([label.name.lower() for label in Parse13], merged_intersection, merged_union)
     print(f"\n  silhouette IoU: {np.mean(mask_iou):.3f}")
     print("\nseconds per photo (median / mean)")
     print(f"  preprocessing (prepare): {np.median(times_pre):.3f} / {np.mean(times_pre):.3f}")

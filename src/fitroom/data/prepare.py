@@ -74,57 +74,54 @@ def _paths(config: PrepareConfig, roles: tuple[str, ...], name: str) -> dict[str
     return {role: config.out / config.split / FOLDERS[role][0] / file_name(role, name) for role in roles}
 
 
-def _do_person(path: Path) -> dict:
+def _row(kind: str, path: Path, name: str, status: str, reason: str = "", start: float | None = None) -> dict:
+    seconds = time.perf_counter() - start if start is not None else 0.0
+    return {"kind": kind, "file": str(path), "name": name, "status": status, "reason": reason, "seconds": seconds}
+
+
+def _process(kind: str, path: Path, roles: tuple[str, ...], work) -> dict:
+    """Skip a finished photo; else load it and run ``work(image, targets, name) -> reason``, reporting failures."""
+    config: PrepareConfig = _worker["config"]
+    name = output_name(path)
+    targets = _paths(config, roles, name)
+    if all(p.is_file() for p in targets.values()):
+        return _row(kind, path, name, "skipped", "already done")
+    start = time.perf_counter()
+    try:
+        reason = work(imaging.load_image(path), targets, name)
+    except (ValueError, OSError) as error:  # ImageError, PhotoError and friends are ValueErrors
+        return _row(kind, path, name, "failed", str(error).removeprefix(f"{path}: "), start)
+    return _row(kind, path, name, "ok", reason, start)
+
+
+def _write_person(image, targets: dict[str, Path], name: str) -> str:
     from fitroom.viz import draw_keypoints
 
     config: PrepareConfig = _worker["config"]
-    name = output_name(path)
-    targets = _paths(config, PERSON_ROLES, name)
-    if all(p.is_file() for p in targets.values()):
-        return {"kind": "person", "file": str(path), "name": name, "status": "skipped", "reason": "already done",
-                "seconds": 0.0}
-    start = time.perf_counter()
-    try:
-        image = imaging.load_image(path)
-        analysis = _worker["pre"].analyse_person(image, config.view, name)
-    except (ValueError, OSError) as error:  # ImageError, PhotoError and friends are ValueErrors
-        return {"kind": "person", "file": str(path), "name": name, "status": "failed",
-                "reason": str(error).removeprefix(f"{path}: "), "seconds": time.perf_counter() - start}
-    # the image is written last, so a killed run leaves the photo unfinished and it is redone
+    analysis = _worker["pre"].analyse_person(image, config.view, name)
     imaging.save_label_map(targets["parse"], analysis.parse, CIHP_PALETTE)
     imaging.save_label_map(targets["parse_agnostic"], analysis.parse_agnostic, CIHP_PALETTE)
     write_keypoints(targets["openpose_json"], analysis.keypoints)
     imaging.save_image(targets["openpose_img"], draw_keypoints(image.shape[:2], analysis.keypoints))
     imaging.save_image(targets["dense"], analysis.dense)
     imaging.save_image(targets["agnostic"], analysis.agnostic)
+    # the image is written last, so a killed run leaves the photo unfinished and it is redone
     imaging.save_image(targets["image"], image)
-    return {"kind": "person", "file": str(path), "name": name, "status": "ok", "reason": "",
-            "seconds": time.perf_counter() - start}
+    return ""
 
 
-def _do_garment(path: Path) -> dict:
-    config: PrepareConfig = _worker["config"]
-    name = output_name(path)
-    targets = _paths(config, GARMENT_ROLES, name)
-    if all(p.is_file() for p in targets.values()):
-        return {"kind": "garment", "file": str(path), "name": name, "status": "skipped", "reason": "already done",
-                "seconds": 0.0}
-    start = time.perf_counter()
-    try:
-        image = imaging.load_image(path)
-        mask, category = _worker["pre"].analyse_garment(image, config.category)
-    except (ValueError, OSError) as error:
-        return {"kind": "garment", "file": str(path), "name": name, "status": "failed",
-                "reason": str(error).removeprefix(f"{path}: "), "seconds": time.perf_counter() - start}
+def _write_garment(image, targets: dict[str, Path], name: str) -> str:
+    mask, category = _worker["pre"].analyse_garment(image, _worker["config"].category)
     imaging.save_image(targets["cloth_mask"], mask)
     imaging.save_image(targets["cloth"], image)
-    return {"kind": "garment", "file": str(path), "name": name, "status": "ok", "reason": category.value,
-            "seconds": time.perf_counter() - start}
+    return category.value
 
 
 def _do(task: tuple[str, Path]) -> dict:
     kind, path = task
-    return _do_person(path) if kind == "person" else _do_garment(path)
+    if kind == "person":
+        return _process(kind, path, PERSON_ROLES, _write_person)
+    return _process(kind, path, GARMENT_ROLES, _write_garment)
 
 
 def _files(directory: Path) -> list[Path]:
