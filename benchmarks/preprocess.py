@@ -5,7 +5,8 @@ For N identities (front and back views, so 2N samples) at 512x384:
   IoU against the renderer's parse and the silhouette IoU;
 * the `warp` engine, paired (the person's own garment; ground truth = the photo) and unpaired (the next
   identity's garment; ground truth = the same person rendered in it), SSIM on RGB in [0, 1] with an 11x11 Gaussian
-  window (kornia), with and without shading transfer; "input unchanged" is the SSIM of doing nothing, for scale;
+  window (kornia), with and without shading transfer, and once more on the renderer's true pose and parse (the
+  engine alone, without preprocessing errors); "input unchanged" is the SSIM of doing nothing, for scale;
 * seconds per photo for preprocessing (the work of `fitroom prepare`) and for the engine, and end to end
   (`fitroom tryon` less file I/O), in this one process.
 
@@ -105,6 +106,10 @@ def main() -> None:
                         if name == "warp":
                             by_view[f"{setting} {view}"].append(value)
                     ssim_scores[f"input unchanged | {setting}"].append(score(render.image, target))
+                    # the engine alone: the renderer's true pose and parse instead of the estimated ones
+                    exact = inputs.replace(keypoints=render.keypoints, parse=render.parse)
+                    ssim_scores[f"warp, true pose+parse | {setting}"].append(score(engines["warp"](exact).image,
+                                                                                   target))
 
     samples = 2 * args.identities
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch/OpenCV threads: {args.threads}")
