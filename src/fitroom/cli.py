@@ -114,21 +114,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _log_report(name: str, report, level: int = logging.WARNING) -> None:
+    for result in report.results:
+        if result.status.value in ("warn", "fail"):
+            logger.log(level, "%s: %s (%s): %s %s", name, result.status.value, result.name, result.message,
+                       result.fix)
+
+
 def cmd_tryon(args: argparse.Namespace) -> int:
     """Dress the person of one photo in the garment of another."""
     from fitroom import imaging
     from fitroom.engines import create_engine
     from fitroom.labels import CIHP_PALETTE
+    from fitroom.preprocess.errors import MissingBodyPartError, NoPersonError
     from fitroom.preprocess.pipeline import Preprocessor
+    from fitroom.preprocess.quality import Status, check_photo
     from fitroom.viz import draw_keypoints
 
     person = imaging.load_image(args.person)
     garment = imaging.load_image(args.garment)
     engine = create_engine(args.engine)
     dense_options = {"directory": args.dense_dir} if args.dense == "file" else {}
-    with Preprocessor(parser=args.parser, dense=args.dense, dense_options=dense_options) as preprocess:
-        inputs = preprocess(person, garment, view=args.view, category=args.category, name=Path(args.person).name,
-                            garment_name=Path(args.garment).name)
+    with Preprocessor(parser=args.parser, dense=args.dense, dense_options=dense_options,
+                      allow_several_people=args.force) as preprocess:
+        garment_mask, category = preprocess.analyse_garment(garment, args.category)
+        # 1. photo checks first: a photo that will give a bad result is refused before any waiting
+        observation, analysis = preprocess.observe(person, args.view, Path(args.person).name)
+        report = check_photo(observation, category, args.view)
+        failed = report.status is Status.FAIL
+        _log_report(Path(args.person).name, report, logging.ERROR if failed and not args.force else logging.WARNING)
+        if failed and not args.force:
+            logger.error("the photo was refused; fix the problems above or pass --force to try anyway")
+            return 2
+        if analysis is None:  # nothing to dress even with --force
+            raise NoPersonError() if observation.keypoints is None else MissingBodyPartError("shoulders")
+        inputs = preprocess.inputs(analysis, person, garment, view=args.view, category=category,
+                                   name=Path(args.person).name, garment_name=Path(args.garment).name)
     result = engine(inputs)
     out = Path(args.out)
     imaging.save_image(out, result.image)
@@ -139,7 +160,7 @@ def cmd_tryon(args: argparse.Namespace) -> int:
             "pose.png": draw_keypoints(person.shape[:2], inputs.keypoints, person),
             "parse.png": imaging.colorize_labels(inputs.parse, CIHP_PALETTE),
             "dense.png": inputs.dense, "agnostic.png": inputs.agnostic,
-            "garment_mask.png": inputs.garment_mask,
+            "garment_mask.png": garment_mask,
         }
         if result.warped_garment is not None:
             pictures["warped_garment.png"] = result.warped_garment
@@ -149,6 +170,48 @@ def cmd_tryon(args: argparse.Namespace) -> int:
             imaging.save_image(folder / name, picture)
         logger.info("intermediates: %s", folder.resolve())
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Photo guidance: will these photos give good try-ons? Exit 0 pass, 1 warn, 2 fail."""
+    import json
+
+    from fitroom import imaging
+    from fitroom.preprocess.pipeline import Preprocessor
+    from fitroom.preprocess.quality import Thresholds, check_photo
+
+    thresholds = Thresholds.load(args.thresholds) if args.thresholds else Thresholds.load()
+    worst = 0
+    documents = []
+    with Preprocessor(allow_several_people=True) as preprocess:
+        for path in args.photos:
+            try:
+                image = imaging.load_image(path)
+            except imaging.ImageError as error:
+                worst = 2
+                documents.append({"file": path, "status": "fail", "error": str(error).removeprefix(f"{path}: ")})
+                if not args.json:
+                    sys.stdout.write(f"{path}: FAIL\n  the file cannot be used: "
+                                     f"{str(error).removeprefix(f'{path}: ')}\n")
+                continue
+            observation, _ = preprocess.observe(image, args.view, Path(path).name)
+            report = check_photo(observation, args.category, args.view, thresholds)
+            worst = max(worst, report.exit_code)
+            documents.append({"file": path, **report.to_dict()})
+            if not args.json:
+                lines = [f"{path}: {report.status.value.upper()}"]
+                for result in report.results:
+                    value = "-" if result.value is None else f"{result.value:g}"
+                    lines.append(f"  {result.status.value:4s}  {result.name:12s} {value:>9s}   {result.threshold}")
+                    if result.message:
+                        lines.append(f"        {result.message} {result.fix}")
+                for crossing in report.intersections:
+                    lines.append(f"  note  {crossing.part_a} crosses {crossing.part_b} at "
+                                 f"({crossing.point[0]:.0f}, {crossing.point[1]:.0f})")
+                sys.stdout.write("\n".join(lines) + "\n")
+    if args.json:
+        sys.stdout.write(json.dumps(documents if len(documents) > 1 else documents[0], indent=2) + "\n")
+    return worst
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
@@ -205,10 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     dataset = sub.add_parser("dataset", help="dataset tools")
     dataset_sub = dataset.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
-    check = dataset_sub.add_parser("check", help="read every pair and report broken files")
-    check.add_argument("root")
-    check.add_argument("--splits", nargs="+", default=["train", "test"])
-    check.set_defaults(func=cmd_dataset_check)
+    dataset_check = dataset_sub.add_parser("check", help="read every pair and report broken files")
+    dataset_check.add_argument("root")
+    dataset_check.add_argument("--splits", nargs="+", default=["train", "test"])
+    dataset_check.set_defaults(func=cmd_dataset_check)
 
     tryon = sub.add_parser("tryon", help="dress the person in a photo in a garment")
     tryon.add_argument("--person", required=True, help="photo of the person")
@@ -217,8 +280,18 @@ def build_parser() -> argparse.ArgumentParser:
     tryon.add_argument("--engine", default="warp", help="try-on engine (default: warp, needs no weights)")
     tryon.add_argument("--save-intermediates", action="store_true",
                        help="also write pose, parse, dense map, agnostic person and warped garment")
+    tryon.add_argument("--force", action="store_true", help="try on even when a photo check fails")
     _preprocessing_options(tryon)
     tryon.set_defaults(func=cmd_tryon)
+
+    check = sub.add_parser("check", help="photo guidance: will these photos give good try-ons? (exit 0/1/2)")
+    check.add_argument("photos", nargs="+", help="person photos")
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.add_argument("--category", choices=["upper", "lower", "dress"], default="upper",
+                       help="the garment category to check for (full length depends on it)")
+    check.add_argument("--view", choices=["front", "back"], default="front")
+    check.add_argument("--thresholds", help="a thresholds JSON file instead of the calibrated defaults")
+    check.set_defaults(func=cmd_check)
 
     prepare = sub.add_parser("prepare", help="turn folders of raw photos into a VITON-HD layout dataset")
     prepare.add_argument("--persons", required=True, help="folder of person photos")

@@ -21,7 +21,10 @@ from fitroom.preprocess.dense import create_dense_mapper
 from fitroom.preprocess.errors import MissingBodyPartError, MultiplePeopleError, NoPersonError
 from fitroom.preprocess.garment import garment_mask, guess_category
 from fitroom.preprocess.parsing import create_parser
-from fitroom.preprocess.pose import FaceDetector, PoseEstimator, SelfieSegmenter, count_people, person_mask
+from fitroom.preprocess.quality import PhotoObservation
+from fitroom.preprocess.pose import (
+    FaceDetector, PoseEstimator, SelfieSegmenter, count_people, mediapipe_to_body25, person_mask,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -70,29 +73,19 @@ class Preprocessor:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def analyse_person(self, image: np.ndarray, view: View = View.FRONT, name: str = "") -> PersonAnalysis:
-        """Analyse a person photo ``(H, W, 3)`` uint8 RGB.
-
-        Raises:
-            NoPersonError, MultiplePeopleError, MissingBodyPartError: with a message for the shopper.
-        """
-        view = View(view)
-        timings: dict[str, float] = {}
+    def _detect(self, image: np.ndarray):
+        """Pose, faces, every person's probability and the people count."""
         start = time.perf_counter()
         pose = self.pose(image)
-        timings["pose"] = time.perf_counter() - start
-        if pose is None:
-            raise NoPersonError()
         faces = self.faces(image)
         everyone = self.selfie(image)
-        people = count_people(faces, everyone)
-        timings["people"] = time.perf_counter() - start - timings["pose"]
-        if people > 1 and not self.allow_several_people:
-            raise MultiplePeopleError(people)
+        return pose, faces, everyone, count_people(faces, everyone), time.perf_counter() - start
+
+    def _complete(self, image: np.ndarray, view: View, name: str, pose, faces: np.ndarray, everyone: np.ndarray,
+                  people: int, timings: dict[str, float]) -> PersonAnalysis:
         keypoints = pose.keypoints
-        for joints, part in (((Body25.R_SHOULDER, Body25.L_SHOULDER), "shoulders"),):
-            if not all(keypoints[j, 2] > 0 for j in joints):
-                raise MissingBodyPartError(part)
+        if not all(keypoints[j, 2] > 0 for j in (Body25.R_SHOULDER, Body25.L_SHOULDER)):
+            raise MissingBodyPartError("shoulders")
         clock = time.perf_counter()
         mask = person_mask(image, pose.segmentation if pose.segmentation is not None else everyone, keypoints)
         timings["mask"] = time.perf_counter() - clock
@@ -110,6 +103,48 @@ class Preprocessor:
                               agnostic=agnostic, parse_agnostic=agnostic_labels, faces=faces, people=people,
                               timings=timings)
 
+    def analyse_person(self, image: np.ndarray, view: View = View.FRONT, name: str = "") -> PersonAnalysis:
+        """Analyse a person photo ``(H, W, 3)`` uint8 RGB.
+
+        Raises:
+            NoPersonError, MultiplePeopleError, MissingBodyPartError: with a message for the shopper.
+        """
+        pose, faces, everyone, people, seconds = self._detect(image)
+        if pose is None:
+            raise NoPersonError()
+        if people > 1 and not self.allow_several_people:
+            raise MultiplePeopleError(people)
+        return self._complete(image, View(view), name, pose, faces, everyone, people, {"detect": seconds})
+
+    def observe(self, image: np.ndarray, view: View = View.FRONT, name: str = ""
+                ) -> tuple[PhotoObservation, PersonAnalysis | None]:
+        """What the photo checks need, and the full analysis when the photo allows one (never raises for content:
+        no person, several people or hidden shoulders are for the checks to report)."""
+        pose, faces, everyone, people, seconds = self._detect(image)
+        if pose is None:
+            return PhotoObservation(image=image, keypoints=None, mask=None, faces=faces, people=0), None
+        raw = mediapipe_to_body25(pose.landmarks, threshold=0.0)
+        try:
+            analysis = self._complete(image, View(view), name, pose, faces, everyone, people, {"detect": seconds})
+        except MissingBodyPartError:
+            mask = person_mask(image, pose.segmentation if pose.segmentation is not None else everyone,
+                               pose.keypoints)
+            return PhotoObservation(image=image, keypoints=pose.keypoints, mask=mask, faces=faces,
+                                    people=people, raw_keypoints=raw), None
+        observation = PhotoObservation(image=image, keypoints=analysis.keypoints, mask=analysis.mask, faces=faces,
+                                       people=people, parse=analysis.parse, raw_keypoints=raw)
+        return observation, analysis
+
+    def inputs(self, analysis: PersonAnalysis, person: np.ndarray, garment: np.ndarray, view: View = View.FRONT,
+               category: GarmentCategory | str | None = None, name: str = "", garment_name: str = ""
+               ) -> TryOnInputs:
+        """``TryOnInputs`` from an analysis already made and a product photo."""
+        mask, category = self.analyse_garment(garment, category)
+        return TryOnInputs(person=person, garment=garment, garment_mask=mask, keypoints=analysis.keypoints,
+                           parse=analysis.parse, dense=analysis.dense, agnostic=analysis.agnostic,
+                           parse_agnostic=analysis.parse_agnostic, view=View(view), category=category, name=name,
+                           garment_name=garment_name)
+
     def analyse_garment(self, image: np.ndarray, category: GarmentCategory | str | None = None
                         ) -> tuple[np.ndarray, GarmentCategory]:
         """The garment's mask and category (guessed from the mask when not given)."""
@@ -120,8 +155,4 @@ class Preprocessor:
                  category: GarmentCategory | str | None = None, name: str = "", garment_name: str = ""
                  ) -> TryOnInputs:
         analysis = self.analyse_person(person, view, name)
-        mask, category = self.analyse_garment(garment, category)
-        return TryOnInputs(person=person, garment=garment, garment_mask=mask, keypoints=analysis.keypoints,
-                           parse=analysis.parse, dense=analysis.dense, agnostic=analysis.agnostic,
-                           parse_agnostic=analysis.parse_agnostic, view=View(view), category=category, name=name,
-                           garment_name=garment_name)
+        return self.inputs(analysis, person, garment, view, category, name, garment_name)

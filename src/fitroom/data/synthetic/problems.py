@@ -2,7 +2,8 @@
 
 Defects (the causes of bad try-on results that the Virton team lists): ``blur``, ``dark``, ``bright``,
 ``second_person``, ``cropped`` (cut off above the knees), ``crossed_arms``, ``crossed_legs``, ``low_contrast``
-(person colours close to the background), and ``clean`` photos as negatives. ``labels.csv`` names each photo's
+(person colours close to the background), ``sideways`` (body turned to the side), ``back_view`` (back to the
+camera, for a front try-on), ``monochrome`` (top and bottom of one colour), and ``clean`` photos as negatives. ``labels.csv`` names each photo's
 defect and the parameter that made it.
 """
 
@@ -25,7 +26,7 @@ from fitroom.labels import View
 logger = logging.getLogger(__name__)
 
 DEFECTS = ("clean", "blur", "dark", "bright", "second_person", "cropped", "crossed_arms", "crossed_legs",
-           "low_contrast")
+           "low_contrast", "sideways", "back_view", "monochrome")
 
 
 def render_problem(seed: int, index: int, defect: str, size: tuple[int, int]) -> tuple[np.ndarray, str]:
@@ -41,6 +42,18 @@ def render_problem(seed: int, index: int, defect: str, size: tuple[int, int]) ->
                            arm_a_angles=(0.5, float(rng.uniform(0, 1))), arm_b_angles=(0.5, float(rng.uniform(0, 1))))
     elif defect == "crossed_legs":
         person = with_pose(person, view, legs=LegPose.CROSSED)
+    elif defect == "sideways":
+        turn = float(rng.uniform(0.85, 1.0)) * float(rng.choice([-1, 1]))
+        person = with_pose(person, view, turn=turn)
+        detail = f"turn={turn:.2f}"
+    elif defect == "back_view":
+        view = View.BACK
+    elif defect == "monochrome":
+        look = replace(person.look, bottom_colour=garment.colour)
+        garment = replace(garment, pattern=type(garment.pattern)("solid"), front_graphic=type(garment.front_graphic)(
+            "none"))
+        person = replace(person, look=look)
+        detail = "top and bottom one colour"
     elif defect == "low_contrast":
         colour = np.array(garment.colour)
         near = tuple(tuple(float(c) for c in np.clip(colour + rng.normal(0, 0.03, 3), 0, 1)) for _ in range(2))
