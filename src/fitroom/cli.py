@@ -235,6 +235,16 @@ def _preprocessing_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dense-dir", help="folder of DensePose renders for --dense file")
 
 
+def cmd_convert_hrviton(args: argparse.Namespace) -> int:
+    """Official HR-VITON checkpoints -> fitroom model folders."""
+    from fitroom.models.hrviton_convert import convert_hrviton
+
+    written = convert_hrviton(args.condition_generator, args.generator, args.out)
+    for part, folder in written.items():
+        logger.info("%s: %s", part.replace("_", " "), Path(folder).resolve())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     # -q / -v are accepted before or after the subcommand
     common = argparse.ArgumentParser(add_help=False)
@@ -292,6 +302,14 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--view", choices=["front", "back"], default="front")
     check.add_argument("--thresholds", help="a thresholds JSON file instead of the calibrated defaults")
     check.set_defaults(func=cmd_check)
+
+    convert = sub.add_parser("convert", help="convert published checkpoints into fitroom model folders")
+    convert_sub = convert.add_subparsers(dest="convert_command", required=True, metavar="FAMILY")
+    hrviton = convert_sub.add_parser("hrviton", help="official HR-VITON mtviton.pth and gen.pth")
+    hrviton.add_argument("--condition-generator", help="the released condition generator (mtviton.pth)")
+    hrviton.add_argument("--generator", help="the released image generator (gen.pth)")
+    hrviton.add_argument("--out", required=True, help="folder for the converted models")
+    hrviton.set_defaults(func=cmd_convert_hrviton)
 
     prepare = sub.add_parser("prepare", help="turn folders of raw photos into a VITON-HD layout dataset")
     prepare.add_argument("--persons", required=True, help="folder of person photos")

@@ -1,0 +1,308 @@
+"""HR-VITON's networks: the try-on condition generator and the SPADE image generator.
+
+Paper: Lee, Gu, Park, Choi, Choo, "High-Resolution Virtual Try-On with Misalignment and Occlusion-Handled
+Conditions", ECCV 2022. Original code and weights: https://github.com/sangyun884/HR-VITON (CC BY-NC 4.0; the
+weights carry that licence). This is fitroom's own implementation from the facts in
+``shared/reference/hrviton/README.md``; its parameter names are the official ones, so released checkpoints load
+strictly (see :mod:`fitroom.models.hrviton_convert`), and it reproduces the official outputs (parity test).
+
+* :class:`ConditionGenerator` (``tocg``): a cloth encoder and a person encoder (5 down-sampling residual blocks
+  each), a feature-fusion decoder that predicts an appearance-flow pyramid (5 levels) and a 13-class layout
+  together, and the warped cloth and mask.
+* :class:`SPADEGenerator`: SPADE residual blocks (spectral-norm convolutions; noise, instance norm and a
+  segmentation-conditioned affine in every norm), the 9-channel input re-injected at every scale. The number of
+  up-sampling stages is chosen from the output size (``"more"`` = 6, ``"most"`` = 7) so every multiple of 64 (or
+  128) works; the reference silently produced a wrong width at 256x192 with ``"most"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.nn.utils import spectral_norm
+
+from fitroom.models import register_model
+
+PARSE_CLASSES = 13
+GENERATOR_SEMANTIC_CLASSES = 7
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Condition generator
+# ------------------------------------------------------------------------------------------------------------
+class ResBlock(nn.Module):
+    """A scale step (3x3 stride-2 down, bilinear x2 + 1x1 up, or 1x1 same), then conv-BN-ReLU-conv-BN, residual
+    add and ReLU."""
+
+    def __init__(self, cin: int, cout: int, scale: str, norm_layer: type[nn.Module] = nn.BatchNorm2d) -> None:
+        super().__init__()
+        bias = norm_layer is nn.InstanceNorm2d  # convolutions before a batch norm need no bias
+        if scale == "down":
+            self.scale = nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=bias)
+        elif scale == "up":
+            self.scale = nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear"), nn.Conv2d(cin, cout, 1))
+        elif scale == "same":
+            self.scale = nn.Conv2d(cin, cout, 1)
+        else:
+            raise ValueError(f"scale must be down, up or same, got {scale!r}")
+        self.block = nn.Sequential(
+            nn.Conv2d(cout, cout, 3, padding=1, bias=bias), norm_layer(cout), nn.ReLU(inplace=True),
+            nn.Conv2d(cout, cout, 3, padding=1, bias=bias), norm_layer(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.scale(x)
+        return F.relu(x + self.block(x))
+
+
+def identity_grid(batch: int, height: int, width: int, like: torch.Tensor) -> torch.Tensor:
+    """``(B, H, W, 2)`` sampling grid of the identity in [-1, 1], corners included (HR-VITON's ``make_grid``)."""
+    ys = torch.linspace(-1.0, 1.0, height, device=like.device, dtype=like.dtype)
+    xs = torch.linspace(-1.0, 1.0, width, device=like.device, dtype=like.dtype)
+    grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([grid_x, grid_y], dim=-1)[None].expand(batch, -1, -1, -1)
+
+
+def normalise_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """Flow in pixels of an ``(height, width)`` grid -> grid_sample offsets (HR-VITON's ``(W/2 - 1) / 2``)."""
+    return torch.cat([flow[..., 0:1] / ((width / 2 - 1.0) / 2.0), flow[..., 1:2] / ((height / 2 - 1.0) / 2.0)], -1)
+
+
+def upsample_flow(flow: torch.Tensor) -> torch.Tensor:
+    """``(B, H, W, 2)`` -> ``(B, 2H, 2W, 2)``, bilinear (values unchanged, as the reference does)."""
+    return F.interpolate(flow.permute(0, 3, 1, 2), scale_factor=2, mode="bilinear").permute(0, 2, 3, 1)
+
+
+def warp(features: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Sample ``features`` ``(B, C, H, W)`` at identity + ``flow`` ``(B, H, W, 2)`` pixels (border padding)."""
+    batch, _, height, width = features.shape
+    grid = identity_grid(batch, height, width, features) + normalise_flow(flow, height, width)
+    return F.grid_sample(features, grid, padding_mode="border", align_corners=False)
+
+
+@dataclass
+class ConditionGeneratorConfig:
+    cloth_channels: int = 4  # cloth RGB + cloth mask
+    pose_channels: int = 16  # 13-class agnostic parse + DensePose RGB
+    parse_classes: int = PARSE_CLASSES
+    ngf: int = 96
+
+
+class ConditionGenerator(nn.Module):
+    """HR-VITON's try-on condition generator.
+
+    ``forward(cloth, pose)`` with ``cloth`` ``(B, 4, H, W)`` (garment and mask) and ``pose`` ``(B, 16, H, W)``
+    (agnostic parse one-hot and DensePose), H and W multiples of 32 (256x192 in HR-VITON), returns
+    ``(flows, seg_logits, warped_cloth, warped_mask)``: 5 flows ``(B, H/32 * 2^i, W/32 * 2^i, 2)`` in pixels,
+    ``(B, 13, H, W)`` non-negative logits, ``(B, 3, H, W)`` and ``(B, 1, H, W)``.
+    """
+
+    def __init__(self, config: ConditionGeneratorConfig | None = None) -> None:
+        super().__init__()
+        self.config = c = config or ConditionGeneratorConfig()
+        n = c.ngf
+        widths = (n, 2 * n, 4 * n, 4 * n, 4 * n)
+
+        def encoder(cin: int) -> nn.ModuleList:
+            chans = (cin,) + widths
+            return nn.ModuleList(ResBlock(chans[i], chans[i + 1], "down") for i in range(5))
+
+        self.ClothEncoder = encoder(c.cloth_channels)
+        self.PoseEncoder = encoder(c.pose_channels)
+        self.conv = ResBlock(4 * n, 8 * n, "same")
+        self.SegDecoder = nn.ModuleList([
+            ResBlock(8 * n, 4 * n, "up"), ResBlock(4 * n * 2 + 4 * n, 4 * n, "up"),
+            ResBlock(4 * n * 2 + 4 * n, 2 * n, "up"), ResBlock(2 * n * 2 + 4 * n, n, "up"),
+            ResBlock(n * 2 + 4 * n, n, "up")])
+        self.out_layer = ResBlock(n + c.cloth_channels + c.pose_channels, c.parse_classes, "same")
+        # feature-pyramid laterals, one per encoder level 0..3, to the fused width 4n
+        self.conv1 = nn.ModuleList(nn.Conv2d(w, 4 * n, 1) for w in widths[:4])
+        self.conv2 = nn.ModuleList(nn.Conv2d(w, 4 * n, 1) for w in widths[:4])
+        self.flow_conv = nn.ModuleList(nn.Conv2d(8 * n, 2, 3, padding=1) for _ in range(5))
+        self.bottleneck = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(w, 4 * n, 3, padding=1), nn.ReLU(inplace=True)) for w in (4 * n, 4 * n, 2 * n, n))
+
+    def forward(self, cloth: torch.Tensor, pose: torch.Tensor
+                ) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor]:
+        c = self.config
+        if cloth.ndim != 4 or cloth.shape[1] != c.cloth_channels or pose.shape[1] != c.pose_channels:
+            raise ValueError(f"expected cloth (B, {c.cloth_channels}, H, W) and pose (B, {c.pose_channels}, H, W), "
+                             f"got {tuple(cloth.shape)} and {tuple(pose.shape)}")
+        if cloth.shape[-2:] != pose.shape[-2:] or cloth.shape[-2] % 32 or cloth.shape[-1] % 32:
+            raise ValueError(f"cloth and pose must share an (H, W) that is a multiple of 32, got "
+                             f"{tuple(cloth.shape[-2:])} and {tuple(pose.shape[-2:])}")
+        cloth_features, pose_features = [], []
+        x1, x2 = cloth, pose
+        for i in range(5):  # the two feature pyramids, 1/2 .. 1/32
+            x1, x2 = self.ClothEncoder[i](x1), self.PoseEncoder[i](x2)
+            cloth_features.append(x1)
+            pose_features.append(x2)
+
+        # level 0 (1/32): first flow from both streams, first layout features from the person stream
+        t1, t2 = cloth_features[4], pose_features[4]
+        flows = [self.flow_conv[0](torch.cat([t1, t2], 1)).permute(0, 2, 3, 1)]
+        x = self.SegDecoder[0](self.conv(t2))
+        # levels 1..4: the feature-fusion block, flow and layout refining each other
+        for i in range(1, 5):
+            # (the reference also merges the person stream through conv2 here, but never reads the result with
+            # warp_feature "T1"; conv2 is kept only so that released checkpoints load)
+            t1 = F.interpolate(t1, scale_factor=2, mode="bilinear") + self.conv1[4 - i](cloth_features[4 - i])
+            flow = upsample_flow(flows[-1])
+            warped_t1 = warp(t1, flow)
+            flow = flow + self.flow_conv[i](torch.cat([warped_t1, self.bottleneck[i - 1](x)], 1)).permute(0, 2, 3, 1)
+            flows.append(flow)
+            x = self.SegDecoder[i](torch.cat([x, pose_features[4 - i], warped_t1], 1))
+
+        warped = warp(cloth, upsample_flow(flows[-1]))
+        seg = self.out_layer(torch.cat([x, pose, warped], 1))
+        return flows, seg, warped[:, :-1], warped[:, -1:]
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# SPADE image generator
+# ------------------------------------------------------------------------------------------------------------
+class SPADENorm(nn.Module):
+    """Noise, parameter-free instance norm, then ``x * (1 + gamma(seg)) + beta(seg)``."""
+
+    def __init__(self, channels: int, semantic_channels: int, hidden: int = 128) -> None:
+        super().__init__()
+        self.noise_scale = nn.Parameter(torch.zeros(channels))
+        self.param_free_norm = nn.InstanceNorm2d(channels, affine=False)
+        self.conv_shared = nn.Sequential(nn.Conv2d(semantic_channels, hidden, 3, padding=1), nn.ReLU())
+        self.conv_gamma = nn.Conv2d(hidden, channels, 3, padding=1)
+        self.conv_beta = nn.Conv2d(hidden, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        batch, _, height, width = x.shape
+        # one spatial noise map per image, scaled per channel (zero-initialised scales: no noise at first)
+        noise = torch.randn(batch, 1, height, width, device=x.device, dtype=x.dtype)
+        x = self.param_free_norm(x + noise * self.noise_scale[None, :, None, None])
+        seg = F.interpolate(seg, size=(height, width), mode="nearest")
+        features = self.conv_shared(seg)
+        return x * (1 + self.conv_gamma(features)) + self.conv_beta(features)
+
+
+class SPADEResBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, semantic_channels: int) -> None:
+        super().__init__()
+        middle = min(cin, cout)
+        self.learned_shortcut = cin != cout
+        self.conv_0 = spectral_norm(nn.Conv2d(cin, middle, 3, padding=1))
+        self.conv_1 = spectral_norm(nn.Conv2d(middle, cout, 3, padding=1))
+        self.norm_0 = SPADENorm(cin, semantic_channels)
+        self.norm_1 = SPADENorm(middle, semantic_channels)
+        if self.learned_shortcut:
+            self.conv_s = spectral_norm(nn.Conv2d(cin, cout, 1, bias=False))
+            self.norm_s = SPADENorm(cin, semantic_channels)
+
+    def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        shortcut = self.conv_s(self.norm_s(x, seg)) if self.learned_shortcut else x
+        dx = self.conv_0(F.leaky_relu(self.norm_0(x, seg), 0.2))
+        dx = self.conv_1(F.leaky_relu(self.norm_1(dx, seg), 0.2))
+        return shortcut + dx
+
+
+UPSAMPLINGS = {"more": 6, "most": 7}
+
+
+def choose_upsampling(height: int, width: int) -> str:
+    """``"most"`` (7 up-samplings) when H and W are multiples of 128, else ``"more"`` (6, multiples of 64)."""
+    if height % 128 == 0 and width % 128 == 0 and height >= 512:
+        return "most"
+    if height % 64 == 0 and width % 64 == 0:
+        return "more"
+    raise ValueError(f"the SPADE generator needs H and W that are multiples of 64, got {height}x{width}")
+
+
+@dataclass
+class SPADEGeneratorConfig:
+    input_channels: int = 9  # agnostic person, DensePose, warped cloth
+    semantic_channels: int = GENERATOR_SEMANTIC_CLASSES
+    ngf: int = 64
+    num_upsampling_layers: str = "most"
+
+
+class SPADEGenerator(nn.Module):
+    """HR-VITON's image generator. ``forward(x, seg)``: ``x`` ``(B, 9, H, W)``, ``seg`` ``(B, 7, H, W)`` one-hot ->
+    ``(B, 3, H, W)`` in [-1, 1]. H and W must be multiples of 2^(number of up-samplings)."""
+
+    def __init__(self, config: SPADEGeneratorConfig | None = None) -> None:
+        super().__init__()
+        self.config = c = config or SPADEGeneratorConfig()
+        if c.num_upsampling_layers not in UPSAMPLINGS:
+            raise ValueError(f"num_upsampling_layers must be one of {sorted(UPSAMPLINGS)}")
+        n, s, inject = c.ngf, c.semantic_channels, 16
+        self.conv_0 = nn.Conv2d(c.input_channels, 16 * n, 3, padding=1)
+        for i in range(1, 8):
+            setattr(self, f"conv_{i}", nn.Conv2d(c.input_channels, inject, 3, padding=1))
+        self.head_0 = SPADEResBlock(16 * n, 16 * n, s)
+        self.G_middle_0 = SPADEResBlock(16 * n + inject, 16 * n, s)
+        self.G_middle_1 = SPADEResBlock(16 * n + inject, 16 * n, s)
+        self.up_0 = SPADEResBlock(16 * n + inject, 8 * n, s)
+        self.up_1 = SPADEResBlock(8 * n + inject, 4 * n, s)
+        self.up_2 = SPADEResBlock(4 * n + inject, 2 * n, s)
+        self.up_3 = SPADEResBlock(2 * n + inject, n, s)
+        last = n
+        if c.num_upsampling_layers == "most":
+            self.up_4 = SPADEResBlock(n + inject, n // 2, s)
+            last = n // 2
+        self.conv_img = nn.Conv2d(last, 3, 3, padding=1)
+
+    @property
+    def scale(self) -> int:
+        return 2 ** UPSAMPLINGS[self.config.num_upsampling_layers]
+
+    def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        c = self.config
+        if x.ndim != 4 or x.shape[1] != c.input_channels or seg.shape[1] != c.semantic_channels:
+            raise ValueError(f"expected x (B, {c.input_channels}, H, W) and seg (B, {c.semantic_channels}, H, W), got "
+                             f"{tuple(x.shape)} and {tuple(seg.shape)}")
+        height, width = x.shape[-2:]
+        if height % self.scale or width % self.scale:
+            raise ValueError(f"with '{c.num_upsampling_layers}' up-sampling, H and W must be multiples of "
+                             f"{self.scale}; got {height}x{width} (use choose_upsampling)")
+        sizes = [(height // self.scale * 2 ** k, width // self.scale * 2 ** k) for k in range(8)]
+
+        def inject(features: torch.Tensor, index: int, level: int) -> torch.Tensor:
+            extra = getattr(self, f"conv_{index}")(F.interpolate(x, size=sizes[level], mode="nearest"))
+            return torch.cat([features, extra], 1)
+
+        def up(features: torch.Tensor) -> torch.Tensor:
+            return F.interpolate(features, scale_factor=2, mode="nearest")
+
+        out = self.head_0(self.conv_0(F.interpolate(x, size=sizes[0], mode="nearest")), seg)
+        out = self.G_middle_0(inject(up(out), 1, 1), seg)
+        out = self.G_middle_1(inject(up(out), 2, 2), seg)
+        stages = [self.up_0, self.up_1, self.up_2, self.up_3] + ([self.up_4] if c.num_upsampling_layers == "most"
+                                                                  else [])
+        for k, stage in enumerate(stages):
+            out = stage(inject(up(out), 3 + k, 3 + k), seg)
+        return torch.tanh(self.conv_img(F.leaky_relu(out, 0.2)))
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)
+
+
+@register_model("hrviton_condition")
+def hrviton_condition(**overrides) -> ConditionGenerator:
+    return ConditionGenerator(ConditionGeneratorConfig(**overrides))
+
+
+@register_model("hrviton_generator")
+def hrviton_generator(**overrides) -> SPADEGenerator:
+    return SPADEGenerator(SPADEGeneratorConfig(**overrides))
+
+
+@register_model("test_hrviton_condition")
+def test_hrviton_condition(**overrides) -> ConditionGenerator:
+    return ConditionGenerator(ConditionGeneratorConfig(**{"ngf": 8, **overrides}))
+
+
+@register_model("test_hrviton_generator")
+def test_hrviton_generator(**overrides) -> SPADEGenerator:
+    return SPADEGenerator(SPADEGeneratorConfig(**{"ngf": 4, "num_upsampling_layers": "more", **overrides}))

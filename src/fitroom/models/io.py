@@ -1,0 +1,60 @@
+"""Saving and loading fitroom models: ``config.json`` beside ``model.safetensors``, loaded strictly."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch.nn as nn
+from safetensors.torch import load_file, save_file
+
+from fitroom.models import create_model
+
+CONFIG = "config.json"
+WEIGHTS = "model.safetensors"
+
+
+def save_pretrained(model: nn.Module, directory: str | Path, name: str) -> Path:
+    """Write ``model`` (registered as ``name``, configured by its ``config_dict()``) to ``directory``."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    temporary = directory / (WEIGHTS + ".partial")
+    save_file(state, str(temporary))
+    temporary.replace(directory / WEIGHTS)  # a reader never sees a half-written file
+    (directory / CONFIG).write_text(json.dumps({"model": name, "config": model.config_dict()}, indent=2) + "\n")
+    return directory
+
+
+def load_pretrained(directory: str | Path) -> nn.Module:
+    """Build the model ``config.json`` names and load ``model.safetensors`` into it strictly.
+
+    Raises:
+        FileNotFoundError: a file is missing (the message names it).
+        ValueError: the weights do not match the configuration (missing, unexpected or mis-shaped tensors).
+    """
+    directory = Path(directory)
+    for name in (CONFIG, WEIGHTS):
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"{directory / name} not found; a model folder holds {CONFIG} and {WEIGHTS} "
+                                    f"(made by `fitroom train` or `fitroom convert`)")
+    meta = json.loads((directory / CONFIG).read_text())
+    model = create_model(meta["model"], **meta.get("config", {}))
+    try:
+        state = load_file(str(directory / WEIGHTS))
+    except Exception as error:
+        raise ValueError(f"{directory / WEIGHTS}: cannot read the weights ({error}); is the file complete?") from None
+    check_state(model, state, str(directory / WEIGHTS))
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def check_state(model: nn.Module, state: dict, source: str) -> None:
+    """Raise ``ValueError`` naming what differs between ``model``'s parameters and ``state``."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
+    if missing or unexpected or wrong:
+        raise ValueError(f"{source}: {len(missing)} missing {missing[:3]}, {len(unexpected)} unexpected "
+                         f"{unexpected[:3]}, {len(wrong)} of the wrong shape {wrong[:3]}")

@@ -1,0 +1,128 @@
+"""HR-VITON networks: official-checkpoint parity, conversion, and the usual model tests at tiny size."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from fitroom.cli import main
+from fitroom.models import create_model
+from fitroom.models.hrviton import choose_upsampling
+from fitroom.models.hrviton_convert import convert_hrviton, read_checkpoint
+from fitroom.models.io import load_pretrained, save_pretrained
+
+FIXTURE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "hrviton" / "parity-tiny.pt"
+if not FIXTURE.is_file():  # CI clones the project with shared/ beside it; a checkout may hold it inside
+    FIXTURE = Path(__file__).resolve().parents[1] / "shared" / "reference" / "hrviton" / "parity-tiny.pt"
+
+
+@pytest.fixture(scope="module")
+def fixture():
+    if not FIXTURE.is_file():
+        pytest.fail(f"the parity fixture {FIXTURE} is missing (it comes with shared/reference/hrviton)")
+    return torch.load(FIXTURE, weights_only=True)
+
+
+class Payload:
+    """An object that is not plain tensors: ``weights_only`` loading must refuse to unpickle it."""
+
+
+def _released_generator_names(state: dict) -> dict:
+    """The key spelling of the released gen.pth: a ``.Spade`` level inside every norm."""
+    renamed = {}
+    for key, value in state.items():
+        parts = key.split(".")
+        if len(parts) > 2 and parts[1].startswith("norm_"):
+            parts.insert(2, "Spade")
+        renamed["module." + ".".join(parts)] = value
+    return renamed
+
+
+def test_parity_through_the_converter(fixture, tmp_path):
+    """The official networks' outputs, reproduced from official-layout state dicts (max |diff| < 1e-4)."""
+    torch.save(fixture["condition_generator"], tmp_path / "mtviton.pth")
+    torch.save({"state_dict": _released_generator_names(fixture["generator"])}, tmp_path / "gen.pth")
+    assert main(["-q", "convert", "hrviton", "--condition-generator", str(tmp_path / "mtviton.pth"),
+                 "--generator", str(tmp_path / "gen.pth"), "--out", str(tmp_path / "out")]) == 0
+    condition = load_pretrained(tmp_path / "out" / "condition_generator")
+    generator = load_pretrained(tmp_path / "out" / "generator")
+    t = fixture["tensors"]
+    with torch.no_grad():
+        flows, seg, warped_cloth, warped_mask = condition(t["tocg_input1"], t["tocg_input2"])
+        image = generator(t["gen_input"], t["gen_seg"])
+    for i, flow in enumerate(flows):
+        assert (flow - t[f"tocg_flow_{i}"]).abs().max() < 1e-4, i
+    for ours, key in ((seg, "tocg_seg"), (warped_cloth, "tocg_warped_cloth"), (warped_mask, "tocg_warped_mask"),
+                      (image, "gen_image")):
+        assert ours.shape == t[key].shape
+        assert (ours - t[key]).abs().max() < 1e-4, key
+    assert generator.config.ngf == fixture["config"]["generator_ngf"]
+    assert generator.config.num_upsampling_layers == fixture["config"]["num_upsampling_layers"]
+
+
+def test_converter_refuses_what_it_cannot_load(fixture, tmp_path):
+    state = dict(fixture["condition_generator"])
+    del state["flow_conv.4.bias"]
+    torch.save(state, tmp_path / "damaged.pth")
+    with pytest.raises(ValueError, match="1 missing.*flow_conv.4.bias"):
+        convert_hrviton(tmp_path / "damaged.pth", None, tmp_path / "out")
+    good = tmp_path / "good.pth"
+    torch.save(fixture["condition_generator"], good)
+    (tmp_path / "half.pth").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(ValueError, match="is it complete"):
+        read_checkpoint(tmp_path / "half.pth")
+    with pytest.raises(FileNotFoundError, match="HR-VITON"):
+        read_checkpoint(tmp_path / "missing.pth")
+
+    torch.save({"state_dict": {"x": torch.zeros(1)}, "extra": Payload()}, tmp_path / "code.pth")
+    with pytest.raises(ValueError, match="cannot read"):
+        read_checkpoint(tmp_path / "code.pth")
+
+
+def test_official_sizes_match_the_reference_parameter_counts():
+    condition = create_model("hrviton_condition")
+    assert sum(p.numel() for p in condition.parameters()) == 47_431_697
+    reference = Path(FIXTURE).with_name("generator.keys.tsv")
+    names = {line.split("\t")[0] for line in reference.read_text().splitlines() if line.strip()}
+    assert set(create_model("hrviton_generator").state_dict()) == names
+
+
+@pytest.mark.parametrize("name", ["test_hrviton_condition", "test_hrviton_generator"])
+def test_tiny_models_forward_backward_and_round_trip(name, tmp_path):
+    torch.manual_seed(0)
+    model = create_model(name).train()
+    if name == "test_hrviton_condition":
+        inputs = (torch.randn(2, 4, 64, 64), torch.randn(2, 16, 64, 64))
+        flows, seg, cloth, mask = model(*inputs)
+        assert seg.shape == (2, 13, 64, 64) and (seg >= 0).all() and flows[-1].shape == (2, 32, 32, 2)
+        loss = seg.mean() + cloth.mean() + mask.mean() + sum(f.mean() for f in flows)
+    else:
+        inputs = (torch.randn(2, 9, 128, 64), torch.rand(2, 7, 128, 64))
+        out = model(*inputs)
+        assert out.shape == (2, 3, 128, 64) and out.abs().max() <= 1
+        loss = out.mean()
+    loss.backward()
+    # the official architecture has parameters its forward never reads: the person-stream laterals (conv2) with
+    # warp_feature "T1", and conv_7 unless there are 7 up-samplings; they stay for checkpoint compatibility
+    unused = {n for n, p in model.named_parameters() if p.grad is None}
+    expected = {n for n, _ in model.named_parameters() if n.startswith("conv2.")} if "condition" in name else \
+        {"conv_7.weight", "conv_7.bias"}
+    assert unused == expected
+    model.eval()
+    save_pretrained(model, tmp_path / "m", name)
+    loaded = load_pretrained(tmp_path / "m")
+    with torch.no_grad():
+        first, second = model(*inputs), loaded(*inputs)
+    first = first[1] if isinstance(first, tuple) else first
+    second = second[1] if isinstance(second, tuple) else second
+    torch.testing.assert_close(first, second)
+
+
+def test_upsampling_depth_follows_the_size():
+    assert choose_upsampling(256, 192) == "more" and choose_upsampling(1024, 768) == "most"
+    assert choose_upsampling(512, 384) == "most"
+    with pytest.raises(ValueError, match="multiples of 64"):
+        choose_upsampling(250, 190)
+    generator = create_model("test_hrviton_generator", num_upsampling_layers="most")
+    with pytest.raises(ValueError, match="multiples of 128"):
+        generator(torch.randn(1, 9, 256, 192), torch.rand(1, 7, 256, 192))
