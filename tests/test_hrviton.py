@@ -126,3 +126,49 @@ def test_upsampling_depth_follows_the_size():
     generator = create_model("test_hrviton_generator", num_upsampling_layers="most")
     with pytest.raises(ValueError, match="multiples of 128"):
         generator(torch.randn(1, 9, 256, 192), torch.rand(1, 7, 256, 192))
+
+
+def test_hrviton_engine_from_a_converted_checkpoint(fixture, tmp_path, astronaut):
+    """The tiny official-layout checkpoint, converted, runs through `fitroom tryon --engine hrviton`."""
+    from fitroom import imaging
+    from fitroom.demo import sample_path
+
+    torch.save(fixture["condition_generator"], tmp_path / "mtviton.pth")
+    torch.save(fixture["generator"], tmp_path / "gen.pth")
+    convert_hrviton(tmp_path / "mtviton.pth", tmp_path / "gen.pth", tmp_path / "ckpt")
+    out = tmp_path / "result.png"
+    assert main(["-q", "tryon", "--person", str(sample_path("person_front.jpg")), "--garment",
+                 str(sample_path("garment_tee_front.jpg")), "--out", str(out), "--engine", "hrviton",
+                 "--checkpoint", str(tmp_path / "ckpt")]) == 0
+    result = imaging.load_image(out)
+    assert result.shape == imaging.load_image(sample_path("person_front.jpg")).shape
+    assert result.std() > 1  # random tiny weights draw noise, but something was drawn
+    with pytest.raises(FileNotFoundError, match="fitroom convert hrviton"):
+        from fitroom.engines import create_engine
+
+        create_engine("hrviton", checkpoint=tmp_path / "nowhere")
+
+
+def test_hrviton_engine_steps_on_synthetic_inputs():
+    from fitroom.data.synthetic import render_garment, render_person, sample_spec
+    from fitroom.engines import create_engine
+    from fitroom.inputs import InputsError, TryOnInputs
+    from fitroom.labels import DENSE_COLORMAP
+    from fitroom.preprocess.agnostic import agnostic_person, parse_agnostic
+
+    torch.manual_seed(0)
+    spec = sample_spec(3, 1)
+    render = render_person(spec.person, spec.garment, "front", (256, 192))
+    garment, mask = render_garment(spec.garment, "front", (256, 192))
+    inputs = TryOnInputs(person=render.image, garment=garment, garment_mask=mask, keypoints=render.keypoints,
+                         parse=render.parse, dense=DENSE_COLORMAP[render.dense],
+                         agnostic=agnostic_person(render.image, render.parse, render.keypoints),
+                         parse_agnostic=parse_agnostic(render.parse, render.keypoints))
+    engine = create_engine("hrviton", condition_generator=create_model("test_hrviton_condition"),
+                           generator=create_model("test_hrviton_generator"))
+    result = engine(inputs)
+    assert result.image.shape == (256, 192, 3) and result.warped_mask.shape == (256, 192)
+    assert set(result.timings) == {"inputs", "condition", "warp", "generator", "output"}
+    assert result.extras["layout13"].max() < 13
+    with pytest.raises(InputsError, match="needs dense"):
+        engine(inputs.replace(dense=None))

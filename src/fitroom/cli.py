@@ -133,7 +133,7 @@ def cmd_tryon(args: argparse.Namespace) -> int:
 
     person = imaging.load_image(args.person)
     garment = imaging.load_image(args.garment)
-    engine = create_engine(args.engine)
+    engine = create_engine(args.engine, **({"checkpoint": args.checkpoint} if args.checkpoint else {}))
     dense_options = {"directory": args.dense_dir} if args.dense == "file" else {}
     with Preprocessor(parser=args.parser, dense=args.dense, dense_options=dense_options,
                       allow_several_people=args.force) as preprocess:
@@ -287,7 +287,8 @@ def build_parser() -> argparse.ArgumentParser:
     tryon.add_argument("--person", required=True, help="photo of the person")
     tryon.add_argument("--garment", required=True, help="product photo of the garment")
     tryon.add_argument("--out", required=True, help="where to write the result (PNG or JPEG by suffix)")
-    tryon.add_argument("--engine", default="warp", help="try-on engine (default: warp, needs no weights)")
+    tryon.add_argument("--engine", default="warp", help="try-on engine: warp (default, needs no weights) or hrviton")
+    tryon.add_argument("--checkpoint", help="model folder for a learned engine (e.g. from `fitroom convert hrviton`)")
     tryon.add_argument("--save-intermediates", action="store_true",
                        help="also write pose, parse, dense map, agnostic person and warped garment")
     tryon.add_argument("--force", action="store_true", help="try on even when a photo check fails")

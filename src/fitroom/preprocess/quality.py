@@ -403,16 +403,21 @@ def check_photo(observation: PhotoObservation, category: GarmentCategory | str =
         "Step back so your whole body, down to your feet, is in the picture." if category is not GarmentCategory.UPPER
         else "Step back so your hips are in the picture.")
     geometry = o.raw_keypoints if o.raw_keypoints is not None else k
-    crossed, overshoot = arms_crossed(geometry, t.crossing_margin)
-    add("crossed_arms", Status.FAIL if crossed else Status.PASS, overshoot,
-        f"both wrists past the body's middle by more than {t.crossing_margin:g} shoulder widths (negative: short "
-        f"of it), or forearms crossing",
-        "Your arms are crossed, which hides the garment.", "Let your arms hang by your sides.")
-    crossed, gap = legs_crossed(geometry, t.ankle_gap_fail)
-    add("crossed_legs", Status.FAIL if crossed else Status.PASS, gap,
-        f"ankle gap over hip width: fail < {t.ankle_gap_fail:g}, or legs crossing",
-        "Your legs are crossed.", "Stand with your feet apart, about hip width.")
     ratio = shoulder_ratio(k)
+    if ratio == ratio and ratio < t.shoulder_ratio_fail:
+        # turned so far that left and right overlap: crossing cannot be judged, and "facing" reports the turn
+        add("crossed_arms", Status.SKIP, None, "needs the body facing the camera or its back", "", "")
+        add("crossed_legs", Status.SKIP, None, "needs the body facing the camera or its back", "", "")
+    else:
+        crossed, overshoot = arms_crossed(geometry, t.crossing_margin)
+        add("crossed_arms", Status.FAIL if crossed else Status.PASS, overshoot,
+            f"both wrists past the body's middle by more than {t.crossing_margin:g} shoulder widths (negative: "
+            f"short of it), or forearms crossing",
+            "Your arms are crossed, which hides the garment.", "Let your arms hang by your sides.")
+        crossed, gap = legs_crossed(geometry, t.ankle_gap_fail)
+        add("crossed_legs", Status.FAIL if crossed else Status.PASS, gap,
+            f"ankle gap over hip width: fail < {t.ankle_gap_fail:g}, or legs crossing",
+            "Your legs are crossed.", "Stand with your feet apart, about hip width.")
     face_score = float(o.faces[:, 4].max()) if len(o.faces) else 0.0
     if view is View.FRONT and (facing_away(geometry) or face_score < t.face_score_min):
         add("facing", Status.FAIL, ratio, "front view: the face must be seen and the body face the camera",

@@ -1,0 +1,130 @@
+"""The ``hrviton`` engine: HR-VITON's inference, from ``TryOnInputs`` at any size.
+
+Steps (``shared/reference/hrviton/README.md`` section 2.7):
+1. tensors at the generator's working size (a multiple of 64 or 128 with the person's 4:3 canvas), and the
+   condition generator's inputs down-sampled to 256x192 (cloth and DensePose bilinear, masks and parse nearest);
+2. the condition generator: flows, layout logits, warped cloth and mask; condition aligning (the upper-cloth
+   logit times the warped mask);
+3. the layout up-sampled to full size, blurred (15x15 Gaussian, sigma 3), arg-maxed and regrouped to 7 classes;
+4. the last flow up-sampled to full size warps the full-size cloth and mask; occlusion by body parts is removed
+   with the blurred layout's probabilities; the cloth is composited on white;
+5. the SPADE generator renders the person from (agnostic person, DensePose, warped cloth) and the layout;
+6. the result is resized back to the photo's size.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from kornia.filters import gaussian_blur2d
+
+from fitroom import imaging
+from fitroom.engines import register_engine
+from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
+from fitroom.labels import CIHP_TO_13, CONDITION_SIZE, OCCLUDING_PARSE13, PARSE13_TO_7, Parse13
+from fitroom.models.hrviton import ConditionGenerator, SPADEGenerator, identity_grid, normalise_flow
+from fitroom.models.io import load_pretrained
+
+
+def working_size(generator: SPADEGenerator, requested: tuple[int, int] | None) -> tuple[int, int]:
+    if requested is not None:
+        return requested
+    return (1024, 768) if generator.config.num_upsampling_layers == "most" else CONDITION_SIZE
+
+
+@register_engine("hrviton")
+class HrvitonEngine:
+    """HR-VITON try-on.
+
+    Args:
+        checkpoint: a folder with ``condition_generator/`` and ``generator/`` model folders (``fitroom convert
+            hrviton`` or ``fitroom train`` makes them).
+        condition_generator, generator: already built networks instead of a checkpoint (tests use tiny ones).
+        size: the generator's working ``(H, W)`` (default 1024x768 for a 7-up-sampling generator, else 256x192).
+        device: where to run.
+    """
+
+    def __init__(self, checkpoint: str | Path | None = None, condition_generator: ConditionGenerator | None = None,
+                 generator: SPADEGenerator | None = None, size: tuple[int, int] | None = None,
+                 device: str = "cpu") -> None:
+        if checkpoint is not None:
+            root = Path(checkpoint)
+            missing = [p for p in (root / "condition_generator", root / "generator") if not p.is_dir()]
+            if missing:
+                raise FileNotFoundError(
+                    f"{', '.join(str(p) for p in missing)} not found: the hrviton engine needs a checkpoint folder "
+                    f"with condition_generator/ and generator/, made by `fitroom convert hrviton --condition-generator "
+                    f"mtviton.pth --generator gen.pth --out DIR` from the official release")
+            condition_generator = load_pretrained(root / "condition_generator")
+            generator = load_pretrained(root / "generator")
+        if condition_generator is None or generator is None:
+            raise ValueError("the hrviton engine needs a checkpoint folder or both networks")
+        self.device = torch.device(device)
+        self.condition_generator = condition_generator.to(self.device).eval()
+        self.generator = generator.to(self.device).eval()
+        self.size = working_size(self.generator, size)
+
+    @torch.no_grad()
+    def __call__(self, inputs: TryOnInputs) -> TryOnResult:
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+
+        def tick(step: str) -> None:
+            nonlocal clock
+            timings[step] = time.perf_counter() - clock
+            clock = time.perf_counter()
+
+        # 1. tensors at the working size and at the condition size
+        for field in ("garment", "garment_mask", "dense", "agnostic", "parse_agnostic"):
+            if getattr(inputs, field) is None:
+                raise InputsError(f"the hrviton engine needs {field} (the preprocessing makes it)")
+        height, width = self.size
+        full = {k: v[None].to(self.device) if v.ndim else v for k, v in inputs.to_tensors(self.size).items()}
+        low = {k: v[None].to(self.device) if v.ndim else v for k, v in inputs.to_tensors(CONDITION_SIZE).items()}
+        agnostic_parse = torch.tensor(CIHP_TO_13, device=self.device)[low["parse_agnostic"]]
+        parse_onehot = F.one_hot(agnostic_parse, len(Parse13)).permute(0, 3, 1, 2).float()
+        cloth_low = torch.cat([low["garment"], low["garment_mask"]], 1)
+        pose_low = torch.cat([parse_onehot, low["dense"]], 1)
+        tick("inputs")
+
+        # 2. condition generator and condition aligning
+        flows, seg, _, warped_mask_low = self.condition_generator(cloth_low, pose_low)
+        seg = torch.cat([seg[:, :3], seg[:, 3:4] * warped_mask_low, seg[:, 4:]], 1)
+        tick("condition")
+
+        # 3. layout at full size: up-sampled, blurred, arg-maxed, regrouped to the generator's 7 classes
+        blurred = gaussian_blur2d(F.interpolate(seg, size=(height, width), mode="bilinear"), (15, 15), (3.0, 3.0),
+                                  border_type="constant")
+        layout13 = blurred.argmax(1)
+        layout7 = torch.tensor(PARSE13_TO_7, device=self.device)[layout13]
+        seg7 = F.one_hot(layout7, 7).permute(0, 3, 1, 2).float()
+
+        # 4. full-size warp with the last flow, occlusion removal, cloth on white
+        flow = F.interpolate(flows[-1].permute(0, 3, 1, 2), size=(height, width), mode="bilinear").permute(0, 2, 3, 1)
+        grid = identity_grid(1, height, width, flow) + normalise_flow(flow, *CONDITION_SIZE)
+        cloth_full = torch.cat([full["garment"], full["garment_mask"]], 1)
+        warped = F.grid_sample(cloth_full, grid, padding_mode="border", align_corners=False)
+        warped_cloth, warped_mask = warped[:, :3], warped[:, 3:]
+        probabilities = F.softmax(blurred, dim=1)
+        occluders = probabilities[:, list(OCCLUDING_PARSE13)].sum(1, keepdim=True)
+        warped_mask = warped_mask - occluders * warped_mask
+        warped_cloth = warped_cloth * warped_mask + torch.ones_like(warped_cloth) * (1 - warped_mask)
+        tick("warp")
+
+        # 5. the image generator
+        image = self.generator(torch.cat([full["agnostic"], full["dense"], warped_cloth], 1), seg7)
+        tick("generator")
+
+        # 6. back to the photo's size
+        size = inputs.size
+        result = imaging.resize(imaging.tensor_to_image(image[0].float().cpu()), size, "image")
+        warped_image = imaging.resize(imaging.tensor_to_image(warped_cloth[0].float().cpu()), size, "image")
+        mask = imaging.resize(warped_mask[0, 0].cpu().numpy() > 0.5, size, "mask")
+        tick("output")
+        return TryOnResult(image=result, engine="hrviton", warped_garment=warped_image, warped_mask=mask,
+                           timings=timings,
+                           extras={"layout13": imaging.resize(layout13[0].byte().cpu().numpy(), size, "labels")})
