@@ -306,3 +306,90 @@ def test_hrviton_condition(**overrides) -> ConditionGenerator:
 @register_model("test_hrviton_generator")
 def test_hrviton_generator(**overrides) -> SPADEGenerator:
     return SPADEGenerator(SPADEGeneratorConfig(**{"ngf": 4, "num_upsampling_layers": "more", **overrides}))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Discriminators
+# ------------------------------------------------------------------------------------------------------------
+def _patch_discriminator(cin: int, spectral: bool, final_stride_one_width: bool, dropout: bool) -> nn.Sequential:
+    """A 4x4 PatchGAN (pix2pixHD/SPADE layout, padding 2).
+
+    ``final_stride_one_width``: the condition discriminator's layout (64, 128, 256 at stride 2, 512 at stride 1,
+    then 1; convolutions with bias); otherwise the image discriminator's (64 and 128 at stride 2, 256 at stride 1,
+    then 1; spectral norm and no bias on the normalised convolutions).
+    """
+    def conv(a: int, b: int, stride: int, bias: bool = True) -> nn.Module:
+        layer = nn.Conv2d(a, b, 4, stride=stride, padding=2, bias=bias)
+        return spectral_norm(layer) if spectral else layer
+
+    layers: list[nn.Module] = [nn.Sequential(conv(cin, 64, 2), nn.LeakyReLU(0.2))]
+    widths = (64, 128, 256, 512) if final_stride_one_width else (64, 128, 256)
+    for i in range(1, len(widths)):
+        stride = 1 if i == len(widths) - 1 else 2
+        block = [conv(widths[i - 1], widths[i], stride, bias=not spectral), nn.InstanceNorm2d(widths[i]),
+                 nn.LeakyReLU(0.2)]
+        if dropout and i in (1, 2):
+            block.append(nn.Dropout(0.5))
+        layers.append(nn.Sequential(*block))
+    layers.append(nn.Sequential(conv(widths[-1], 1, 1)))
+    return nn.Sequential(*layers)
+
+
+@dataclass
+class DiscriminatorConfig:
+    input_channels: int = 33  # condition D: cloth 4 + pose 16 + layout 13; image D: layout 7 + image 3
+    num_scales: int = 2
+    image: bool = False  # the image generator's discriminator (spectral norm, hinge loss) instead of the condition one
+    downsample_first: bool = True  # HR-VITON's --Ddownx2 (condition D only)
+    dropout: bool = True  # HR-VITON's --Ddropout (condition D only)
+
+
+class MultiscaleDiscriminator(nn.Module):
+    """Patch discriminators on the input and on its 2x down-sampled copies.
+
+    ``forward(x)`` ``(B, C, H, W)`` returns, per scale, the list of every layer's output (the last is the patch
+    map; the others serve feature matching).
+    """
+
+    def __init__(self, config: DiscriminatorConfig | None = None) -> None:
+        super().__init__()
+        self.config = c = config or DiscriminatorConfig()
+        for i in range(c.num_scales):
+            setattr(self, f"scale_{i}", _patch_discriminator(c.input_channels, spectral=c.image,
+                                                            final_stride_one_width=not c.image,
+                                                            dropout=c.dropout and not c.image))
+
+    @staticmethod
+    def _down(x: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+
+    def forward(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        c = self.config
+        if x.ndim != 4 or x.shape[1] != c.input_channels:
+            raise ValueError(f"expected (B, {c.input_channels}, H, W), got {tuple(x.shape)}")
+        if c.downsample_first and not c.image:
+            x = self._down(x)
+        outputs = []
+        for i in range(c.num_scales):
+            features, out = [], x
+            for layer in getattr(self, f"scale_{i}"):
+                out = layer(out)
+                features.append(out)
+            outputs.append(features)
+            x = self._down(x)
+        return outputs
+
+    def config_dict(self) -> dict:
+        return asdict(self.config)
+
+
+@register_model("hrviton_condition_discriminator")
+def hrviton_condition_discriminator(**overrides) -> MultiscaleDiscriminator:
+    return MultiscaleDiscriminator(DiscriminatorConfig(**overrides))
+
+
+@register_model("hrviton_image_discriminator")
+def hrviton_image_discriminator(**overrides) -> MultiscaleDiscriminator:
+    return MultiscaleDiscriminator(DiscriminatorConfig(**{"input_channels": GENERATOR_SEMANTIC_CLASSES + 3,
+                                                         "image": True, "downsample_first": False,
+                                                         "dropout": False, **overrides}))

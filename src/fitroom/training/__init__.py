@@ -1,0 +1,1 @@
+"""Training: losses now; the trainer (accelerate, mixed precision, accumulation, resume) comes next."""
