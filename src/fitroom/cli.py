@@ -245,6 +245,19 @@ def cmd_convert_hrviton(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train a stage of a model from a YAML config with key=value overrides."""
+    from fitroom.training.config import load_config
+    from fitroom.training.trainer import Trainer
+
+    config = load_config(args.config, [f"stage={args.stage}", *args.set])
+    trainer = Trainer(config, progress=not args.quiet)
+    logs = trainer.run()
+    logger.info("trained to step %d (%d skipped); last losses: %s; run folder: %s", trainer.step, trainer.skipped,
+                ", ".join(f"{k} {v:.4f}" for k, v in logs.items()), Path(config.out).resolve())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     # -q / -v are accepted before or after the subcommand
     common = argparse.ArgumentParser(add_help=False)
@@ -311,6 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
     hrviton.add_argument("--generator", help="the released image generator (gen.pth)")
     hrviton.add_argument("--out", required=True, help="folder for the converted models")
     hrviton.set_defaults(func=cmd_convert_hrviton)
+
+    train = sub.add_parser("train", help="train a model stage (accelerate; resumes from its run folder)")
+    train.add_argument("stage", choices=["condition"], help="which stage to train")
+    train.add_argument("--config", help="a YAML experiment file (e.g. configs/condition.yaml)")
+    train.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                       help="overrides, e.g. data=data/synth steps=100 loss_weights.vgg=0")
+    train.set_defaults(func=cmd_train)
 
     prepare = sub.add_parser("prepare", help="turn folders of raw photos into a VITON-HD layout dataset")
     prepare.add_argument("--persons", required=True, help="folder of person photos")

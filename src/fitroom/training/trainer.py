@@ -1,0 +1,302 @@
+"""One trainer on accelerate: mixed precision, gradient accumulation, atomic checkpoints, exact resume.
+
+An optimizer step consumes ``grad_accum`` micro-batches: each micro-batch's losses are divided by ``grad_accum``
+before ``backward``; clipping and the optimizer steps happen once, after the last micro-batch. A window whose
+losses or gradients are not finite is skipped (gradients dropped, logged, counted). Checkpoints hold the models,
+optimizers, schedulers, scaler, EMA, step, data position and random-number states, taken from the unwrapped
+models, written to a temporary file and renamed, so a killed run never leaves a half-written checkpoint and a
+resumed run continues the same trajectory.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+from torch.utils.data import DataLoader, Sampler
+from tqdm import tqdm
+
+from fitroom.data.dataset import TryOnDataset
+from fitroom.labels import CIHP_TO_13, Parse13, View
+from fitroom.models import create_model
+from fitroom.training.config import TrainConfig, save_config
+from fitroom.training.losses import (
+    VGGPerceptualLoss, layout_cross_entropy, lsgan_loss, total_variation,
+)
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_PREFIX = "step_"
+
+
+class ResumableSampler(Sampler[int]):
+    """A fresh permutation per epoch from ``(seed, epoch)``, able to start mid-epoch (for exact resume)."""
+
+    def __init__(self, length: int, seed: int) -> None:
+        self.length, self.seed = length, seed
+        self.epoch, self.position = 0, 0
+
+    def permutation(self) -> list[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return torch.randperm(self.length, generator=generator).tolist()
+
+    def __iter__(self):
+        order = self.permutation()
+        while self.position < self.length:
+            index = order[self.position]
+            self.position += 1
+            yield index
+        self.epoch, self.position = self.epoch + 1, 0
+
+    def __len__(self) -> int:
+        return self.length - self.position
+
+
+class ConditionTask:
+    """HR-VITON's first stage: the condition generator against its discriminator (reference losses)."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        extra = 1 if config.view_input else 0
+        self.generator = create_model(config.model, **{"pose_channels": 16 + extra, **config.model_options})
+        self.discriminator = create_model(config.discriminator,
+                                          **{"input_channels": 4 + 16 + extra + len(Parse13),
+                                             **config.discriminator_options})
+        self.vgg = None
+        if config.loss_weights.get("vgg", 0) > 0:
+            self.vgg = VGGPerceptualLoss(config.vgg_weights or None)
+        self.table = torch.tensor(CIHP_TO_13)
+
+    def inputs(self, batch: dict) -> dict:
+        """Model inputs and targets from a dataset batch (tensors at the training size)."""
+        table = self.table.to(batch["parse"].device)
+        agnostic = F.one_hot(table[batch["parse_agnostic"]], len(Parse13)).permute(0, 3, 1, 2).float()
+        pose = [agnostic, batch["dense"]]
+        if self.config.view_input:  # the view as a constant plane: 0 front, 1 back
+            pose.append(batch["view"].float()[:, None, None, None].expand(-1, 1, *agnostic.shape[-2:]))
+        parse13 = table[batch["parse"]]
+        cloth_mask_truth = (parse13 == Parse13.UPPER).float()[:, None]
+        return {
+            "cloth": torch.cat([batch["garment"], batch["garment_mask"]], 1),
+            "pose": torch.cat(pose, 1),
+            "parse13": parse13,
+            "cloth_mask_truth": cloth_mask_truth,
+            # the person's garment on white, what the warped cloth should look like
+            "cloth_truth": batch["person"] * cloth_mask_truth + (1 - cloth_mask_truth),
+        }
+
+    def generator_losses(self, x: dict) -> tuple[torch.Tensor, dict]:
+        w = self.config.loss_weights
+        flows, seg, warped_cloth, warped_mask = self.generator(x["cloth"], x["pose"])
+        # condition aligning and occlusion handling, as in HR-VITON's training
+        seg = torch.cat([seg[:, :3], seg[:, 3:4] * warped_mask, seg[:, 4:]], 1)
+        losses = {
+            "l1_mask": F.l1_loss(warped_mask, x["cloth_mask_truth"]),
+            "tv": total_variation(flows[-1]),
+            "ce": layout_cross_entropy(seg, x["parse13"]),
+        }
+        if self.vgg is not None:
+            losses["vgg"] = self.vgg(warped_cloth, x["cloth_truth"])
+        fake = torch.cat([x["cloth"], x["pose"], F.softmax(seg, 1)], 1)
+        losses["gan"] = lsgan_loss(self.discriminator(fake), real=True)
+        total = sum(w.get(name, 0.0) * value for name, value in losses.items())
+        x["fake"] = fake.detach()
+        x["warped_cloth"] = warped_cloth.detach()
+        return total, {k: float(v.detach()) for k, v in losses.items()}
+
+    def discriminator_loss(self, x: dict) -> torch.Tensor:
+        real = torch.cat([x["cloth"], x["pose"], F.one_hot(x["parse13"], len(Parse13)).permute(0, 3, 1, 2).float()], 1)
+        return (lsgan_loss(self.discriminator(x["fake"]), real=False) + lsgan_loss(self.discriminator(real), real=True)) / 2
+
+
+class Trainer:
+    """Runs a :class:`TrainConfig`; ``run(until=None)`` trains to ``config.steps`` (or ``until``), resuming from
+    the latest checkpoint in ``config.out`` when there is one."""
+
+    def __init__(self, config: TrainConfig, progress: bool = True) -> None:
+        self.config = config
+        self.progress = progress
+        if config.mixed_precision == "fp16" and not torch.cuda.is_available():
+            raise ValueError("fp16 mixed precision needs a GPU; use bf16 (slow, emulated on this CPU) or no")
+        # accelerate keeps one state per process; a second trainer in the same process (a notebook, the tests) may
+        # ask for another precision, so the precision part is reset (the distributed part is kept)
+        AcceleratorState._reset_state(reset_partial_state=False)
+        self.accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
+        torch.manual_seed(config.seed)
+        self.out = Path(config.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_config(config, self.out / "config.yaml")
+        self.task = ConditionTask(config)
+        dataset = TryOnDataset(config.data, "train", "paired", size=config.size)
+        if set(config.views) != {"front", "back"}:
+            keep = {View(v) for v in config.views}
+            dataset.pairs = [p for p in dataset.pairs if dataset.layout.view(p[0]) in keep]
+        if len(dataset) < config.batch_size:
+            raise ValueError(f"{len(dataset)} training samples are fewer than one batch of {config.batch_size}")
+        self.sampler = ResumableSampler(len(dataset), config.seed)
+        # the loader draws its workers' seeds from its own generator: a resumed run creates its iterators at other
+        # moments than an uninterrupted one, and must not shift the models' random stream (dropout) by doing so
+        self.loader = DataLoader(dataset, batch_size=config.batch_size, sampler=self.sampler, drop_last=True,
+                                 num_workers=config.workers, generator=torch.Generator().manual_seed(config.seed))
+        g, d = self.task.generator, self.task.discriminator
+        self.optimizer_g = torch.optim.Adam(g.parameters(), lr=config.lr, betas=config.betas)
+        self.optimizer_d = torch.optim.Adam(d.parameters(), lr=config.lr_discriminator, betas=config.betas)
+        # the reference keeps a constant rate for this stage; a scheduler is still kept (and checkpointed)
+        self.scheduler_g = torch.optim.lr_scheduler.LambdaLR(self.optimizer_g, lambda step: 1.0)
+        self.scheduler_d = torch.optim.lr_scheduler.LambdaLR(self.optimizer_d, lambda step: 1.0)
+        (self.task.generator, self.task.discriminator, self.optimizer_g, self.optimizer_d) = self.accelerator.prepare(
+            g, d, self.optimizer_g, self.optimizer_d)
+        self.ema = None
+        if config.ema > 0:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(self.accelerator.unwrap_model(self.task.generator),
+                                     multi_avg_fn=get_ema_multi_avg_fn(config.ema))
+        self.step = 0
+        self.skipped = 0
+        self.writer = None
+        if self.accelerator.is_main_process:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.out / "tensorboard"))
+        self._resume()
+
+    # ---------------------------------------------------------------------------------------------- checkpoints
+    def checkpoints(self) -> list[Path]:
+        return sorted(self.out.glob(f"{CHECKPOINT_PREFIX}*.pt"), key=lambda p: int(p.stem[len(CHECKPOINT_PREFIX):]))
+
+    def save_checkpoint(self) -> Path:
+        unwrap = self.accelerator.unwrap_model
+        state = {
+            "step": self.step, "skipped": self.skipped,
+            "generator": unwrap(self.task.generator).state_dict(),
+            "discriminator": unwrap(self.task.discriminator).state_dict(),
+            "optimizer_g": self.optimizer_g.state_dict(), "optimizer_d": self.optimizer_d.state_dict(),
+            "scheduler_g": self.scheduler_g.state_dict(), "scheduler_d": self.scheduler_d.state_dict(),
+            "sampler": {"epoch": self.sampler.epoch, "position": self.sampler.position},
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "ema": self.ema.state_dict() if self.ema is not None else None,
+            "scaler": self.accelerator.scaler.state_dict() if self.accelerator.scaler is not None else None,
+        }
+        path = self.out / f"{CHECKPOINT_PREFIX}{self.step}.pt"
+        temporary = path.with_suffix(".pt.partial")
+        torch.save(state, temporary)
+        os.replace(temporary, path)  # atomic: a reader sees the old set or the new file, never half of one
+        for old in self.checkpoints()[:-self.config.keep_checkpoints]:
+            old.unlink()
+        return path
+
+    def _resume(self) -> None:
+        for path in reversed(self.checkpoints()):
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as error:  # a damaged file: fall back to the one before
+                logger.warning("skipping unreadable checkpoint %s (%s)", path, error)
+                continue
+            unwrap = self.accelerator.unwrap_model
+            unwrap(self.task.generator).load_state_dict(state["generator"])
+            unwrap(self.task.discriminator).load_state_dict(state["discriminator"])
+            self.optimizer_g.load_state_dict(state["optimizer_g"])
+            self.optimizer_d.load_state_dict(state["optimizer_d"])
+            self.scheduler_g.load_state_dict(state["scheduler_g"])
+            self.scheduler_d.load_state_dict(state["scheduler_d"])
+            self.sampler.epoch, self.sampler.position = state["sampler"]["epoch"], state["sampler"]["position"]
+            torch.set_rng_state(state["rng_cpu"])
+            if state["rng_cuda"]:
+                torch.cuda.set_rng_state_all(state["rng_cuda"])
+            if self.ema is not None and state["ema"] is not None:
+                self.ema.load_state_dict(state["ema"])
+            if self.accelerator.scaler is not None and state["scaler"] is not None:
+                self.accelerator.scaler.load_state_dict(state["scaler"])
+            self.step, self.skipped = state["step"], state["skipped"]
+            logger.info("resumed from %s at step %d", path, self.step)
+            return
+
+    # -------------------------------------------------------------------------------------------------- training
+    def _batches(self):
+        while True:
+            for batch in self.loader:
+                yield {k: v.to(self.accelerator.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+    def run(self, until: int | None = None) -> dict:
+        """Train to ``until`` (default ``config.steps``) optimizer steps; returns the last logged losses."""
+        config, task = self.config, self.task
+        target = min(until or config.steps, config.steps)
+        batches = self._batches()
+        bar = tqdm(total=target, initial=self.step, desc="training", unit="step",
+                   disable=not (self.progress and self.accelerator.is_main_process))
+        logs: dict = {}
+        discriminator_parameters = list(task.discriminator.parameters())
+        while self.step < target:
+            finite = True
+            window: dict[str, float] = {}
+            for micro in range(config.grad_accum):
+                x = task.inputs(next(batches))
+                # the generator's losses, with the discriminator frozen
+                for p in discriminator_parameters:
+                    p.requires_grad_(False)
+                with self.accelerator.autocast():
+                    loss_g, parts = task.generator_losses(x)
+                self.accelerator.backward(loss_g / config.grad_accum)
+                for p in discriminator_parameters:
+                    p.requires_grad_(True)
+                with self.accelerator.autocast():
+                    loss_d = task.discriminator_loss(x)
+                self.accelerator.backward(loss_d / config.grad_accum)
+                finite &= bool(torch.isfinite(loss_g.detach()) and torch.isfinite(loss_d.detach()))
+                totals = {"generator": float(loss_g.detach()), "discriminator": float(loss_d.detach())}
+                for name, value in {**parts, **totals}.items():
+                    window[name] = window.get(name, 0.0) + value / config.grad_accum
+            # one optimizer step per window: clip, check, step
+            for model, optimizer in ((task.generator, self.optimizer_g), (task.discriminator, self.optimizer_d)):
+                if config.clip_grad > 0:
+                    self.accelerator.clip_grad_norm_(model.parameters(), config.clip_grad)
+                finite &= all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+            if finite:
+                self.optimizer_g.step()
+                self.optimizer_d.step()
+                self.scheduler_g.step()
+                self.scheduler_d.step()
+                if self.ema is not None:
+                    self.ema.update_parameters(self.accelerator.unwrap_model(task.generator))
+            else:
+                self.skipped += 1
+                logger.warning("step %d: a loss or gradient was not finite; the step was skipped (%d so far)",
+                               self.step + 1, self.skipped)
+            self.optimizer_g.zero_grad(set_to_none=True)
+            self.optimizer_d.zero_grad(set_to_none=True)
+            self.step += 1
+            bar.update(1)
+            logs = window
+            if self.writer is not None and (self.step % config.log_every == 0 or self.step == target):
+                for name, value in window.items():
+                    self.writer.add_scalar(f"loss/{name}", value, self.step)
+                self.writer.add_scalar("lr/generator", self.scheduler_g.get_last_lr()[0], self.step)
+                self.writer.add_scalar("skipped_steps", self.skipped, self.step)
+            if self.writer is not None and self.step % config.validate_every == 0:
+                self._samples(x)
+            if self.accelerator.is_main_process and (self.step % config.checkpoint_every == 0 or self.step == target):
+                self.save_checkpoint()
+        bar.close()
+        if self.writer is not None:
+            self.writer.flush()
+        return logs
+
+    def _samples(self, x: dict) -> None:
+        """A grid of cloth, warped cloth and the person's cloth region in TensorBoard, and their SSIM."""
+        from kornia.metrics import ssim
+        from torchvision.utils import make_grid
+
+        warped, truth = x["warped_cloth"].float(), x["cloth_truth"].float()
+        grid = make_grid(torch.cat([x["cloth"][:4, :3].float(), warped[:4], truth[:4]]) * 0.5 + 0.5, nrow=4)
+        self.writer.add_image("samples/cloth_warped_truth", grid.clamp(0, 1), self.step)
+        value = float(ssim(warped * 0.5 + 0.5, truth * 0.5 + 0.5, 11).mean())
+        if math.isfinite(value):
+            self.writer.add_scalar("validation/ssim_warped_cloth", value, self.step)
