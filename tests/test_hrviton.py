@@ -69,7 +69,7 @@ def test_converter_refuses_what_it_cannot_load(fixture, tmp_path):
     good = tmp_path / "good.pth"
     torch.save(fixture["condition_generator"], good)
     (tmp_path / "half.pth").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    with pytest.raises(ValueError, match="is it complete"):
+    with pytest.raises(ValueError, match="is the file complete"):
         read_checkpoint(tmp_path / "half.pth")
     with pytest.raises(FileNotFoundError, match="HR-VITON"):
         read_checkpoint(tmp_path / "missing.pth")

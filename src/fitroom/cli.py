@@ -88,8 +88,8 @@ def cmd_dataset_check(args: argparse.Namespace) -> int:
         found = layout.check()
         for error in found:
             logger.error("%s", error)
-        logger.info("%s: %d pairs, %d problems", split, len(layout.pairs()) if not found or
-                    not isinstance(found[0], DatasetError) else len(layout.names()), len(found))
+        pairs = len(layout.pairs()) if layout.pairs_file.is_file() else 0
+        logger.info("%s: %d pairs, %d problems", split, pairs, len(found))
         problems += len(found)
     return 1 if problems else 0
 

@@ -15,23 +15,13 @@ import torch
 
 from fitroom.models.hrviton import ConditionGenerator, ConditionGeneratorConfig, SPADEGenerator, SPADEGeneratorConfig
 from fitroom.models.io import check_state, save_pretrained
+from fitroom.models.io import read_checkpoint as read_published
 
 
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state dict from a released ``.pth`` (bare, or under ``state_dict``), weights only."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} not found; the official HR-VITON checkpoints are linked from "
-                                f"https://github.com/sangyun884/HR-VITON (README)")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"{path}: cannot read the checkpoint ({type(error).__name__}: {error}); is it complete, "
-                         f"and a plain tensor file?") from None
-    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path}: no state dict of tensors inside")
-    return {key.removeprefix("module."): value for key, value in state.items()}
+    """A released HR-VITON ``.pth``'s state dict (see :func:`fitroom.models.io.read_checkpoint`)."""
+    return read_published(path, "The official HR-VITON checkpoints are linked from "
+                                "https://github.com/sangyun884/HR-VITON (README).")
 
 
 def condition_generator_filter(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
@@ -47,6 +48,28 @@ def load_pretrained(directory: str | Path) -> nn.Module:
     check_state(model, state, str(directory / WEIGHTS))
     model.load_state_dict(state, strict=True)
     return model.eval()
+
+
+def read_checkpoint(path: str | Path, missing: str) -> dict[str, torch.Tensor]:
+    """The state dict of a published ``.pth`` (bare or under ``state_dict``), read with ``weights_only=True``;
+    a DataParallel ``module.`` prefix is removed.
+
+    Raises:
+        FileNotFoundError: with ``missing`` (where to get the file) appended.
+        ValueError: the file is unreadable (half-written, or not plain tensors) or holds no state dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found. {missing}")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated zip, pickled code, not a torch file
+        raise ValueError(f"{path}: cannot read the checkpoint ({type(error).__name__}: {error}); is the file "
+                         f"complete, and a plain tensor file?") from None
+    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: no state dict of tensors inside")
+    return {key.removeprefix("module."): value for key, value in state.items()}
 
 
 def check_state(model: nn.Module, state: dict, source: str) -> None:

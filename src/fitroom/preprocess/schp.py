@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from fitroom.labels import ATR_TO_CIHP, LIP_TO_CIHP, View
 from fitroom.models import create_model
+from fitroom.models.io import check_state, read_checkpoint
 from fitroom.models.schp import BGR_MEAN, BGR_STD, INPUT_SIZE
 from fitroom.preprocess.parsing import register_parser
 from fitroom.weights import KNOWN_WEIGHTS, find, weights_dir
@@ -33,31 +34,11 @@ def load_schp_checkpoint(path: str | Path, dataset: str = "lip", model_name: str
         FileNotFoundError: the file is missing (the message says where to get it).
         ValueError: the file is unreadable (e.g. half-downloaded) or not in the published layout.
     """
-    path = Path(path)
-    if not path.is_file():
-        entry = {w.name: w for w in KNOWN_WEIGHTS}[f"schp-{dataset}"]
-        raise FileNotFoundError(
-            f"SCHP {dataset.upper()} weights not found at {path}. Download {entry.filename} from {entry.source} and "
-            f"put it in {weights_dir()} (or pass its path).")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated zip, pickle with code, not a torch file
-        raise ValueError(f"{path}: cannot read the checkpoint ({type(error).__name__}: {error}); is the file "
-                         f"complete?") from None
-    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f"{path}: not an SCHP checkpoint (no state dict inside)")
-    state = {key.removeprefix("module."): value for key, value in state.items()}
+    entry = {w.name: w for w in KNOWN_WEIGHTS}[f"schp-{dataset}"]
+    state = read_checkpoint(path, f"SCHP {dataset.upper()} weights: download {entry.filename} from {entry.source} "
+                                  f"and put it in {weights_dir()} (or pass its path).")
     model = create_model(model_name or f"schp_{dataset}")
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        raise ValueError(
-            f"{path}: not the published SCHP-{dataset.upper()} layout: {len(missing)} missing "
-            f"{missing[:3]}, {len(unexpected)} unexpected {unexpected[:3]}, {len(wrong)} of the wrong shape "
-            f"{wrong[:3]}")
+    check_state(model, state, f"{path} (the published SCHP-{dataset.upper()} layout)")
     model.load_state_dict(state, strict=True)
     return model.eval()
 
