@@ -148,7 +148,7 @@ def cmd_tryon(args: argparse.Namespace) -> int:
             return 2
         if analysis is None:  # nothing to dress even with --force
             raise NoPersonError() if observation.keypoints is None else MissingBodyPartError("shoulders")
-        inputs = preprocess.inputs(analysis, person, garment, view=args.view, category=category,
+        inputs = preprocess.inputs(analysis, person, garment, garment_mask, category, view=args.view,
                                    name=Path(args.person).name, garment_name=Path(args.garment).name)
     result = engine(inputs)
     out = Path(args.out)

@@ -253,7 +253,6 @@ def image_to_tensor(image: np.ndarray) -> torch.Tensor:
 
 def tensor_to_image(tensor: torch.Tensor) -> np.ndarray:
     """``(3, H, W)`` float in [-1, 1] -> ``(H, W, 3)`` uint8 (values outside [-1, 1] are clipped)."""
-    import torch
 
     if tensor.ndim != 3 or tensor.shape[0] != 3:
         raise ValueError(f"expected a (3, H, W) tensor, got {tuple(tensor.shape)}")

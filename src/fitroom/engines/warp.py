@@ -151,21 +151,6 @@ def sleeve_side(mask: np.ndarray, shoulder: dict, armpit: dict) -> np.ndarray:
     return out
 
 
-def _along_arm(keypoints: np.ndarray, side: str, length: float) -> np.ndarray | None:
-    """The point ``length`` pixels from the shoulder along shoulder -> elbow -> wrist (extended past the wrist)."""
-    joints = (Body25.R_SHOULDER, Body25.R_ELBOW, Body25.R_WRIST) if side == "right" else \
-        (Body25.L_SHOULDER, Body25.L_ELBOW, Body25.L_WRIST)
-    if not all(keypoints[j, 2] > 0 for j in joints[:2]):
-        return None
-    points = [keypoints[j, :2].astype(float) for j in joints if keypoints[j, 2] > 0]
-    for start, end in zip(points[:-1], points[1:]):
-        segment = float(np.hypot(*(end - start)))
-        if length <= segment or end is points[-1]:
-            return start + (end - start) / max(segment, 1e-6) * length
-        length -= segment
-    return points[-1]
-
-
 @dataclass
 class BodyFrame:
     """The body measures the garment is fitted to, in person pixels."""

@@ -135,12 +135,11 @@ class Preprocessor:
                                        people=people, parse=analysis.parse, raw_keypoints=raw)
         return observation, analysis
 
-    def inputs(self, analysis: PersonAnalysis, person: np.ndarray, garment: np.ndarray, view: View = View.FRONT,
-               category: GarmentCategory | str | None = None, name: str = "", garment_name: str = ""
+    def inputs(self, analysis: PersonAnalysis, person: np.ndarray, garment: np.ndarray, garment_mask: np.ndarray,
+               category: GarmentCategory | str, view: View = View.FRONT, name: str = "", garment_name: str = ""
                ) -> TryOnInputs:
-        """``TryOnInputs`` from an analysis already made and a product photo."""
-        mask, category = self.analyse_garment(garment, category)
-        return TryOnInputs(person=person, garment=garment, garment_mask=mask, keypoints=analysis.keypoints,
+        """``TryOnInputs`` from a person analysis and a garment already segmented (:meth:`analyse_garment`)."""
+        return TryOnInputs(person=person, garment=garment, garment_mask=garment_mask, keypoints=analysis.keypoints,
                            parse=analysis.parse, dense=analysis.dense, agnostic=analysis.agnostic,
                            parse_agnostic=analysis.parse_agnostic, view=View(view), category=category, name=name,
                            garment_name=garment_name)
@@ -155,4 +154,5 @@ class Preprocessor:
                  category: GarmentCategory | str | None = None, name: str = "", garment_name: str = ""
                  ) -> TryOnInputs:
         analysis = self.analyse_person(person, view, name)
-        return self.inputs(analysis, person, garment, view, category, name, garment_name)
+        mask, category = self.analyse_garment(garment, category)
+        return self.inputs(analysis, person, garment, mask, category, view, name, garment_name)

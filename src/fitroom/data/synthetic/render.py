@@ -266,7 +266,7 @@ def _background(look, shape: tuple[int, int], sk: Skeleton, rng: np.random.Gener
     return np.clip(image * (1 - 0.3 * shadow[..., None]), 0, 1)
 
 
-def _torso_mesh(sk: Skeleton, template: Template, garment: GarmentSpec, person: PersonSpec) -> np.ndarray:
+def _torso_mesh(sk: Skeleton, garment: GarmentSpec, person: PersonSpec) -> np.ndarray:
     """Body positions of the template's torso grid: rows (top, armpit, waist, hem) x columns."""
     hu, body = sk.hu, person.body
     down = draw.unit(sk.mid_hip - sk.neck)
@@ -294,7 +294,7 @@ def _torso_mesh(sk: Skeleton, template: Template, garment: GarmentSpec, person: 
     rows.append(top)
     chest = body_half(ARMPIT)
     for t in (ARMPIT, WAIST, garment.length):
-        half = body_half(t * stretch / stretch if t != garment.length else t - 0.0)
+        half = body_half(t)
         if garment.kind.value in ("tee", "jacket", "shirt"):
             half = max(half, 0.93 * chest)  # a boxy cut hangs straight from the chest
         half *= 1 + garment.looseness
@@ -355,7 +355,7 @@ def render_person(person: PersonSpec, garment: GarmentSpec, view: View, size: tu
 
     # 2. garment template and its mesh on the body
     template = build_template(garment, view, shape)
-    torso_body = _torso_mesh(sk, template, garment, person)
+    torso_body = _torso_mesh(sk, garment, person)
     torso_warp, _ = draw.piecewise_affine(
         np.dstack([template.albedo, template.torso_mask.astype(np.float32)]), template.torso_points, torso_body,
         draw.grid_triangles(4, 5), shape)
