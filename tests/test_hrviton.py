@@ -174,7 +174,7 @@ def test_hrviton_engine_steps_on_synthetic_inputs():
                            generator=create_model("test_hrviton_generator"))
     result = engine(inputs)
     assert result.image.shape == (256, 192, 3) and result.warped_mask.shape == (256, 192)
-    assert set(result.timings) == {"inputs", "condition", "warp", "generator", "output"}
+    assert set(result.timings) == {"inputs", "condition and warp", "generator", "output"}
     assert result.extras["layout13"].max() < 13
     with pytest.raises(InputsError, match="needs dense"):
         engine(inputs.replace(dense=None))

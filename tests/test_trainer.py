@@ -76,3 +76,90 @@ def test_config_errors_are_plain(data):
     with pytest.raises(ValueError, match="fp16 mixed precision needs a GPU"):
         Trainer(load_config(None, [f"data={data}", "mixed_precision=fp16", "model=test_hrviton_condition",
                                    "size=[128, 96]", "batch_size=2"]), progress=False)
+
+
+def test_stage_defaults_are_the_reference_settings():
+    condition = load_config(None, ["loss_weights.vgg=0"])
+    generator = load_config(None, ["stage=generator", "condition=runs/c", "loss_weights.vgg=0"])
+    assert (condition.lr, condition.lr_discriminator, condition.betas) == (2e-4, 2e-4, (0.5, 0.999))
+    assert (generator.lr, generator.lr_discriminator, generator.betas) == (1e-4, 4e-4, (0.0, 0.9))
+    assert generator.loss_weights == {"gan": 1.0, "feature_matching": 10.0, "vgg": 0}
+    assert generator.model == "hrviton_generator" and generator.discriminator == "hrviton_image_discriminator"
+    # 100k constant + 100k linear decay
+    assert generator.lr_factor(100_000) == 1.0 and generator.lr_factor(150_000) == 0.5
+    assert generator.lr_factor(200_000) == 0.0
+    with pytest.raises(ValueError, match="needs condition="):
+        load_config(None, ["stage=generator"])
+    with pytest.raises(ValueError, match="multiples of 64"):
+        load_config(None, ["stage=generator", "condition=x", "size=[128, 96]"])
+
+
+def test_ema_is_the_average_and_is_what_gets_exported(data, tmp_path):
+    from fitroom.models.io import load_pretrained
+
+    trainer = Trainer(_config(data, tmp_path / "ema", steps=2, grad_accum=1, mixed_precision="no", ema=0.75,
+                              checkpoint_every=100), progress=False)
+    trainer.run(until=1)
+    first = {k: v.detach().clone() for k, v in trainer.task.generator.state_dict().items()}
+    trainer.run()
+    second = trainer.task.generator.state_dict()
+    averaged = trainer.ema.module.state_dict()
+    name = "out_layer.block.0.weight"
+    assert not torch.equal(first[name], second[name])
+    # the first update copies, the next ones move 1 - decay of the way
+    torch.testing.assert_close(averaged[name], 0.75 * first[name] + 0.25 * second[name])
+    running = "out_layer.block.1.running_mean"  # BatchNorm statistics are averaged too
+    torch.testing.assert_close(averaged[running], 0.75 * first[running] + 0.25 * second[running])
+    exported = load_pretrained(tmp_path / "ema" / "model").state_dict()
+    torch.testing.assert_close(exported[name], averaged[name])
+
+
+@pytest.fixture(scope="module")
+def condition_run(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("condition")
+    Trainer(_config(data, out, steps=2, grad_accum=1, mixed_precision="no", size="[128, 64]",
+                    checkpoint_every=2), progress=False).run()
+    return out
+
+
+def _generator_config(data, condition, out, **changes):
+    settings = ["stage=generator", f"data={data}", f"condition={condition}", f"out={out}", "size=[128, 64]",
+                "model=test_hrviton_generator", "batch_size=2", "steps=4", "lr_decay_steps=4",
+                "checkpoint_every=4", "validate_every=2", "loss_weights.vgg=0", "log_every=1", "seed=3",
+                "validation_samples=3"]
+    return load_config(None, settings + [f"{k}={v}" for k, v in changes.items()])
+
+
+def test_the_generator_stage_trains_validates_and_exports_an_engine_checkpoint(data, condition_run, tmp_path):
+    from fitroom.data.layout import VitonLayout
+    from fitroom.engines.hrviton import HrvitonEngine
+
+    trainer = Trainer(_generator_config(data, condition_run, tmp_path / "gen"), progress=False)
+    assert all(not p.requires_grad for p in trainer.task.condition_generator.parameters())
+    frozen = {k: v.clone() for k, v in trainer.task.condition_generator.state_dict().items()}
+    before = {k: v.detach().clone() for k, v in trainer.task.generator.state_dict().items()}
+    logs = trainer.run()
+    assert set(logs) == {"gan", "feature_matching", "generator", "discriminator"}
+    assert all(torch.isfinite(torch.tensor(v)) for v in logs.values())
+    assert trainer.scheduler_g.get_last_lr()[0] == 0.0  # the linear decay ends at zero
+    after = trainer.task.generator.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)
+    for k, v in trainer.task.condition_generator.state_dict().items():
+        assert torch.equal(frozen[k], v), f"the frozen condition generator changed: {k}"
+    history = trainer.history()
+    assert [r["step"] for r in history if "validation_ssim" in r] == [2, 4]
+    assert all(-1 <= r["validation_ssim"] <= 1 for r in history if "validation_ssim" in r)
+    # the exported folder is an hrviton engine checkpoint; the engine adds the view plane by itself
+    engine = HrvitonEngine(tmp_path / "gen" / "hrviton", size=(128, 64))
+    assert engine.generator.config.input_channels == 10
+    layout = VitonLayout(data, "test")
+    name = layout.pairs()[0][0]
+    result = engine(layout.read(name, name))
+    assert result.image.shape == layout.read(name, name).person.shape
+
+
+def test_the_generator_stage_refuses_a_condition_generator_of_the_other_kind(data, condition_run, tmp_path):
+    with pytest.raises(ValueError, match="same view_input"):
+        Trainer(_generator_config(data, condition_run, tmp_path / "g", view_input="false"), progress=False)
+    with pytest.raises(FileNotFoundError, match="no condition generator"):
+        Trainer(_generator_config(data, tmp_path / "nowhere", tmp_path / "g"), progress=False)

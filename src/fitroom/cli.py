@@ -326,7 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     hrviton.set_defaults(func=cmd_convert_hrviton)
 
     train = sub.add_parser("train", help="train a model stage (accelerate; resumes from its run folder)")
-    train.add_argument("stage", choices=["condition"], help="which stage to train")
+    train.add_argument("stage", choices=["condition", "generator"],
+                       help="which stage: the condition generator, then the image generator (needs condition=RUN)")
     train.add_argument("--config", help="a YAML experiment file (e.g. configs/condition.yaml)")
     train.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                        help="overrides, e.g. data=data/synth steps=100 loss_weights.vgg=0")

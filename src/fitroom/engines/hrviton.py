@@ -19,13 +19,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from kornia.filters import gaussian_blur2d
-
 from fitroom import imaging
 from fitroom.engines import register_engine
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
-from fitroom.labels import CIHP_TO_13, CONDITION_SIZE, OCCLUDING_PARSE13, PARSE13_TO_7, Parse13
-from fitroom.models.hrviton import ConditionGenerator, SPADEGenerator, identity_grid, normalise_flow
+from fitroom.labels import CIHP_TO_13, CONDITION_SIZE, Parse13
+from fitroom.models.hrviton import ConditionGenerator, SPADEGenerator, generator_conditions, view_plane
 from fitroom.models.io import load_pretrained
 
 
@@ -87,35 +85,22 @@ class HrvitonEngine:
         agnostic_parse = torch.tensor(CIHP_TO_13, device=self.device)[low["parse_agnostic"]]
         parse_onehot = F.one_hot(agnostic_parse, len(Parse13)).permute(0, 3, 1, 2).float()
         cloth_low = torch.cat([low["garment"], low["garment_mask"]], 1)
-        pose_low = torch.cat([parse_onehot, low["dense"]], 1)
+        pose_low = [parse_onehot, low["dense"]]
+        if self.condition_generator.config.pose_channels == len(Parse13) + 4:  # a weight-shared model: + the view
+            pose_low.append(view_plane(low["view"], parse_onehot))
+        cloth_full = torch.cat([full["garment"], full["garment_mask"]], 1)
         tick("inputs")
 
-        # 2. condition generator and condition aligning
-        flows, seg, _, warped_mask_low = self.condition_generator(cloth_low, pose_low)
-        seg = torch.cat([seg[:, :3], seg[:, 3:4] * warped_mask_low, seg[:, 4:]], 1)
-        tick("condition")
-
-        # 3. layout at full size: up-sampled, blurred, arg-maxed, regrouped to the generator's 7 classes
-        blurred = gaussian_blur2d(F.interpolate(seg, size=(height, width), mode="bilinear"), (15, 15), (3.0, 3.0),
-                                  border_type="constant")
-        layout13 = blurred.argmax(1)
-        layout7 = torch.tensor(PARSE13_TO_7, device=self.device)[layout13]
-        seg7 = F.one_hot(layout7, 7).permute(0, 3, 1, 2).float()
-
-        # 4. full-size warp with the last flow, occlusion removal, cloth on white
-        flow = F.interpolate(flows[-1].permute(0, 3, 1, 2), size=(height, width), mode="bilinear").permute(0, 2, 3, 1)
-        grid = identity_grid(1, height, width, flow) + normalise_flow(flow, *CONDITION_SIZE)
-        cloth_full = torch.cat([full["garment"], full["garment_mask"]], 1)
-        warped = F.grid_sample(cloth_full, grid, padding_mode="border", align_corners=False)
-        warped_cloth, warped_mask = warped[:, :3], warped[:, 3:]
-        probabilities = F.softmax(blurred, dim=1)
-        occluders = probabilities[:, list(OCCLUDING_PARSE13)].sum(1, keepdim=True)
-        warped_mask = warped_mask - occluders * warped_mask
-        warped_cloth = warped_cloth * warped_mask + torch.ones_like(warped_cloth) * (1 - warped_mask)
-        tick("warp")
+        # 2.-4. condition generator, condition aligning, full-size layout and warp, occlusion removal
+        conditions = generator_conditions(self.condition_generator, cloth_low, torch.cat(pose_low, 1), cloth_full)
+        warped_cloth, warped_mask = conditions["warped_cloth"], conditions["warped_mask"]
+        tick("condition and warp")
 
         # 5. the image generator
-        image = self.generator(torch.cat([full["agnostic"], full["dense"], warped_cloth], 1), seg7)
+        x = [full["agnostic"], full["dense"], warped_cloth]
+        if self.generator.config.input_channels == 10:
+            x.append(view_plane(full["view"], warped_cloth))
+        image = self.generator(torch.cat(x, 1), conditions["seg7"])
         tick("generator")
 
         # 6. back to the photo's size
@@ -126,4 +111,4 @@ class HrvitonEngine:
         tick("output")
         return TryOnResult(image=result, engine="hrviton", warped_garment=warped_image, warped_mask=mask,
                            timings=timings,
-                           extras={"layout13": imaging.resize(layout13[0].byte().cpu().numpy(), size, "labels")})
+                           extras={"layout13": imaging.resize(conditions["layout13"][0].byte().cpu().numpy(), size, "labels")})

@@ -288,6 +288,55 @@ class SPADEGenerator(nn.Module):
         return asdict(self.config)
 
 
+def view_plane(view: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The view as a constant input plane ``(B, 1, H, W)`` shaped like ``like`` ``(B, C, H, W)``: 0 front, 1 back.
+
+    fitroom's front/back weight sharing (``hrviton-shared``): one set of weights serves both views when this plane
+    is an extra input channel of the condition generator (``pose_channels`` 17) and of the image generator
+    (``input_channels`` 10)."""
+    return view.to(like.device, like.dtype).reshape(-1, 1, 1, 1).expand(-1, 1, *like.shape[-2:])
+
+
+def generator_conditions(condition_generator: ConditionGenerator, cloth_low: torch.Tensor, pose_low: torch.Tensor,
+                         cloth_full: torch.Tensor) -> dict[str, torch.Tensor]:
+    """HR-VITON's steps between the two networks (inference, and the image stage's training with the condition
+    generator frozen).
+
+    Args:
+        cloth_low: ``(B, 4, 256, 192)`` garment and mask at the condition generator's size.
+        pose_low: ``(B, 16 or 17, 256, 192)`` agnostic parse one-hot, DensePose (and the view plane).
+        cloth_full: ``(B, 4, H, W)`` garment and mask at the image generator's size.
+
+    Returns:
+        ``seg7`` ``(B, 7, H, W)`` one-hot layout for the generator; ``layout13`` ``(B, H, W)`` int64;
+        ``warped_cloth`` ``(B, 3, H, W)`` on white; ``warped_mask`` ``(B, 1, H, W)`` after occlusion removal.
+    """
+    from kornia.filters import gaussian_blur2d
+
+    from fitroom.labels import OCCLUDING_PARSE13, PARSE13_TO_7
+
+    height, width = cloth_full.shape[-2:]
+    low_height, low_width = cloth_low.shape[-2:]
+    flows, seg, _, warped_mask_low = condition_generator(cloth_low, pose_low)
+    # condition aligning: the upper-cloth logit times the warped mask
+    seg = torch.cat([seg[:, :3], seg[:, 3:4] * warped_mask_low, seg[:, 4:]], 1)
+    # the layout at full size: up-sampled, blurred (15x15, sigma 3), arg-maxed, regrouped to 7 classes
+    blurred = gaussian_blur2d(F.interpolate(seg, size=(height, width), mode="bilinear"), (15, 15), (3.0, 3.0),
+                              border_type="constant")
+    layout13 = blurred.argmax(1)
+    layout7 = torch.tensor(PARSE13_TO_7, device=seg.device)[layout13]
+    seg7 = F.one_hot(layout7, 7).permute(0, 3, 1, 2).to(cloth_full.dtype)
+    # the last flow up-sampled warps the full-size cloth; body parts in front of it are removed; cloth on white
+    flow = F.interpolate(flows[-1].permute(0, 3, 1, 2), size=(height, width), mode="bilinear").permute(0, 2, 3, 1)
+    grid = identity_grid(cloth_full.shape[0], height, width, flow) + normalise_flow(flow, low_height, low_width)
+    warped = F.grid_sample(cloth_full, grid.to(cloth_full.dtype), padding_mode="border", align_corners=False)
+    warped_cloth, warped_mask = warped[:, :3], warped[:, 3:]
+    occluders = F.softmax(blurred, dim=1)[:, list(OCCLUDING_PARSE13)].sum(1, keepdim=True)
+    warped_mask = warped_mask - occluders * warped_mask
+    warped_cloth = warped_cloth * warped_mask + (1 - warped_mask)
+    return {"seg7": seg7, "layout13": layout13, "warped_cloth": warped_cloth, "warped_mask": warped_mask}
+
+
 @register_model("hrviton_condition")
 def hrviton_condition(**overrides) -> ConditionGenerator:
     return ConditionGenerator(ConditionGeneratorConfig(**overrides))

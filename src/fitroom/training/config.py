@@ -9,53 +9,86 @@ from pathlib import Path
 
 import yaml
 
-from fitroom.training.losses import CONDITION_WEIGHTS
+from fitroom.training.losses import CONDITION_WEIGHTS, GENERATOR_WEIGHTS
+
+#: the reference's settings per stage (``shared/reference/hrviton`` section 2.6), used where a config says nothing
+STAGE_DEFAULTS: dict[str, dict] = {
+    "condition": {"model": "hrviton_condition", "discriminator": "hrviton_condition_discriminator",
+                  "lr": 2e-4, "lr_discriminator": 2e-4, "betas": (0.5, 0.999), "steps": 300_000,
+                  "lr_decay_steps": 0, "loss_weights": CONDITION_WEIGHTS},
+    # TTUR, 100k steps at a constant rate then 100k decaying linearly to zero
+    "generator": {"model": "hrviton_generator", "discriminator": "hrviton_image_discriminator",
+                  "lr": 1e-4, "lr_discriminator": 4e-4, "betas": (0.0, 0.9), "steps": 200_000,
+                  "lr_decay_steps": 100_000, "loss_weights": GENERATOR_WEIGHTS},
+}
 
 
 @dataclass
 class TrainConfig:
-    stage: str = "condition"  # "condition" (the generator stage comes next)
+    stage: str = "condition"  # "condition" (the try-on condition generator) or "generator" (the image generator)
     data: str = ""  # a VITON-HD layout dataset (e.g. from `fitroom synth`)
-    size: tuple[int, int] = (256, 192)  # (H, W), multiples of 32
+    size: tuple[int, int] = (256, 192)  # (H, W), multiples of 32 (condition) or 64 (generator)
     views: tuple[str, ...] = ("front", "back")  # which samples to train on
     view_input: bool = True  # one set of weights for both views: the view is an extra input plane
-    model: str = "hrviton_condition"
+    condition: str = ""  # generator stage: the trained condition generator (a run folder or a model folder)
+    # None: the stage's reference value (STAGE_DEFAULTS)
+    model: str | None = None
     model_options: dict = field(default_factory=dict)
-    discriminator: str = "hrviton_condition_discriminator"
+    discriminator: str | None = None
     discriminator_options: dict = field(default_factory=dict)
     batch_size: int = 8
     grad_accum: int = 1  # micro-batches per optimizer step; the effective batch is batch_size * grad_accum
     mixed_precision: str = "no"  # "no", "bf16" or "fp16" (fp16 needs a GPU)
-    steps: int = 300_000  # optimizer steps
-    lr: float = 2e-4
-    lr_discriminator: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
+    steps: int | None = None  # optimizer steps
+    lr: float | None = None
+    lr_discriminator: float | None = None
+    betas: tuple[float, float] | None = None
+    lr_decay_steps: int | None = None  # the last N steps decay both rates linearly to zero
     clip_grad: float = 0.0  # 0: no clipping
-    ema: float = 0.0  # 0: no exponential moving average of the generator
-    loss_weights: dict = field(default_factory=lambda: dict(CONDITION_WEIGHTS))
+    ema: float = 0.0  # 0: no exponential moving average of the generator; e.g. 0.999
+    loss_weights: dict | None = None
     vgg_weights: str = ""  # default: the weights folder; unused when loss_weights.vgg is 0
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
-    validate_every: int = 1000
+    validate_every: int = 1000  # SSIM on held-out samples (the test split) every N steps
+    validation_samples: int = 16
     log_every: int = 10
     seed: int = 0
     out: str = "runs/condition"
     workers: int = 0
 
     def __post_init__(self) -> None:
+        if self.stage not in STAGE_DEFAULTS:
+            raise ValueError(f"stage must be one of {', '.join(STAGE_DEFAULTS)}, got {self.stage!r}")
+        for name, value in STAGE_DEFAULTS[self.stage].items():
+            if getattr(self, name) is None:
+                setattr(self, name, dict(value) if isinstance(value, dict) else value)
         self.size = tuple(self.size)  # type: ignore[assignment]
         self.views = tuple(self.views)  # type: ignore[assignment]
         self.betas = tuple(self.betas)  # type: ignore[assignment]
         if self.mixed_precision in (False, None):  # YAML 1.1 reads a bare `no` as false
             self.mixed_precision = "no"
-        if self.stage != "condition":
-            raise ValueError(f"stage {self.stage!r} is not implemented yet; only 'condition' is")
         if self.mixed_precision not in ("no", "bf16", "fp16"):
             raise ValueError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
         if self.grad_accum < 1 or self.batch_size < 1 or self.steps < 1:
             raise ValueError("grad_accum, batch_size and steps must be at least 1")
-        if self.size[0] % 32 or self.size[1] % 32:
-            raise ValueError(f"size must be multiples of 32 for the condition generator, got {self.size}")
+        multiple = 32 if self.stage == "condition" else 64
+        if self.size[0] % multiple or self.size[1] % multiple:
+            raise ValueError(f"size must be multiples of {multiple} for the {self.stage} stage, got {self.size}")
+        if not 0 <= self.lr_decay_steps <= self.steps:
+            raise ValueError(f"lr_decay_steps must be between 0 and steps ({self.steps}), got {self.lr_decay_steps}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema is a decay in [0, 1), got {self.ema}")
+        if self.stage == "generator" and not self.condition:
+            raise ValueError("the generator stage needs condition=<the condition stage's run folder or model folder>")
+
+    def lr_factor(self, step: int) -> float:
+        """The learning-rate multiplier after ``step`` optimizer steps: 1, then a linear decay to 0 over the last
+        ``lr_decay_steps`` (stepped every step; the reference steps it every 1,000)."""
+        if self.lr_decay_steps == 0:
+            return 1.0
+        start = self.steps - self.lr_decay_steps
+        return 1.0 - max(0, step - start) / self.lr_decay_steps
 
 
 def _parse(value: str):
@@ -66,6 +99,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     """A YAML file (optional), then ``key=value`` overrides (``loss_weights.vgg=0`` reaches into a dict)."""
     values: dict = yaml.safe_load(Path(path).read_text()) if path else {}
     values = values or {}
+    stage_overrides = [o for o in overrides or [] if o.startswith("stage=")]
+    if stage_overrides:  # the stage decides what a dotted override starts from
+        values["stage"] = _parse(stage_overrides[-1].split("=", 1)[1])
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     for override in overrides or []:
         if "=" not in override:
@@ -75,7 +111,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if head not in known:
             raise ValueError(f"unknown setting {head!r}; known: {', '.join(sorted(known))}")
         if rest:
-            base = values.get(head) or dict(getattr(TrainConfig(), head))
+            base = values.get(head) or dict(STAGE_DEFAULTS.get(values.get("stage", "condition"), {}).get(head) or {})
             values[head] = {**base, rest: _parse(raw)}
         else:
             values[head] = _parse(raw)

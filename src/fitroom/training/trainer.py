@@ -1,4 +1,12 @@
-"""One trainer on accelerate: mixed precision, gradient accumulation, atomic checkpoints, exact resume.
+"""One trainer on accelerate for HR-VITON's two stages: mixed precision, gradient accumulation, atomic
+checkpoints, exact resume, EMA, held-out validation.
+
+Stages: ``condition`` (:class:`ConditionTask`, the try-on condition generator) and ``generator``
+(:class:`GeneratorTask`, the SPADE image generator with a trained condition generator frozen). Each checkpoint
+also exports the weights to use (the EMA copy when ``ema`` > 0) as model folders: ``model/``, and for the
+generator stage ``hrviton/`` with both networks, ready for ``fitroom tryon --engine hrviton --checkpoint``.
+Losses go to TensorBoard and ``log.jsonl``; every ``validate_every`` steps the SSIM of the output against its
+target on up to ``validation_samples`` held-out (test split) samples is logged too.
 
 An optimizer step consumes ``grad_accum`` micro-batches: each micro-batch's losses are divided by ``grad_accum``
 before ``backward``; clipping and the optimizer steps happen once, after the last micro-batch. A window whose
@@ -10,8 +18,8 @@ resumed run continues the same trajectory.
 
 from __future__ import annotations
 
+import json
 import logging
-import math
 import os
 from pathlib import Path
 
@@ -23,11 +31,14 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
 from fitroom.data.dataset import TryOnDataset
-from fitroom.labels import CIHP_TO_13, Parse13, View
+from fitroom.data.layout import DatasetError
+from fitroom.labels import CIHP_TO_13, CONDITION_SIZE, Parse13, View
 from fitroom.models import create_model
+from fitroom.models.hrviton import choose_upsampling, generator_conditions, view_plane
+from fitroom.models.io import load_pretrained, save_pretrained
 from fitroom.training.config import TrainConfig, save_config
 from fitroom.training.losses import (
-    VGGPerceptualLoss, layout_cross_entropy, lsgan_loss, total_variation,
+    VGGPerceptualLoss, feature_matching_loss, hinge_loss, layout_cross_entropy, lsgan_loss, total_variation,
 )
 
 logger = logging.getLogger(__name__)
@@ -79,7 +90,7 @@ class ConditionTask:
         agnostic = F.one_hot(table[batch["parse_agnostic"]], len(Parse13)).permute(0, 3, 1, 2).float()
         pose = [agnostic, batch["dense"]]
         if self.config.view_input:  # the view as a constant plane: 0 front, 1 back
-            pose.append(batch["view"].float()[:, None, None, None].expand(-1, 1, *agnostic.shape[-2:]))
+            pose.append(view_plane(batch["view"], agnostic))
         parse13 = table[batch["parse"]]
         cloth_mask_truth = (parse13 == Parse13.UPPER).float()[:, None]
         return {
@@ -114,6 +125,124 @@ class ConditionTask:
         real = torch.cat([x["cloth"], x["pose"], F.one_hot(x["parse13"], len(Parse13)).permute(0, 3, 1, 2).float()], 1)
         return (lsgan_loss(self.discriminator(x["fake"]), real=False) + lsgan_loss(self.discriminator(real), real=True)) / 2
 
+    def predict(self, generator: torch.nn.Module, x: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The warped cloth ``(B, 3, H, W)`` and what it should look like (the person's garment on white)."""
+        return generator(x["cloth"], x["pose"])[2], x["cloth_truth"]
+
+    def sample_rows(self, x: dict) -> list[torch.Tensor]:
+        """Rows of a sample grid: the flat cloth, the warped cloth, the person's cloth region."""
+        return [x["cloth"][:, :3], x["warped_cloth"], x["cloth_truth"]]
+
+    def export(self, generator: torch.nn.Module, out: Path) -> None:
+        save_pretrained(generator, out / "model", self.config.model)
+
+
+def condition_folder(path: str | Path) -> Path:
+    """The model folder of a trained condition generator: a condition run folder's ``model/``, or the folder."""
+    path = Path(path)
+    folder = path / "model" if (path / "model" / "config.json").is_file() else path
+    if not (folder / "config.json").is_file():
+        raise FileNotFoundError(f"no condition generator at {path}: give the condition stage's run folder (it holds "
+                                f"model/) or a model folder with config.json and model.safetensors")
+    return folder
+
+
+class GeneratorTask:
+    """HR-VITON's second stage: the SPADE image generator against its discriminator, the condition generator frozen
+    (reference losses: hinge GAN 1, discriminator feature matching 10, VGG 10).
+
+    The frozen condition generator runs on inputs down-sampled to 256x192 (or the training size, when smaller) and
+    gives the layout and the warped cloth exactly as at inference (:func:`generator_conditions`)."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        extra = 1 if config.view_input else 0
+        self.condition_generator = load_pretrained(condition_folder(config.condition)).eval()
+        for parameter in self.condition_generator.parameters():
+            parameter.requires_grad_(False)
+        pose_channels = self.condition_generator.config.pose_channels
+        if pose_channels != len(Parse13) + 3 + extra:
+            raise ValueError(f"the condition generator at {config.condition} takes {pose_channels} pose channels, "
+                             f"which is {'without' if config.view_input else 'with'} the view input; train both "
+                             f"stages with the same view_input")
+        self.condition_size = CONDITION_SIZE if config.size[0] >= CONDITION_SIZE[0] else tuple(config.size)
+        self.generator = create_model(config.model, **{"input_channels": 9 + extra,
+                                                       "num_upsampling_layers": choose_upsampling(*config.size),
+                                                       **config.model_options})
+        self.discriminator = create_model(config.discriminator, **{"input_channels": 7 + 3,
+                                                                   **config.discriminator_options})
+        self.vgg = None
+        if config.loss_weights.get("vgg", 0) > 0:
+            self.vgg = VGGPerceptualLoss(config.vgg_weights or None)
+        self.table = torch.tensor(CIHP_TO_13)
+
+    @torch.no_grad()
+    def inputs(self, batch: dict) -> dict:
+        device = batch["person"].device
+        self.condition_generator.to(device)
+        table = self.table.to(device)
+        size = self.condition_size
+
+        def low(name: str, mode: str) -> torch.Tensor:
+            value = batch[name]
+            if tuple(value.shape[-2:]) == tuple(size):
+                return value
+            if value.ndim == 3:  # labels
+                return F.interpolate(value[:, None].float(), size=size, mode="nearest")[:, 0].long()
+            return F.interpolate(value, size=size, mode=mode)
+
+        agnostic = F.one_hot(table[low("parse_agnostic", "nearest")], len(Parse13)).permute(0, 3, 1, 2).float()
+        pose = [agnostic, low("dense", "bilinear")]
+        if self.config.view_input:
+            pose.append(view_plane(batch["view"], agnostic))
+        cloth_low = torch.cat([low("garment", "bilinear"), low("garment_mask", "nearest")], 1)
+        cloth_full = torch.cat([batch["garment"], batch["garment_mask"]], 1)
+        conditions = generator_conditions(self.condition_generator, cloth_low, torch.cat(pose, 1), cloth_full)
+        x = [batch["agnostic"], batch["dense"], conditions["warped_cloth"]]
+        if self.config.view_input:
+            x.append(view_plane(batch["view"], batch["person"]))
+        return {"x": torch.cat(x, 1), "seg7": conditions["seg7"], "person": batch["person"],
+                "warped_cloth": conditions["warped_cloth"], "agnostic": batch["agnostic"]}
+
+    def generator_losses(self, x: dict) -> tuple[torch.Tensor, dict]:
+        w = self.config.loss_weights
+        fake = self.generator(x["x"], x["seg7"])
+        predicted_fake = self.discriminator(torch.cat([x["seg7"], fake], 1))
+        predicted_real = self.discriminator(torch.cat([x["seg7"], x["person"]], 1))
+        losses = {
+            "gan": hinge_loss(predicted_fake, real=True, for_discriminator=False),
+            "feature_matching": feature_matching_loss(predicted_fake, predicted_real),
+        }
+        if self.vgg is not None:
+            losses["vgg"] = self.vgg(fake, x["person"])
+        total = sum(w.get(name, 0.0) * value for name, value in losses.items())
+        x["fake"] = fake.detach()
+        return total, {k: float(v.detach()) for k, v in losses.items()}
+
+    def discriminator_loss(self, x: dict) -> torch.Tensor:
+        fake = hinge_loss(self.discriminator(torch.cat([x["seg7"], x["fake"]], 1)), real=False, for_discriminator=True)
+        real = hinge_loss(self.discriminator(torch.cat([x["seg7"], x["person"]], 1)), real=True,
+                          for_discriminator=True)
+        return fake + real  # the reference (SPADE) sums the two, unhalved
+
+    def predict(self, generator: torch.nn.Module, x: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The try-on image ``(B, 3, H, W)`` and the person's photo (paired: the same garment)."""
+        return generator(x["x"], x["seg7"]), x["person"]
+
+    def sample_rows(self, x: dict) -> list[torch.Tensor]:
+        """Rows of a sample grid: agnostic person, warped cloth, try-on, the photo."""
+        return [x["agnostic"], x["warped_cloth"], x["fake"], x["person"]]
+
+    def export(self, generator: torch.nn.Module, out: Path) -> None:
+        """``model/`` (the image generator) and ``hrviton/`` (both networks: ``--engine hrviton --checkpoint``)."""
+        save_pretrained(generator, out / "model", self.config.model)
+        save_pretrained(generator, out / "hrviton" / "generator", self.config.model)
+        name = json.loads((condition_folder(self.config.condition) / "config.json").read_text())["model"]
+        save_pretrained(self.condition_generator, out / "hrviton" / "condition_generator", name)
+
+
+TASKS = {"condition": ConditionTask, "generator": GeneratorTask}
+
 
 class Trainer:
     """Runs a :class:`TrainConfig`; ``run(until=None)`` trains to ``config.steps`` (or ``until``), resuming from
@@ -132,11 +261,8 @@ class Trainer:
         self.out = Path(config.out)
         self.out.mkdir(parents=True, exist_ok=True)
         save_config(config, self.out / "config.yaml")
-        self.task = ConditionTask(config)
-        dataset = TryOnDataset(config.data, "train", "paired", size=config.size)
-        if set(config.views) != {"front", "back"}:
-            keep = {View(v) for v in config.views}
-            dataset.pairs = [p for p in dataset.pairs if dataset.layout.view(p[0]) in keep]
+        self.task = TASKS[config.stage](config)
+        dataset = self._dataset("train")
         if len(dataset) < config.batch_size:
             raise ValueError(f"{len(dataset)} training samples are fewer than one batch of {config.batch_size}")
         self.sampler = ResumableSampler(len(dataset), config.seed)
@@ -147,17 +273,24 @@ class Trainer:
         g, d = self.task.generator, self.task.discriminator
         self.optimizer_g = torch.optim.Adam(g.parameters(), lr=config.lr, betas=config.betas)
         self.optimizer_d = torch.optim.Adam(d.parameters(), lr=config.lr_discriminator, betas=config.betas)
-        # the reference keeps a constant rate for this stage; a scheduler is still kept (and checkpointed)
-        self.scheduler_g = torch.optim.lr_scheduler.LambdaLR(self.optimizer_g, lambda step: 1.0)
-        self.scheduler_d = torch.optim.lr_scheduler.LambdaLR(self.optimizer_d, lambda step: 1.0)
+        # constant (condition stage), or constant then a linear decay to zero (generator stage)
+        self.scheduler_g = torch.optim.lr_scheduler.LambdaLR(self.optimizer_g, config.lr_factor)
+        self.scheduler_d = torch.optim.lr_scheduler.LambdaLR(self.optimizer_d, config.lr_factor)
         (self.task.generator, self.task.discriminator, self.optimizer_g, self.optimizer_d) = self.accelerator.prepare(
             g, d, self.optimizer_g, self.optimizer_d)
         self.ema = None
         if config.ema > 0:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+            # buffers too: BatchNorm's running statistics belong to the averaged model
             self.ema = AveragedModel(self.accelerator.unwrap_model(self.task.generator),
-                                     multi_avg_fn=get_ema_multi_avg_fn(config.ema))
+                                     multi_avg_fn=get_ema_multi_avg_fn(config.ema), use_buffers=True)
+        self.validation = None
+        try:
+            self.validation = self._dataset("test")
+            self.validation.pairs = self.validation.pairs[:config.validation_samples]
+        except (DatasetError, OSError) as error:
+            logger.warning("no validation: the test split of %s cannot be read (%s)", config.data, error)
         self.step = 0
         self.skipped = 0
         self.writer = None
@@ -166,6 +299,55 @@ class Trainer:
 
             self.writer = SummaryWriter(str(self.out / "tensorboard"))
         self._resume()
+
+    def _dataset(self, split: str) -> TryOnDataset:
+        dataset = TryOnDataset(self.config.data, split, "paired", size=self.config.size)
+        if set(self.config.views) != {"front", "back"}:
+            keep = {View(v) for v in self.config.views}
+            dataset.pairs = [p for p in dataset.pairs if dataset.layout.view(p[0]) in keep]
+        if not dataset.pairs:
+            raise ValueError(f"the {split} split has no samples of the views {', '.join(self.config.views)}")
+        return dataset
+
+    @property
+    def log_path(self) -> Path:
+        return self.out / "log.jsonl"
+
+    def _log(self, record: dict) -> None:
+        """One JSON line per logged step or validation (read by benchmarks; TensorBoard gets the same values)."""
+        if self.accelerator.is_main_process:
+            with self.log_path.open("a") as file:
+                file.write(json.dumps({"step": self.step, **record}) + "\n")
+
+    def history(self) -> list[dict]:
+        """Every record of ``log.jsonl``: ``{"step", losses...}`` and ``{"step", "validation_ssim"}``."""
+        if not self.log_path.is_file():
+            return []
+        return [json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()]
+
+    def averaged_generator(self) -> torch.nn.Module:
+        """The generator to evaluate and export: the EMA copy when there is one."""
+        return self.ema.module if self.ema is not None else self.accelerator.unwrap_model(self.task.generator)
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        """Mean SSIM (RGB, 11x11 Gaussian window) of the model's output against its target on the held-out
+        samples: the warped cloth (condition stage) or the try-on image (generator stage)."""
+        from kornia.metrics import ssim
+
+        generator = self.averaged_generator()
+        was_training = generator.training
+        generator.eval()
+        loader = DataLoader(self.validation, batch_size=self.config.batch_size, shuffle=False)
+        values = []
+        for batch in loader:
+            batch = {k: v.to(self.accelerator.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            with self.accelerator.autocast():
+                prediction, truth = self.task.predict(generator, self.task.inputs(batch))
+            values.append(ssim(prediction.float().clamp(-1, 1) * 0.5 + 0.5, truth.float() * 0.5 + 0.5, 11)
+                          .mean((1, 2, 3)))
+        generator.train(was_training)
+        return float(torch.cat(values).mean())
 
     # ---------------------------------------------------------------------------------------------- checkpoints
     def checkpoints(self) -> list[Path]:
@@ -191,6 +373,8 @@ class Trainer:
         os.replace(temporary, path)  # atomic: a reader sees the old set or the new file, never half of one
         for old in self.checkpoints()[:-self.config.keep_checkpoints]:
             old.unlink()
+        # the weights to use (EMA when kept) as model folders beside the checkpoints
+        self.task.export(self.averaged_generator(), self.out)
         return path
 
     def _resume(self) -> None:
@@ -216,8 +400,13 @@ class Trainer:
             if self.accelerator.scaler is not None and state["scaler"] is not None:
                 self.accelerator.scaler.load_state_dict(state["scaler"])
             self.step, self.skipped = state["step"], state["skipped"]
+            if self.accelerator.is_main_process:  # records after the checkpoint will be written again
+                kept = [r for r in self.history() if r["step"] <= self.step]
+                self.log_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
             logger.info("resumed from %s at step %d", path, self.step)
             return
+        if self.accelerator.is_main_process:
+            self.log_path.unlink(missing_ok=True)  # a fresh run
 
     # -------------------------------------------------------------------------------------------------- training
     def _batches(self):
@@ -280,8 +469,15 @@ class Trainer:
                     self.writer.add_scalar(f"loss/{name}", value, self.step)
                 self.writer.add_scalar("lr/generator", self.scheduler_g.get_last_lr()[0], self.step)
                 self.writer.add_scalar("skipped_steps", self.skipped, self.step)
+                self._log(window)
             if self.writer is not None and self.step % config.validate_every == 0:
                 self._samples(x)
+                if self.validation is not None:
+                    value = self.validate()
+                    self.writer.add_scalar("validation/ssim", value, self.step)
+                    self._log({"validation_ssim": value})
+                    logger.info("step %d: validation SSIM %.4f on %d held-out samples", self.step, value,
+                                len(self.validation))
             if self.accelerator.is_main_process and (self.step % config.checkpoint_every == 0 or self.step == target):
                 self.save_checkpoint()
         bar.close()
@@ -290,13 +486,9 @@ class Trainer:
         return logs
 
     def _samples(self, x: dict) -> None:
-        """A grid of cloth, warped cloth and the person's cloth region in TensorBoard, and their SSIM."""
-        from kornia.metrics import ssim
+        """A grid of up to four training samples in TensorBoard, one row per stage of the task."""
         from torchvision.utils import make_grid
 
-        warped, truth = x["warped_cloth"].float(), x["cloth_truth"].float()
-        grid = make_grid(torch.cat([x["cloth"][:4, :3].float(), warped[:4], truth[:4]]) * 0.5 + 0.5, nrow=4)
-        self.writer.add_image("samples/cloth_warped_truth", grid.clamp(0, 1), self.step)
-        value = float(ssim(warped * 0.5 + 0.5, truth * 0.5 + 0.5, 11).mean())
-        if math.isfinite(value):
-            self.writer.add_scalar("validation/ssim_warped_cloth", value, self.step)
+        rows = [row[:4].float() for row in self.task.sample_rows(x)]
+        grid = make_grid(torch.cat(rows) * 0.5 + 0.5, nrow=rows[0].shape[0])
+        self.writer.add_image("samples", grid.clamp(0, 1), self.step)
