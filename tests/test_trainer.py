@@ -163,3 +163,11 @@ def test_the_generator_stage_refuses_a_condition_generator_of_the_other_kind(dat
         Trainer(_generator_config(data, condition_run, tmp_path / "g", view_input="false"), progress=False)
     with pytest.raises(FileNotFoundError, match="no condition generator"):
         Trainer(_generator_config(data, tmp_path / "nowhere", tmp_path / "g"), progress=False)
+
+
+def test_resuming_with_other_model_settings_is_a_plain_error(data, tmp_path):
+    Trainer(_config(data, tmp_path / "run", steps=1, grad_accum=1, checkpoint_every=1), progress=False).run()
+    with pytest.raises(ValueError, match="started with other model settings"):
+        Trainer(_config(data, tmp_path / "run", steps=1, grad_accum=1, **{"model_options": "{ngf: 16}"}),
+                progress=False)
+    assert "ngf: 16" not in (tmp_path / "run" / "config.yaml").read_text()  # the run's own settings stay

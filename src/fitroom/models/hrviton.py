@@ -188,17 +188,17 @@ class SPADENorm(nn.Module):
 
 
 class SPADEResBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, semantic_channels: int) -> None:
+    def __init__(self, cin: int, cout: int, semantic_channels: int, hidden: int = 128) -> None:
         super().__init__()
         middle = min(cin, cout)
         self.learned_shortcut = cin != cout
         self.conv_0 = spectral_norm(nn.Conv2d(cin, middle, 3, padding=1))
         self.conv_1 = spectral_norm(nn.Conv2d(middle, cout, 3, padding=1))
-        self.norm_0 = SPADENorm(cin, semantic_channels)
-        self.norm_1 = SPADENorm(middle, semantic_channels)
+        self.norm_0 = SPADENorm(cin, semantic_channels, hidden)
+        self.norm_1 = SPADENorm(middle, semantic_channels, hidden)
         if self.learned_shortcut:
             self.conv_s = spectral_norm(nn.Conv2d(cin, cout, 1, bias=False))
-            self.norm_s = SPADENorm(cin, semantic_channels)
+            self.norm_s = SPADENorm(cin, semantic_channels, hidden)
 
     def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
         shortcut = self.conv_s(self.norm_s(x, seg)) if self.learned_shortcut else x
@@ -225,6 +225,7 @@ class SPADEGeneratorConfig:
     semantic_channels: int = GENERATOR_SEMANTIC_CLASSES
     ngf: int = 64
     num_upsampling_layers: str = "most"
+    spade_hidden: int = 128  # width of the SPADE normalisation's shared convolution (the reference's 128)
 
 
 class SPADEGenerator(nn.Module):
@@ -236,20 +237,20 @@ class SPADEGenerator(nn.Module):
         self.config = c = config or SPADEGeneratorConfig()
         if c.num_upsampling_layers not in UPSAMPLINGS:
             raise ValueError(f"num_upsampling_layers must be one of {sorted(UPSAMPLINGS)}")
-        n, s, inject = c.ngf, c.semantic_channels, 16
+        n, s, h, inject = c.ngf, c.semantic_channels, c.spade_hidden, 16
         self.conv_0 = nn.Conv2d(c.input_channels, 16 * n, 3, padding=1)
         for i in range(1, 8):
             setattr(self, f"conv_{i}", nn.Conv2d(c.input_channels, inject, 3, padding=1))
-        self.head_0 = SPADEResBlock(16 * n, 16 * n, s)
-        self.G_middle_0 = SPADEResBlock(16 * n + inject, 16 * n, s)
-        self.G_middle_1 = SPADEResBlock(16 * n + inject, 16 * n, s)
-        self.up_0 = SPADEResBlock(16 * n + inject, 8 * n, s)
-        self.up_1 = SPADEResBlock(8 * n + inject, 4 * n, s)
-        self.up_2 = SPADEResBlock(4 * n + inject, 2 * n, s)
-        self.up_3 = SPADEResBlock(2 * n + inject, n, s)
+        self.head_0 = SPADEResBlock(16 * n, 16 * n, s, h)
+        self.G_middle_0 = SPADEResBlock(16 * n + inject, 16 * n, s, h)
+        self.G_middle_1 = SPADEResBlock(16 * n + inject, 16 * n, s, h)
+        self.up_0 = SPADEResBlock(16 * n + inject, 8 * n, s, h)
+        self.up_1 = SPADEResBlock(8 * n + inject, 4 * n, s, h)
+        self.up_2 = SPADEResBlock(4 * n + inject, 2 * n, s, h)
+        self.up_3 = SPADEResBlock(2 * n + inject, n, s, h)
         last = n
         if c.num_upsampling_layers == "most":
-            self.up_4 = SPADEResBlock(n + inject, n // 2, s)
+            self.up_4 = SPADEResBlock(n + inject, n // 2, s, h)
             last = n // 2
         self.conv_img = nn.Conv2d(last, 3, 3, padding=1)
 

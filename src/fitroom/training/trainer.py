@@ -114,6 +114,8 @@ class ConditionTask:
         }
         if self.vgg is not None:
             losses["vgg"] = self.vgg(warped_cloth, x["cloth_truth"])
+        if w.get("l1_cloth", 0) > 0:  # not in the reference: a stand-in when the VGG weights are missing
+            losses["l1_cloth"] = F.l1_loss(warped_cloth, x["cloth_truth"])
         fake = torch.cat([x["cloth"], x["pose"], F.softmax(seg, 1)], 1)
         losses["gan"] = lsgan_loss(self.discriminator(fake), real=True)
         total = sum(w.get(name, 0.0) * value for name, value in losses.items())
@@ -215,6 +217,8 @@ class GeneratorTask:
         }
         if self.vgg is not None:
             losses["vgg"] = self.vgg(fake, x["person"])
+        if w.get("l1", 0) > 0:  # declared by the reference (lambda_l1) but unused there; off by default
+            losses["l1"] = F.l1_loss(fake, x["person"])
         total = sum(w.get(name, 0.0) * value for name, value in losses.items())
         x["fake"] = fake.detach()
         return total, {k: float(v.detach()) for k, v in losses.items()}
@@ -260,7 +264,6 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.out = Path(config.out)
         self.out.mkdir(parents=True, exist_ok=True)
-        save_config(config, self.out / "config.yaml")
         self.task = TASKS[config.stage](config)
         dataset = self._dataset("train")
         if len(dataset) < config.batch_size:
@@ -299,6 +302,7 @@ class Trainer:
 
             self.writer = SummaryWriter(str(self.out / "tensorboard"))
         self._resume()
+        save_config(config, self.out / "config.yaml")
 
     def _dataset(self, split: str) -> TryOnDataset:
         dataset = TryOnDataset(self.config.data, split, "paired", size=self.config.size)
@@ -385,8 +389,14 @@ class Trainer:
                 logger.warning("skipping unreadable checkpoint %s (%s)", path, error)
                 continue
             unwrap = self.accelerator.unwrap_model
-            unwrap(self.task.generator).load_state_dict(state["generator"])
-            unwrap(self.task.discriminator).load_state_dict(state["discriminator"])
+            try:
+                unwrap(self.task.generator).load_state_dict(state["generator"])
+                unwrap(self.task.discriminator).load_state_dict(state["discriminator"])
+            except RuntimeError as error:
+                first = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
+                raise ValueError(f"{path} does not fit the models of this configuration ({first} ...): the run "
+                                 f"folder {self.out} was started with other model settings; resume it with the "
+                                 f"settings in its config.yaml, or start a new run with another out=") from None
             self.optimizer_g.load_state_dict(state["optimizer_g"])
             self.optimizer_d.load_state_dict(state["optimizer_d"])
             self.scheduler_g.load_state_dict(state["scheduler_g"])
