@@ -258,6 +258,27 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_weights(args: argparse.Namespace) -> int:
+    """List, download or import the published weight files fitroom can use."""
+    from fitroom import weights
+
+    if args.action == "list":
+        lines = [f"weights dir {weights.weights_dir()} (set FITROOM_WEIGHTS to change)"]
+        for known in weights.KNOWN_WEIGHTS:
+            state = "present" if weights.find(known.name) else "missing"
+            lines.append(f"  {known.name:18s} {state:8s} {known.filename}  ({known.used_by}; {known.source})")
+        sys.stdout.write("\n".join(lines) + "\n")
+        return 0
+    if args.action == "fetch":
+        path = weights.fetch(args.name)
+    else:
+        if not args.file:
+            raise ValueError("fitroom weights import NAME FILE: the file to import is missing")
+        path = weights.import_file(args.name, args.file)
+    logger.info("%s ready: %s", args.name, path)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     # -q / -v are accepted before or after the subcommand
     common = argparse.ArgumentParser(add_help=False)
@@ -324,6 +345,12 @@ def build_parser() -> argparse.ArgumentParser:
     hrviton.add_argument("--generator", help="the released image generator (gen.pth)")
     hrviton.add_argument("--out", required=True, help="folder for the converted models")
     hrviton.set_defaults(func=cmd_convert_hrviton)
+
+    weights = sub.add_parser("weights", help="list, download (fetch) or import published weight files")
+    weights.add_argument("action", choices=["list", "fetch", "import"])
+    weights.add_argument("name", nargs="?", default="", help="a name from `fitroom weights list`")
+    weights.add_argument("file", nargs="?", help="import: the file obtained elsewhere")
+    weights.set_defaults(func=cmd_weights)
 
     train = sub.add_parser("train", help="train a model stage (accelerate; resumes from its run folder)")
     train.add_argument("stage", choices=["condition", "generator"],

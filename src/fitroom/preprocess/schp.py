@@ -20,7 +20,7 @@ from fitroom.models import create_model
 from fitroom.models.io import check_state, read_checkpoint
 from fitroom.models.schp import BGR_MEAN, BGR_STD, INPUT_SIZE
 from fitroom.preprocess.parsing import register_parser
-from fitroom.weights import KNOWN_WEIGHTS, find, weights_dir
+from fitroom.weights import entry, find, weights_dir
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +34,8 @@ def load_schp_checkpoint(path: str | Path, dataset: str = "lip", model_name: str
         FileNotFoundError: the file is missing (the message says where to get it).
         ValueError: the file is unreadable (e.g. half-downloaded) or not in the published layout.
     """
-    entry = {w.name: w for w in KNOWN_WEIGHTS}[f"schp-{dataset}"]
-    state = read_checkpoint(path, f"SCHP {dataset.upper()} weights: download {entry.filename} from {entry.source} "
+    known = entry(f"schp-{dataset}")
+    state = read_checkpoint(path, f"SCHP {dataset.upper()} weights: download {known.filename} from {known.source} "
                                   f"and put it in {weights_dir()} (or pass its path).")
     model = create_model(model_name or f"schp_{dataset}")
     check_state(model, state, f"{path} (the published SCHP-{dataset.upper()} layout)")
@@ -60,8 +60,7 @@ class SchpParser:
         self.dataset = dataset
         if model is None:
             if weights is None:
-                weights = find(f"schp-{dataset}") or weights_dir() / {w.name: w for w in KNOWN_WEIGHTS}[
-                    f"schp-{dataset}"].filename
+                weights = find(f"schp-{dataset}") or weights_dir() / entry(f"schp-{dataset}").filename
             model = load_schp_checkpoint(weights, dataset)
         self.model = model.eval()
         self.input_size = INPUT_SIZE[dataset]

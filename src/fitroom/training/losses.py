@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from fitroom.weights import KNOWN_WEIGHTS, find, weights_dir
+from fitroom.weights import entry, find, weights_dir
 
 VGG_LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
 #: torchvision vgg19.features slices ending at relu1_1, relu2_1, relu3_1, relu4_1, relu5_1
@@ -38,10 +38,10 @@ class VGGPerceptualLoss(nn.Module):
 
         path = Path(weights_path) if weights_path else find("vgg19")
         if path is None or not Path(path).is_file():
-            entry = {w.name: w for w in KNOWN_WEIGHTS}["vgg19"]
+            known = entry("vgg19")
             raise FileNotFoundError(
-                f"VGG19 weights not found ({path or weights_dir() / entry.filename}). Download {entry.filename} from "
-                f"{entry.source} into {weights_dir()}, or train without the perceptual loss (vgg weight 0).")
+                f"VGG19 weights not found ({path or weights_dir() / known.filename}). Download {known.filename} from "
+                f"{known.source} into {weights_dir()}, or train without the perceptual loss (vgg weight 0).")
         network = vgg19(weights=None)
         state = torch.load(path, map_location="cpu", weights_only=True)
         network.load_state_dict(state, strict=True)
