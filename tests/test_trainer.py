@@ -171,3 +171,37 @@ def test_resuming_with_other_model_settings_is_a_plain_error(data, tmp_path):
         Trainer(_config(data, tmp_path / "run", steps=1, grad_accum=1, **{"model_options": "{ngf: 16}"}),
                 progress=False)
     assert "ngf: 16" not in (tmp_path / "run" / "config.yaml").read_text()  # the run's own settings stay
+
+
+def test_cpvton_modules_match_the_published_sizes():
+    from fitroom.models import create_model
+
+    assert sum(p.numel() for p in create_model("cpvton_gmm").parameters()) == 19_057_650
+    assert sum(p.numel() for p in create_model("cpvton_tom").parameters()) == 21_349_252
+
+
+def test_cpvton_trains_in_two_stages_and_runs_as_an_engine(data, tmp_path):
+    from fitroom.data.layout import VitonLayout
+    from fitroom.engines import create_engine
+
+    common = [f"data={data}", "size=[128, 64]", "batch_size=2", "steps=3", "checkpoint_every=3", "validate_every=3",
+              "log_every=1", "validation_samples=2", "seed=1"]
+    gmm = Trainer(load_config(None, common + ["stage=gmm", "model=test_cpvton_gmm", f"out={tmp_path / 'gmm'}"]),
+                  progress=False)
+    assert gmm.task.discriminator is None and gmm.names == ["generator"]
+    before = {k: v.clone() for k, v in gmm.task.generator.state_dict().items()}
+    assert set(gmm.run()) == {"l1", "generator"}
+    assert any(not torch.equal(before[k], v) for k, v in gmm.task.generator.state_dict().items())
+    tom = Trainer(load_config(None, common + ["stage=tom", "model=test_cpvton_tom", f"condition={tmp_path / 'gmm'}",
+                                              f"out={tmp_path / 'tom'}", "loss_weights.vgg=0"]), progress=False)
+    logs = tom.run()
+    assert set(logs) == {"l1", "mask", "generator"}
+    assert [r["step"] for r in tom.history() if "validation_ssim" in r] == [3]
+    engine = create_engine("cpvton", checkpoint=tmp_path / "tom" / "cpvton")
+    layout = VitonLayout(data, "test")
+    name = layout.pairs()[0][0]
+    inputs = layout.read(name)
+    result = engine(inputs)
+    assert result.image.shape == inputs.person.shape and result.warped_mask.shape == inputs.person.shape[:2]
+    with pytest.raises(FileNotFoundError, match="gmm/ and tom/"):
+        create_engine("cpvton", checkpoint=tmp_path / "gmm")

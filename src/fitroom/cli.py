@@ -321,7 +321,8 @@ def build_parser() -> argparse.ArgumentParser:
     tryon.add_argument("--person", required=True, help="photo of the person")
     tryon.add_argument("--garment", required=True, help="product photo of the garment")
     tryon.add_argument("--out", required=True, help="where to write the result (PNG or JPEG by suffix)")
-    tryon.add_argument("--engine", default="warp", help="try-on engine: warp (default, needs no weights) or hrviton")
+    tryon.add_argument("--engine", default="warp",
+                       help="try-on engine: warp (default, needs no weights), hrviton or cpvton (need --checkpoint)")
     tryon.add_argument("--checkpoint", help="model folder for a learned engine (e.g. from `fitroom convert hrviton`)")
     tryon.add_argument("--save-intermediates", action="store_true",
                        help="also write pose, parse, dense map, agnostic person and warped garment")
@@ -353,8 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     weights.set_defaults(func=cmd_weights)
 
     train = sub.add_parser("train", help="train a model stage (accelerate; resumes from its run folder)")
-    train.add_argument("stage", choices=["condition", "generator"],
-                       help="which stage: the condition generator, then the image generator (needs condition=RUN)")
+    train.add_argument("stage", choices=["condition", "generator", "gmm", "tom"],
+                       help="HR-VITON: condition, then generator (condition=RUN); CP-VTON: gmm, then tom (condition=RUN)")
     train.add_argument("--config", help="a YAML experiment file (e.g. configs/condition.yaml)")
     train.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                        help="overrides, e.g. data=data/synth steps=100 loss_weights.vgg=0")

@@ -42,4 +42,4 @@ def create_engine(name: str = "warp", **options) -> Engine:
 
 
 def _load_builtin() -> None:
-    from fitroom.engines import hrviton, warp  # noqa: F401  (register themselves)
+    from fitroom.engines import cpvton, hrviton, warp  # noqa: F401  (register themselves)

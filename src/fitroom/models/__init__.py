@@ -33,4 +33,4 @@ def available_models() -> list[str]:
 
 
 def _load_builtin() -> None:
-    from fitroom.models import hrviton, schp  # noqa: F401
+    from fitroom.models import cpvton, hrviton, schp  # noqa: F401

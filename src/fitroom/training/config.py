@@ -20,17 +20,24 @@ STAGE_DEFAULTS: dict[str, dict] = {
     "generator": {"model": "hrviton_generator", "discriminator": "hrviton_image_discriminator",
                   "lr": 1e-4, "lr_discriminator": 4e-4, "betas": (0.0, 0.9), "steps": 200_000,
                   "lr_decay_steps": 100_000, "loss_weights": GENERATOR_WEIGHTS},
+    # CP-VTON (no discriminators): Adam (0.5, 0.999) lr 1e-4; its scheduler is never stepped, so the rate is constant
+    "gmm": {"model": "cpvton_gmm", "discriminator": "", "lr": 1e-4, "lr_discriminator": 0.0, "betas": (0.5, 0.999),
+            "steps": 200_000, "lr_decay_steps": 0, "loss_weights": {"l1": 1.0}},
+    "tom": {"model": "cpvton_tom", "discriminator": "", "lr": 1e-4, "lr_discriminator": 0.0, "betas": (0.5, 0.999),
+            "steps": 200_000, "lr_decay_steps": 0, "loss_weights": {"l1": 1.0, "vgg": 1.0, "mask": 1.0}},
 }
 
 
 @dataclass
 class TrainConfig:
-    stage: str = "condition"  # "condition" (the try-on condition generator) or "generator" (the image generator)
+    # HR-VITON: "condition" (the try-on condition generator), then "generator" (the image generator);
+    # CP-VTON: "gmm" (geometric matching), then "tom" (try-on module)
+    stage: str = "condition"
     data: str = ""  # a VITON-HD layout dataset (e.g. from `fitroom synth`)
     size: tuple[int, int] = (256, 192)  # (H, W), multiples of 32 (condition) or 64 (generator)
     views: tuple[str, ...] = ("front", "back")  # which samples to train on
     view_input: bool = True  # one set of weights for both views: the view is an extra input plane
-    condition: str = ""  # generator stage: the trained condition generator (a run folder or a model folder)
+    condition: str = ""  # generator / tom stage: the first stage's run folder (or its model folder), kept frozen
     # None: the stage's reference value (STAGE_DEFAULTS)
     model: str | None = None
     model_options: dict = field(default_factory=dict)
@@ -79,8 +86,10 @@ class TrainConfig:
             raise ValueError(f"lr_decay_steps must be between 0 and steps ({self.steps}), got {self.lr_decay_steps}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema is a decay in [0, 1), got {self.ema}")
-        if self.stage == "generator" and not self.condition:
-            raise ValueError("the generator stage needs condition=<the condition stage's run folder or model folder>")
+        first = {"generator": "condition", "tom": "gmm"}
+        if self.stage in first and not self.condition:
+            raise ValueError(f"the {self.stage} stage needs condition=<the {first[self.stage]} stage's run folder or "
+                             f"model folder>")
 
     def lr_factor(self, step: int) -> float:
         """The learning-rate multiplier after ``step`` optimizer steps: 1, then a linear decay to 0 over the last

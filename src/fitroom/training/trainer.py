@@ -34,6 +34,7 @@ from fitroom.data.dataset import TryOnDataset
 from fitroom.data.layout import DatasetError
 from fitroom.labels import CIHP_TO_13, CONDITION_SIZE, Parse13, View
 from fitroom.models import create_model
+from fitroom.models.cpvton import cpvton_inputs, gmm_warp
 from fitroom.models.hrviton import choose_upsampling, generator_conditions, view_plane
 from fitroom.models.io import load_pretrained, save_pretrained
 from fitroom.training.config import TrainConfig, save_config
@@ -245,7 +246,84 @@ class GeneratorTask:
         save_pretrained(self.condition_generator, out / "hrviton" / "condition_generator", name)
 
 
-TASKS = {"condition": ConditionTask, "generator": GeneratorTask}
+class GMMTask:
+    """CP-VTON's first stage: the geometric matching module, L1 between the warped garment and the person's garment
+    region (no discriminator)."""
+
+    discriminator = None
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.generator = create_model(config.model, **{"size": tuple(config.size), **config.model_options})
+
+    def inputs(self, batch: dict) -> dict:
+        return cpvton_inputs(batch)
+
+    def generator_losses(self, x: dict) -> tuple[torch.Tensor, dict]:
+        warped, _ = gmm_warp(self.generator, x)
+        losses = {"l1": F.l1_loss(warped, x["cloth_truth"])}
+        x["warped_cloth"] = warped.detach()
+        total = sum(self.config.loss_weights.get(name, 0.0) * value for name, value in losses.items())
+        return total, {k: float(v.detach()) for k, v in losses.items()}
+
+    def predict(self, generator: torch.nn.Module, x: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """The warped garment and the person's garment region on white."""
+        return gmm_warp(generator, x)[0], x["cloth_truth"]
+
+    def sample_rows(self, x: dict) -> list[torch.Tensor]:
+        return [x["garment"], x["warped_cloth"], x["cloth_truth"]]
+
+    def export(self, generator: torch.nn.Module, out: Path) -> None:
+        save_pretrained(generator, out / "model", self.config.model)
+
+
+class TOMTask:
+    """CP-VTON's second stage: the try-on module with the GMM frozen; L1 + VGG on the try-on and L1 between the
+    composition mask and the warped garment's mask (no discriminator)."""
+
+    discriminator = None
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+        self.gmm = load_pretrained(condition_folder(config.condition)).eval()
+        for parameter in self.gmm.parameters():
+            parameter.requires_grad_(False)
+        self.generator = create_model(config.model, **config.model_options)
+        self.vgg = None
+        if config.loss_weights.get("vgg", 0) > 0:
+            self.vgg = VGGPerceptualLoss(config.vgg_weights or None)
+
+    @torch.no_grad()
+    def inputs(self, batch: dict) -> dict:
+        x = cpvton_inputs(batch)
+        self.gmm.to(batch["person"].device)
+        x["warped_cloth"], x["warped_mask"] = gmm_warp(self.gmm, x)
+        return x
+
+    def generator_losses(self, x: dict) -> tuple[torch.Tensor, dict]:
+        try_on, _, mask = self.generator(x["representation"], x["warped_cloth"])
+        losses = {"l1": F.l1_loss(try_on, x["person"]), "mask": F.l1_loss(mask, x["warped_mask"])}
+        if self.vgg is not None:
+            losses["vgg"] = self.vgg(try_on, x["person"])
+        x["fake"] = try_on.detach()
+        total = sum(self.config.loss_weights.get(name, 0.0) * value for name, value in losses.items())
+        return total, {k: float(v.detach()) for k, v in losses.items()}
+
+    def predict(self, generator: torch.nn.Module, x: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        return generator(x["representation"], x["warped_cloth"])[0], x["person"]
+
+    def sample_rows(self, x: dict) -> list[torch.Tensor]:
+        return [x["representation"][:, 1:4], x["warped_cloth"], x["fake"], x["person"]]
+
+    def export(self, generator: torch.nn.Module, out: Path) -> None:
+        """``model/`` (TOM) and ``cpvton/`` (both modules: ``--engine cpvton --checkpoint``)."""
+        save_pretrained(generator, out / "model", self.config.model)
+        save_pretrained(generator, out / "cpvton" / "tom", self.config.model)
+        name = json.loads((condition_folder(self.config.condition) / "config.json").read_text())["model"]
+        save_pretrained(self.gmm, out / "cpvton" / "gmm", name)
+
+
+TASKS = {"condition": ConditionTask, "generator": GeneratorTask, "gmm": GMMTask, "tom": TOMTask}
 
 
 class Trainer:
@@ -273,14 +351,18 @@ class Trainer:
         # moments than an uninterrupted one, and must not shift the models' random stream (dropout) by doing so
         self.loader = DataLoader(dataset, batch_size=config.batch_size, sampler=self.sampler, drop_last=True,
                                  num_workers=config.workers, generator=torch.Generator().manual_seed(config.seed))
-        g, d = self.task.generator, self.task.discriminator
-        self.optimizer_g = torch.optim.Adam(g.parameters(), lr=config.lr, betas=config.betas)
-        self.optimizer_d = torch.optim.Adam(d.parameters(), lr=config.lr_discriminator, betas=config.betas)
-        # constant (condition stage), or constant then a linear decay to zero (generator stage)
-        self.scheduler_g = torch.optim.lr_scheduler.LambdaLR(self.optimizer_g, config.lr_factor)
-        self.scheduler_d = torch.optim.lr_scheduler.LambdaLR(self.optimizer_d, config.lr_factor)
-        (self.task.generator, self.task.discriminator, self.optimizer_g, self.optimizer_d) = self.accelerator.prepare(
-            g, d, self.optimizer_g, self.optimizer_d)
+        # the trained networks: the generator, and the discriminator where the stage is adversarial (CP-VTON's are not)
+        self.names = ["generator"] + (["discriminator"] if self.task.discriminator is not None else [])
+        rates = {"generator": config.lr, "discriminator": config.lr_discriminator}
+        models = [getattr(self.task, name) for name in self.names]
+        optimizers = [torch.optim.Adam(m.parameters(), lr=rates[n], betas=config.betas)
+                      for n, m in zip(self.names, models)]
+        prepared = self.accelerator.prepare(*models, *optimizers)
+        for name, model in zip(self.names, prepared[:len(models)]):
+            setattr(self.task, name, model)
+        self.optimizers = dict(zip(self.names, prepared[len(models):]))
+        # constant, or constant then a linear decay to zero (HR-VITON's generator stage)
+        self.schedulers = {n: torch.optim.lr_scheduler.LambdaLR(o, config.lr_factor) for n, o in self.optimizers.items()}
         self.ema = None
         if config.ema > 0:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -353,6 +435,17 @@ class Trainer:
         generator.train(was_training)
         return float(torch.cat(values).mean())
 
+    @property
+    def optimizer_g(self) -> torch.optim.Optimizer:
+        return self.optimizers["generator"]
+
+    @property
+    def scheduler_g(self) -> torch.optim.lr_scheduler.LRScheduler:
+        return self.schedulers["generator"]
+
+    def _models(self) -> dict[str, torch.nn.Module]:
+        return {name: getattr(self.task, name) for name in self.names}
+
     # ---------------------------------------------------------------------------------------------- checkpoints
     def checkpoints(self) -> list[Path]:
         return sorted(self.out.glob(f"{CHECKPOINT_PREFIX}*.pt"), key=lambda p: int(p.stem[len(CHECKPOINT_PREFIX):]))
@@ -361,10 +454,9 @@ class Trainer:
         unwrap = self.accelerator.unwrap_model
         state = {
             "step": self.step, "skipped": self.skipped,
-            "generator": unwrap(self.task.generator).state_dict(),
-            "discriminator": unwrap(self.task.discriminator).state_dict(),
-            "optimizer_g": self.optimizer_g.state_dict(), "optimizer_d": self.optimizer_d.state_dict(),
-            "scheduler_g": self.scheduler_g.state_dict(), "scheduler_d": self.scheduler_d.state_dict(),
+            **{name: unwrap(model).state_dict() for name, model in self._models().items()},
+            **{f"optimizer_{name}": o.state_dict() for name, o in self.optimizers.items()},
+            **{f"scheduler_{name}": s.state_dict() for name, s in self.schedulers.items()},
             "sampler": {"epoch": self.sampler.epoch, "position": self.sampler.position},
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -390,17 +482,16 @@ class Trainer:
                 continue
             unwrap = self.accelerator.unwrap_model
             try:
-                unwrap(self.task.generator).load_state_dict(state["generator"])
-                unwrap(self.task.discriminator).load_state_dict(state["discriminator"])
-            except RuntimeError as error:
+                for name, model in self._models().items():
+                    unwrap(model).load_state_dict(state[name])
+            except (RuntimeError, KeyError) as error:
                 first = str(error).splitlines()[1].strip() if len(str(error).splitlines()) > 1 else str(error)
                 raise ValueError(f"{path} does not fit the models of this configuration ({first} ...): the run "
                                  f"folder {self.out} was started with other model settings; resume it with the "
                                  f"settings in its config.yaml, or start a new run with another out=") from None
-            self.optimizer_g.load_state_dict(state["optimizer_g"])
-            self.optimizer_d.load_state_dict(state["optimizer_d"])
-            self.scheduler_g.load_state_dict(state["scheduler_g"])
-            self.scheduler_d.load_state_dict(state["scheduler_d"])
+            for name in self.names:
+                self.optimizers[name].load_state_dict(state[f"optimizer_{name}"])
+                self.schedulers[name].load_state_dict(state[f"scheduler_{name}"])
             self.sampler.epoch, self.sampler.position = state["sampler"]["epoch"], state["sampler"]["position"]
             torch.set_rng_state(state["rng_cpu"])
             if state["rng_cuda"]:
@@ -432,7 +523,8 @@ class Trainer:
         bar = tqdm(total=target, initial=self.step, desc="training", unit="step",
                    disable=not (self.progress and self.accelerator.is_main_process))
         logs: dict = {}
-        discriminator_parameters = list(task.discriminator.parameters())
+        adversarial = task.discriminator is not None
+        discriminator_parameters = list(task.discriminator.parameters()) if adversarial else []
         while self.step < target:
             finite = True
             window: dict[str, float] = {}
@@ -444,33 +536,35 @@ class Trainer:
                 with self.accelerator.autocast():
                     loss_g, parts = task.generator_losses(x)
                 self.accelerator.backward(loss_g / config.grad_accum)
-                for p in discriminator_parameters:
-                    p.requires_grad_(True)
-                with self.accelerator.autocast():
-                    loss_d = task.discriminator_loss(x)
-                self.accelerator.backward(loss_d / config.grad_accum)
-                finite &= bool(torch.isfinite(loss_g.detach()) and torch.isfinite(loss_d.detach()))
-                totals = {"generator": float(loss_g.detach()), "discriminator": float(loss_d.detach())}
+                finite &= bool(torch.isfinite(loss_g.detach()))
+                totals = {"generator": float(loss_g.detach())}
+                if adversarial:
+                    for p in discriminator_parameters:
+                        p.requires_grad_(True)
+                    with self.accelerator.autocast():
+                        loss_d = task.discriminator_loss(x)
+                    self.accelerator.backward(loss_d / config.grad_accum)
+                    finite &= bool(torch.isfinite(loss_d.detach()))
+                    totals["discriminator"] = float(loss_d.detach())
                 for name, value in {**parts, **totals}.items():
                     window[name] = window.get(name, 0.0) + value / config.grad_accum
             # one optimizer step per window: clip, check, step
-            for model, optimizer in ((task.generator, self.optimizer_g), (task.discriminator, self.optimizer_d)):
+            for model in self._models().values():
                 if config.clip_grad > 0:
                     self.accelerator.clip_grad_norm_(model.parameters(), config.clip_grad)
                 finite &= all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
             if finite:
-                self.optimizer_g.step()
-                self.optimizer_d.step()
-                self.scheduler_g.step()
-                self.scheduler_d.step()
+                for name in self.names:
+                    self.optimizers[name].step()
+                    self.schedulers[name].step()
                 if self.ema is not None:
                     self.ema.update_parameters(self.accelerator.unwrap_model(task.generator))
             else:
                 self.skipped += 1
                 logger.warning("step %d: a loss or gradient was not finite; the step was skipped (%d so far)",
                                self.step + 1, self.skipped)
-            self.optimizer_g.zero_grad(set_to_none=True)
-            self.optimizer_d.zero_grad(set_to_none=True)
+            for optimizer in self.optimizers.values():
+                optimizer.zero_grad(set_to_none=True)
             self.step += 1
             bar.update(1)
             logs = window

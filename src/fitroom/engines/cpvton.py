@@ -1,0 +1,64 @@
+"""The ``cpvton`` engine: CP-VTON's inference (GMM warp, then TOM composition) from ``TryOnInputs``.
+
+The models run at the GMM's size (256x192 as published); inputs are resized to it and the result back to the
+photo's size. The person representation needs the parse and the keypoints (the preprocessing makes them).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from fitroom import imaging
+from fitroom.engines import register_engine
+from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
+from fitroom.models.cpvton import GMM, TOM, cpvton_inputs, gmm_warp
+from fitroom.models.io import load_pretrained
+
+
+@register_engine("cpvton")
+class CpvtonEngine:
+    """CP-VTON try-on.
+
+    Args:
+        checkpoint: a folder with ``gmm/`` and ``tom/`` model folders (``fitroom train tom`` writes one as
+            ``RUN/cpvton``).
+        gmm, tom: already built modules instead of a checkpoint.
+        device: where to run.
+    """
+
+    def __init__(self, checkpoint: str | Path | None = None, gmm: GMM | None = None, tom: TOM | None = None,
+                 device: str = "cpu") -> None:
+        if checkpoint is not None:
+            root = Path(checkpoint)
+            missing = [p for p in (root / "gmm", root / "tom") if not p.is_dir()]
+            if missing:
+                raise FileNotFoundError(f"{', '.join(str(p) for p in missing)} not found: the cpvton engine needs a "
+                                        f"checkpoint folder with gmm/ and tom/, made by `fitroom train gmm` then "
+                                        f"`fitroom train tom` (RUN/cpvton)")
+            gmm, tom = load_pretrained(root / "gmm"), load_pretrained(root / "tom")
+        if gmm is None or tom is None:
+            raise ValueError("the cpvton engine needs a checkpoint folder or both modules")
+        self.device = torch.device(device)
+        self.gmm = gmm.to(self.device).eval()
+        self.tom = tom.to(self.device).eval()
+        self.size = tuple(self.gmm.config.size)
+
+    @torch.no_grad()
+    def __call__(self, inputs: TryOnInputs) -> TryOnResult:
+        start = time.perf_counter()
+        for field in ("garment", "garment_mask", "parse", "keypoints"):
+            if getattr(inputs, field) is None:
+                raise InputsError(f"the cpvton engine needs {field} (the preprocessing makes it)")
+        tensors = {k: v[None].to(self.device) for k, v in inputs.to_tensors(self.size).items() if v.ndim}
+        x = cpvton_inputs(tensors)
+        warped, warped_mask = gmm_warp(self.gmm, x)
+        try_on, _, _ = self.tom(x["representation"], warped)
+        size = inputs.size
+        image = imaging.resize(imaging.tensor_to_image(try_on[0].float().cpu()), size, "image")
+        warped_image = imaging.resize(imaging.tensor_to_image(warped[0].float().cpu()), size, "image")
+        mask = imaging.resize(warped_mask[0, 0].cpu().numpy() > 0.5, size, "mask")
+        return TryOnResult(image=image, engine="cpvton", warped_garment=warped_image, warped_mask=mask,
+                           timings={"total": time.perf_counter() - start})
