@@ -98,35 +98,20 @@ def test_missing_weights_name_the_file_and_the_command(tmp_path, monkeypatch):
         FeatureDistances()
 
 
-def test_lpips_loads_a_torchvision_alexnet_file(tmp_path, pair):
-    from torchvision.models import alexnet
-
-    torch.manual_seed(0)
-    path = tmp_path / "alexnet.pth"
-    torch.save(alexnet(weights=None).state_dict(), path)  # the published layout, random values
-    metric = LPIPS(backbone=path)
+def test_lpips_loads_a_torchvision_alexnet_file(tmp_path, pair, random_backbones):
+    metric = LPIPS(backbone=random_backbones["alexnet"])
     a, b = pair
     same, different = metric(a, a), metric(a, b)
     assert same.shape == (2,) and torch.all(same.abs() < 1e-6) and torch.all(different > 0)
-    small = LPIPS(backbone=path, size=(32, 32))(a, b)
+    small = LPIPS(backbone=random_backbones["alexnet"], size=(32, 32))(a, b)
     assert small.shape == (2,) and not torch.allclose(small, different)
     torch.save({"features.0.weight": torch.zeros(1)}, tmp_path / "wrong.pth")
     with pytest.raises(ValueError, match="not torchvision's AlexNet"):
         LPIPS(backbone=tmp_path / "wrong.pth")
 
 
-def test_inception_features_load_the_torch_fidelity_layout(tmp_path, pair):
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-
-    class RandomInit(FeatureExtractorInceptionV3):  # builds the network, keeps its random initial weights
-        def load_state_dict(self, state_dict, strict=True, assign=False):
-            return None
-
-    torch.save({}, tmp_path / "empty.pth")
-    torch.manual_seed(0)
-    random_layout = RandomInit("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(tmp_path / "empty.pth"))
-    torch.save(random_layout.state_dict(), tmp_path / "inception.pth")
-    features = InceptionFeatures(tmp_path / "inception.pth")
+def test_inception_features_load_the_torch_fidelity_layout(pair, random_backbones):
+    features = InceptionFeatures(random_backbones["inception-fid"])
     a, b = pair
     out = features(a)
     assert out.shape == (2, 2048) and torch.isfinite(out).all()

@@ -279,6 +279,19 @@ def cmd_weights(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate an engine on a dataset split: results, protocol, per-sample CSV and a sample grid."""
+    from fitroom.evaluation import EvalConfig, evaluate, markdown
+
+    results = evaluate(EvalConfig(engine=args.engine, data=args.data, out=args.out, pairs=args.pairs,
+                                  checkpoint=args.checkpoint or "", split=args.split, limit=args.limit),
+                       progress=not args.quiet)
+    table = markdown({k: v for k, v in results.items() if k != "protocol"})
+    sys.stdout.write(table + "\n")
+    logger.info("report: %s", Path(args.out).resolve())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     # -q / -v are accepted before or after the subcommand
     common = argparse.ArgumentParser(add_help=False)
@@ -346,6 +359,16 @@ def build_parser() -> argparse.ArgumentParser:
     hrviton.add_argument("--generator", help="the released image generator (gen.pth)")
     hrviton.add_argument("--out", required=True, help="folder for the converted models")
     hrviton.set_defaults(func=cmd_convert_hrviton)
+
+    evaluation = sub.add_parser("eval", help="evaluate an engine on a dataset (SSIM, LPIPS, FID, KID; resumable)")
+    evaluation.add_argument("--engine", required=True, help="warp, hrviton or cpvton")
+    evaluation.add_argument("--checkpoint", help="the engine's checkpoint folder (hrviton, cpvton)")
+    evaluation.add_argument("--data", required=True, help="a dataset in the VITON-HD layout")
+    evaluation.add_argument("--pairs", choices=["paired", "unpaired"], default="paired")
+    evaluation.add_argument("--split", choices=["train", "test"], default="test")
+    evaluation.add_argument("--limit", type=int, default=0, help="only the first N pairs")
+    evaluation.add_argument("--out", required=True, help="report folder")
+    evaluation.set_defaults(func=cmd_eval)
 
     weights = sub.add_parser("weights", help="list, download (fetch) or import published weight files")
     weights.add_argument("action", choices=["list", "fetch", "import"])

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from fitroom import imaging
 from fitroom.engines import register_engine
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
-from fitroom.labels import CIHP_TO_13, CONDITION_SIZE, Parse13
+from fitroom.labels import CIHP_TO_13, CONDITION_SIZE, Parse13, View
 from fitroom.models.hrviton import ConditionGenerator, SPADEGenerator, generator_conditions, view_plane
 from fitroom.models.io import load_pretrained
 
@@ -39,7 +39,8 @@ class HrvitonEngine:
 
     Args:
         checkpoint: a folder with ``condition_generator/`` and ``generator/`` model folders (``fitroom convert
-            hrviton`` or ``fitroom train`` makes them).
+            hrviton`` or ``fitroom train generator`` makes them), or a folder with ``front/`` and ``back/`` such
+            folders: two per-view models, each photo handled by its view's.
         condition_generator, generator: already built networks instead of a checkpoint (tests use tiny ones).
         size: the generator's working ``(H, W)`` (default 1024x768 for a 7-up-sampling generator, else 256x192).
         device: where to run.
@@ -48,6 +49,12 @@ class HrvitonEngine:
     def __init__(self, checkpoint: str | Path | None = None, condition_generator: ConditionGenerator | None = None,
                  generator: SPADEGenerator | None = None, size: tuple[int, int] | None = None,
                  device: str = "cpu") -> None:
+        self.per_view: dict[View, HrvitonEngine] = {}
+        if checkpoint is not None and all((Path(checkpoint) / v.value).is_dir() for v in View):
+            # two per-view models (front/ and back/, each a checkpoint folder): each photo goes to its view's model
+            self.per_view = {v: HrvitonEngine(Path(checkpoint) / v.value, size=size, device=device) for v in View}
+            self.size = self.per_view[View.FRONT].size
+            return
         if checkpoint is not None:
             root = Path(checkpoint)
             missing = [p for p in (root / "condition_generator", root / "generator") if not p.is_dir()]
@@ -67,6 +74,8 @@ class HrvitonEngine:
 
     @torch.no_grad()
     def __call__(self, inputs: TryOnInputs) -> TryOnResult:
+        if self.per_view:
+            return self.per_view[inputs.view](inputs)
         timings: dict[str, float] = {}
         clock = time.perf_counter()
 

@@ -36,9 +36,9 @@ def weight_file(name: str, path: str | Path | None, metric: str) -> Path:
     resolved = Path(path) if path else find(name)
     if resolved is None or not resolved.is_file():
         raise MetricUnavailable(
-            f"{metric} needs {known.filename} ({known.used_by}), not found in {weights_dir()}: run `fitroom weights "
-            f"fetch {name}` where {known.source} can be reached, or download it elsewhere and run `fitroom weights "
-            f"import {name} PATH/{known.filename}`")
+            f"{metric} unavailable: {known.filename} ({known.used_by}) is not in {weights_dir()}. Run `fitroom "
+            f"weights fetch {name}` where {known.source} can be reached, or download it elsewhere and run `fitroom "
+            f"weights import {name} PATH/{known.filename}`")
     if path is None:
         verify(known, resolved)
     return resolved
@@ -60,7 +60,7 @@ class LPIPS(nn.Module):
         super().__init__()
         import lpips
 
-        path = weight_file("alexnet", backbone, "LPIPS")
+        self.path = path = weight_file("alexnet", backbone, "LPIPS")
         state = torch.load(path, map_location="cpu", weights_only=True)
         # the backbone is left random here (no download) and replaced by the cached published weights below;
         # lpips still calls torchvision's deprecated `pretrained=` argument, whose warnings say nothing to users
@@ -98,7 +98,7 @@ class InceptionFeatures(nn.Module):
         super().__init__()
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
-        path = weight_file("inception-fid", weights, "FID and KID")
+        self.path = path = weight_file("inception-fid", weights, "FID and KID")
         torch.load(path, map_location="cpu", weights_only=True)  # tensors only, before torch-fidelity opens it
         self.model = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
                                                  feature_extractor_weights_path=str(path))
