@@ -95,16 +95,19 @@ def main() -> None:
     for name, (engine, folder) in engines.items():
         for pairs in ("paired", "unpaired"):
             report = args.out / "reports" / f"{name.replace(' ', '_')}_{pairs}"
+            begin = time.perf_counter()
             results = evaluate(EvalConfig(engine=engine, checkpoint=str(folder), data=str(evaluation_set),
                                           out=str(report), pairs=pairs))
             table.setdefault(name, {})[pairs] = results["summary"]
+            table[name][f"{pairs}_eval_seconds"] = time.perf_counter() - begin
     (args.out / "table.json").write_text(json.dumps(table, indent=1))
 
     def cell(summary: dict, key: str, view: str = "all") -> str:
         value = summary.get(view, {}).get(key)
         return f"{value:.4f}" if isinstance(value, float) else "n/a"
 
-    print(f"# evaluation set: {args.eval_identities} unseen identities x front/back at 256x192 ({2 * args.eval_identities} pairs); "
+    print(f"# evaluation set: {args.eval_identities} unseen identities x front/back at 256x192 "
+          f"({2 * args.eval_identities} pairs); "
           f"CP-VTON trained in {cpvton_seconds:.0f} s ({args.condition_steps} + {args.generator_steps} steps, "
           f"ngf {args.ngf})")
     print("| engine | SSIM paired | SSIM front / back | SSIM grey (HR-VITON) | LPIPS | SSIM unpaired vs rendered "
@@ -121,6 +124,9 @@ def main() -> None:
     missing.update({k: v["reason"] for k, v in table["warp"]["unpaired"]["all"].items() if isinstance(v, dict)})
     for metric, reason in missing.items():
         print(f"- {metric}: {reason}")
+    print("fitroom eval wall time per engine (paired + unpaired, scoring included; results reused when the "
+          "reports existed): " + ", ".join(f"{name} {r['paired_eval_seconds'] + r['unpaired_eval_seconds']:.0f} s"
+                                           for name, r in table.items()))
     print(f"reports: {args.out / 'reports'}")
 
 
