@@ -292,6 +292,21 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the fitting-room service (API, shopper page, admin page) with uvicorn."""
+    import uvicorn
+
+    from fitroom.service.app import create_app
+    from fitroom.service.settings import Settings
+
+    settings = Settings.from_env(data_dir=args.data_dir, engine=args.engine, checkpoint=args.checkpoint,
+                                 workers=args.workers)
+    logger.info("serving on http://%s:%d (API docs at /docs); data in %s", args.host, args.port,
+                Path(settings.data_dir).resolve())
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     # -q / -v are accepted before or after the subcommand
     common = argparse.ArgumentParser(add_help=False)
@@ -369,6 +384,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--limit", type=int, default=0, help="only the first N pairs")
     evaluation.add_argument("--out", required=True, help="report folder")
     evaluation.set_defaults(func=cmd_eval)
+
+    serve = sub.add_parser("serve", help="run the fitting-room web service and page")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--engine", default=None, help="try-on engine (default warp; FITROOM_ENGINE)")
+    serve.add_argument("--checkpoint", default=None)
+    serve.add_argument("--data-dir", default=None, help="database and images (default ./fitroom-data)")
+    serve.add_argument("--workers", type=int, default=None, help="try-ons run at once")
+    serve.set_defaults(func=cmd_serve)
 
     weights = sub.add_parser("weights", help="list, download (fetch) or import published weight files")
     weights.add_argument("action", choices=["list", "fetch", "import"])

@@ -1,0 +1,235 @@
+"""The HTTP API and the pages: ``create_app(settings, engine=None)``; ``fitroom serve`` runs it with uvicorn.
+
+Every error is a JSON body ``{"error": {"code": ..., "message": ...}}`` with a 4xx status: bad uploads, unknown
+ids, a full queue (429 + Retry-After), too many requests from one address (429), a body over the size limit (413).
+Logs carry ids and error types, never image bytes or uploaded file names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import threading
+import time
+from collections import defaultdict, deque
+from contextlib import asynccontextmanager
+from importlib import resources
+from typing import Literal
+
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from fitroom.labels import GarmentCategory, View
+from fitroom.service.core import FittingRoom, PhotoRefused, QueueFull, ServiceError
+from fitroom.service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class Rating(BaseModel):
+    rating: Literal["good", "bad"]
+    reason: str | None = Field(None, max_length=500)
+
+
+def _error(status: int, code: str, message: str, headers: dict | None = None, **extra) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message, **extra}}, status_code=status, headers=headers)
+
+
+class RateLimiter:
+    """At most ``per_minute`` requests per client address in any 60-second window."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self.calls: dict[str, deque] = defaultdict(deque)
+        self.lock = threading.Lock()
+
+    def allow(self, client: str) -> float:
+        """0 when allowed, else the seconds until the next request would be."""
+        now = time.monotonic()
+        with self.lock:
+            calls = self.calls[client]
+            while calls and now - calls[0] > 60:
+                calls.popleft()
+            if len(calls) >= self.per_minute:
+                return 60 - (now - calls[0])
+            calls.append(now)
+            return 0.0
+
+
+async def _read_upload(upload: UploadFile, room: FittingRoom) -> bytes:
+    data = await upload.read(room.settings.max_upload_bytes + 1)
+    if len(data) > room.settings.max_upload_bytes:
+        raise ServiceError(f"the file is larger than {room.settings.max_upload_bytes / 1e6:.0f} MB", status=413,
+                           code="too_large")
+    return data
+
+
+def create_app(settings: Settings | None = None, engine=None, preprocessor=None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    state: dict = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        room = await run_in_threadpool(FittingRoom, settings, engine, preprocessor)
+        state["room"] = room
+        stop = asyncio.Event()
+
+        async def retention() -> None:  # hourly, and once at start-up
+            while not stop.is_set():
+                await run_in_threadpool(room.expire)
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=3600)
+                except asyncio.TimeoutError:
+                    pass
+
+        task = asyncio.create_task(retention())
+        logger.info("fitting room ready: engine %s, data in %s", room.model_version, settings.data_dir)
+        yield
+        stop.set()
+        await task
+        await run_in_threadpool(room.close)
+
+    app = FastAPI(title="fitroom", version="1", lifespan=lifespan,
+                  description="Virtual fitting room: photo guidance, garments, try-ons, ratings.")
+    limiter = RateLimiter(settings.rate_limit_per_minute)
+
+    def room() -> FittingRoom:
+        if "room" not in state:
+            raise ServiceError("the service is starting", status=503, code="starting")
+        return state["room"]
+
+    @app.middleware("http")
+    async def limits(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > settings.max_upload_bytes * 2 + 65536:
+            return _error(413, "too_large", "the request body is too large")
+        if request.url.path.startswith("/v1/"):
+            wait = limiter.allow(request.client.host if request.client else "unknown")
+            if wait:
+                return _error(429, "rate_limited", "too many requests; slow down",
+                              headers={"Retry-After": str(int(wait) + 1)})
+        return await call_next(request)
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, error: ServiceError):
+        headers = {"Retry-After": str(state["room"].retry_after())} if isinstance(error, QueueFull) else None
+        extra = {"guidance": error.report} if isinstance(error, PhotoRefused) else {}
+        return _error(error.status, error.code, str(error), headers, **extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError):
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'][1:]) or 'body'}: {e['msg']}" for e in error.errors())
+        return _error(422, "invalid_request", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException):
+        return _error(error.status_code, "http_error", str(error.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception):  # a bug: logged, answered without details
+        logger.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _error(500, "internal", "an unexpected error occurred; it was logged")
+
+    api = APIRouter(prefix="/v1")
+
+    @app.get("/healthz", tags=["health"])
+    async def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def ready():
+        if "room" not in state:
+            return _error(503, "starting", "the engine is loading")
+        return {"status": "ready", "engine": state["room"].model_version, "schema": state["room"].schema}
+
+    @api.post("/checks", tags=["guidance"])
+    async def checks(photo: UploadFile = File(...), category: GarmentCategory = Form(GarmentCategory.UPPER),
+                     view: View = Form(View.FRONT), fitting: FittingRoom = Depends(room)) -> dict:
+        """Photo guidance before any try-on: each check's status, message and fix, and crossing points to draw."""
+        image = await run_in_threadpool(fitting.read_photo, await _read_upload(photo, fitting))
+        report = await run_in_threadpool(fitting.check, image, category, view)
+        return {**report, "size": list(image.shape[:2])}
+
+    @api.post("/garments", tags=["garments"], status_code=201)
+    async def add_garment(front: UploadFile = File(...), back: UploadFile | None = File(None),
+                          name: str = Form("garment", max_length=200), category: GarmentCategory | None = Form(None),
+                          fitting: FittingRoom = Depends(room)) -> dict:
+        front_image = await run_in_threadpool(fitting.read_photo, await _read_upload(front, fitting))
+        back_image = None
+        if back is not None and back.filename:
+            back_image = await run_in_threadpool(fitting.read_photo, await _read_upload(back, fitting))
+        return await run_in_threadpool(fitting.add_garment, name, category.value if category else None,
+                                       front_image, back_image)
+
+    @api.get("/garments", tags=["garments"])
+    async def list_garments(fitting: FittingRoom = Depends(room)) -> list[dict]:
+        return await run_in_threadpool(fitting.list_garments)
+
+    @api.get("/garments/{garment_id}/{view}.png", tags=["garments"])
+    async def garment_image(garment_id: str, view: View, fitting: FittingRoom = Depends(room)):
+        return FileResponse(await run_in_threadpool(fitting.garment_image, garment_id, view.value),
+                            media_type="image/png")
+
+    @api.post("/tryons", tags=["try-ons"], status_code=202)
+    async def submit(photo: UploadFile = File(...), garment_id: str = Form(..., max_length=32),
+                     view: View = Form(View.FRONT), share: bool = Form(False), force: bool = Form(False),
+                     fitting: FittingRoom = Depends(room)) -> dict:
+        """Queue a try-on (the photo is checked first; a failing photo is refused unless ``force``)."""
+        image = await run_in_threadpool(fitting.read_photo, await _read_upload(photo, fitting))
+        return await run_in_threadpool(fitting.submit, image, garment_id, view, share, force)
+
+    @api.get("/tryons/{tryon_id}", tags=["try-ons"])
+    async def get_tryon(tryon_id: str, fitting: FittingRoom = Depends(room)) -> dict:
+        document = await run_in_threadpool(fitting.tryon, tryon_id)
+        if document["status"] == "done":
+            document["result_url"] = f"/v1/tryons/{tryon_id}/result.png"
+            document["photo_url"] = f"/v1/tryons/{tryon_id}/photo.png"
+        return document
+
+    @api.get("/tryons/{tryon_id}/{which}.png", tags=["try-ons"])
+    async def tryon_image(tryon_id: str, which: Literal["result", "photo"], fitting: FittingRoom = Depends(room)):
+        return FileResponse(await run_in_threadpool(fitting.tryon_file, tryon_id, which), media_type="image/png")
+
+    @api.delete("/tryons/{tryon_id}", tags=["try-ons"], status_code=204)
+    async def delete_tryon(tryon_id: str, fitting: FittingRoom = Depends(room)) -> None:
+        """Delete everything of a try-on at once: photo, result, rating."""
+        await run_in_threadpool(fitting.delete, tryon_id)
+
+    @api.post("/tryons/{tryon_id}/rating", tags=["try-ons"])
+    async def rate(tryon_id: str, rating: Rating, fitting: FittingRoom = Depends(room)) -> dict:
+        return await run_in_threadpool(fitting.rate, tryon_id, rating.rating == "good", rating.reason)
+
+    @api.get("/stats", tags=["stats"])
+    async def stats(fitting: FittingRoom = Depends(room)) -> dict:
+        return await run_in_threadpool(fitting.stats)
+
+    def admin(authorization: str = Header("")) -> None:
+        token = settings.admin_token
+        given = authorization.removeprefix("Bearer ").strip()
+        if not token or not hmac.compare_digest(given.encode(), token.encode()):
+            raise ServiceError("the admin API needs the admin token (Authorization: Bearer TOKEN)", status=401,
+                               code="unauthorized")
+
+    @api.get("/admin/rated", tags=["admin"], dependencies=[Depends(admin)])
+    async def latest_rated(fitting: FittingRoom = Depends(room)) -> list[dict]:
+        return await run_in_threadpool(fitting.latest_rated)
+
+    app.include_router(api)
+
+    def page(name: str) -> HTMLResponse:
+        return HTMLResponse((resources.files("fitroom.service") / "static" / name).read_text())
+
+    @app.get("/", include_in_schema=False)
+    async def shopper_page():
+        return page("index.html")
+
+    @app.get("/admin", include_in_schema=False)
+    async def admin_page():
+        return page("admin.html")
+
+    return app

@@ -1,0 +1,39 @@
+"""Service settings, from ``FITROOM_*`` environment variables (or given directly)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+class Settings(BaseModel):
+    data_dir: Path = Path("fitroom-data")  # the database (SQLite), shoppers' photos, results, garments
+    database_url: str = ""  # default: sqlite:///DATA_DIR/fitroom.db; e.g. postgresql+psycopg://user@host/db
+    engine: str = "warp"
+    checkpoint: str = ""  # the engine's checkpoint folder (hrviton, cpvton)
+    workers: int = Field(1, ge=1)  # try-ons run at once
+    queue_size: int = Field(8, ge=1)  # try-ons waiting or running before new ones get 429
+    max_upload_bytes: int = Field(15 * 2**20, ge=1024)
+    max_pixels: int = Field(40_000_000, ge=10_000)
+    retention_hours: float = Field(24.0, gt=0)  # shoppers' photos and results, unless they agreed to share
+    rate_limit_per_minute: int = Field(60, ge=1)  # requests per client address
+    job_timeout_s: float = Field(300.0, gt=0)
+    admin_token: str = ""  # the admin page and its API; empty: disabled
+    model_version: str = ""  # recorded with every try-on (default: the engine name and its checkpoint)
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'fitroom.db').resolve()}"
+
+    @classmethod
+    def from_env(cls, **overrides) -> "Settings":
+        """``FITROOM_DATA_DIR``, ``FITROOM_DATABASE_URL``, ``FITROOM_ENGINE`` ... (one per field), then ``overrides``."""
+        values = {}
+        for name in cls.model_fields:
+            key = f"FITROOM_{name.upper()}"
+            if key in os.environ:
+                values[name] = os.environ[key]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)

@@ -1,0 +1,131 @@
+"""Storage: SQLAlchemy Core tables, numbered migrations, and image files under the data directory.
+
+SQLite (WAL journal, foreign keys on) by default; any SQLAlchemy URL (PostgreSQL) works. Migrations are numbered
+functions applied in order inside a transaction, each recorded in ``schema_version``; a database newer than the
+code is refused. Images are files (``garments/``, ``photos/``, ``results/``), rows hold their relative paths.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from pathlib import Path
+from typing import Callable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+logger = logging.getLogger(__name__)
+
+metadata = sa.MetaData()
+
+schema_version = sa.Table("schema_version", metadata, sa.Column("version", sa.Integer, primary_key=True),
+                          sa.Column("applied_at", sa.DateTime(timezone=True), nullable=False))
+
+garments = sa.Table(
+    "garments", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("category", sa.String(16), nullable=False),
+    sa.Column("front", sa.String(300), nullable=False),  # relative paths of the product photos and their masks
+    sa.Column("front_mask", sa.String(300), nullable=False),
+    sa.Column("back", sa.String(300)),
+    sa.Column("back_mask", sa.String(300)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+tryons = sa.Table(
+    "tryons", metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("garment_id", sa.String(32), sa.ForeignKey("garments.id"), nullable=False),
+    sa.Column("view", sa.String(8), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # queued, running, done, failed, expired
+    sa.Column("photo", sa.String(300)),  # relative paths; None once deleted by retention
+    sa.Column("result", sa.String(300)),
+    sa.Column("error", sa.Text),
+    sa.Column("guidance", sa.String(8)),  # the photo's guidance outcome: pass, warn, fail (forced)
+    sa.Column("engine", sa.String(32), nullable=False),
+    sa.Column("model_version", sa.String(200), nullable=False),
+    sa.Column("share", sa.Boolean, nullable=False),  # the shopper agreed to keep the photos for fine-tuning
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("seconds", sa.Float),
+)
+
+ratings = sa.Table(
+    "ratings", metadata,
+    sa.Column("tryon_id", sa.String(32), sa.ForeignKey("tryons.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("good", sa.Boolean, nullable=False),
+    sa.Column("reason", sa.String(500)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def _v1(connection: Connection) -> None:
+    metadata.create_all(connection, tables=[garments, tryons, ratings])
+
+
+def _v2(connection: Connection) -> None:
+    # plain SQL: an sa.Index object would attach itself to the table and be created by _v1 on the next database
+    connection.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_tryons_created_at ON tryons (created_at)"))
+
+
+#: (version, what it does, function); append, never edit
+MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
+    (1, "garments, try-ons, ratings", _v1),
+    (2, "index try-ons by creation time (retention, stats)", _v2),
+]
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+def connect(url: str) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
+    engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.close()
+    return engine
+
+
+def migrate(engine: Engine) -> int:
+    """Apply the migrations the database lacks; returns its version."""
+    with engine.begin() as connection:
+        schema_version.create(connection, checkfirst=True)
+        current = connection.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
+        latest = MIGRATIONS[-1][0]
+        if current > latest:
+            raise RuntimeError(f"the database is at schema version {current}, newer than this fitroom ({latest}); "
+                               f"upgrade fitroom")
+        for version, description, apply in MIGRATIONS:
+            if version > current:
+                logger.info("database migration %d: %s", version, description)
+                apply(connection)
+                connection.execute(schema_version.insert().values(version=version, applied_at=now()))
+                current = version
+    return current
+
+
+def aware(value: dt.datetime | None) -> dt.datetime | None:
+    """SQLite returns naive datetimes for timezone-aware columns: they were written in UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=dt.timezone.utc)
+    return value
+
+
+def remove_files(root: Path, *relative: str | None) -> None:
+    for path in relative:
+        if path:
+            (root / path).unlink(missing_ok=True)

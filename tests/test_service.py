@@ -1,0 +1,230 @@
+"""The fitting-room service through FastAPI's TestClient, with a tiny engine injected (a real database file,
+real photo guidance, real files on disk)."""
+
+import datetime as dt
+import io
+import threading
+import time
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from fitroom import imaging
+from fitroom.inputs import TryOnResult
+from fitroom.service.app import create_app
+from fitroom.service.settings import Settings
+
+
+class TinyEngine:
+    """Returns the person photo with the garment's mean colour blended in; can be held back by an event."""
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.gate, self.calls = gate, 0
+
+    def __call__(self, inputs):
+        if self.gate is not None:
+            self.gate.wait(30)
+        self.calls += 1
+        colour = inputs.garment.reshape(-1, 3).mean(0)
+        image = (inputs.person * 0.7 + colour * 0.3).astype(np.uint8)
+        return TryOnResult(image=image, engine="tiny")
+
+
+def png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(image).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def photos():
+    """The bundled sample photos: a full-length person (front) and a tee's product photos."""
+    from fitroom.demo import sample_path
+
+    return {name: sample_path(file).read_bytes() for name, file in
+            (("person", "person_front.jpg"), ("garment", "garment_tee_front.jpg"),
+             ("garment_back", "garment_tee_back.jpg"))}
+
+
+def make_client(tmp_path, preprocessor, engine=None, **settings) -> TestClient:
+    config = Settings(data_dir=tmp_path / "data", **settings)
+    return TestClient(create_app(config, engine=engine or TinyEngine(), preprocessor=preprocessor))
+
+
+def add_garment(client, photos) -> str:
+    response = client.post("/v1/garments", files={"front": ("shirt.png", photos["garment"], "image/png"),
+                                                  "back": ("shirt_back.png", photos["garment_back"], "image/png")},
+                           data={"name": "test shirt", "category": "upper"})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def wait_done(client, tryon_id, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        document = client.get(f"/v1/tryons/{tryon_id}").json()
+        if document["status"] not in ("queued", "running"):
+            return document
+        time.sleep(0.1)
+    raise AssertionError(f"try-on {tryon_id} did not finish")
+
+
+def test_health_docs_and_checks(tmp_path, preprocessor, photos, astronaut):
+    with make_client(tmp_path, preprocessor) as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        assert client.get("/readyz").json()["status"] == "ready"
+        assert "/v1/tryons" in client.get("/openapi.json").json()["paths"]
+        assert "Try it on" in client.get("/").text
+        report = client.post("/v1/checks", files={"photo": ("a.jpg", png(astronaut), "image/png")}).json()
+        assert report["status"] in ("pass", "warn") and {c["name"] for c in report["checks"]} >= {"blur", "people"}
+        empty = client.post("/v1/checks", files={"photo": ("x.png", png(np.full((400, 300, 3), 200, np.uint8)),
+                                                           "image/png")}).json()
+        assert empty["status"] == "fail"  # nobody in the picture
+
+
+def test_a_try_on_from_upload_to_rating_and_deletion(tmp_path, preprocessor, photos):
+    with make_client(tmp_path, preprocessor) as client:
+        garment = add_garment(client, photos)
+        listed = client.get("/v1/garments").json()
+        assert [g["id"] for g in listed] == [garment] and listed[0]["views"] == ["front", "back"]
+        assert client.get(f"/v1/garments/{garment}/front.png").content[:4] == b"\x89PNG"
+        response = client.post("/v1/tryons", files={"photo": ("me.png", photos["person"], "image/png")},
+                               data={"garment_id": garment, "view": "front", "force": "true"})
+        assert response.status_code == 202, response.text
+        job = response.json()
+        assert job["status"] in ("queued", "running", "done") and job["expires_at"] is not None
+        done = wait_done(client, job["id"])
+        assert done["status"] == "done", done
+        result = client.get(done["result_url"])
+        assert result.status_code == 200 and imaging.load_image(result.content).shape == imaging.load_image(photos["person"]).shape
+        rated = client.post(f"/v1/tryons/{job['id']}/rating", json={"rating": "good", "reason": "fits"}).json()
+        assert rated["rating"] == {"good": True, "reason": "fits"}
+        stats = client.get("/v1/stats").json()
+        assert stats["ratings"] == 1 and stats["success_rate"] == 1.0
+        assert stats["by_guidance"][0]["key"] == done["guidance"]
+        files = list((tmp_path / "data" / "photos").iterdir()) + list((tmp_path / "data" / "results").iterdir())
+        assert len(files) == 2
+        assert client.delete(f"/v1/tryons/{job['id']}").status_code == 204
+        assert client.get(f"/v1/tryons/{job['id']}").status_code == 404
+        assert not any(f.exists() for f in files)  # photo and result gone with the row
+        assert client.get("/v1/stats").json()["ratings"] == 0
+
+
+def test_a_full_queue_answers_429_with_retry_after(tmp_path, preprocessor, photos):
+    gate = threading.Event()
+    with make_client(tmp_path, preprocessor, engine=TinyEngine(gate), queue_size=1) as client:
+        garment = add_garment(client, photos)
+        form = {"garment_id": garment, "force": "true"}
+        first = client.post("/v1/tryons", files={"photo": ("a.png", photos["person"], "image/png")}, data=form)
+        assert first.status_code == 202
+        second = client.post("/v1/tryons", files={"photo": ("b.png", photos["person"], "image/png")}, data=form)
+        assert second.status_code == 429 and int(second.headers["Retry-After"]) >= 1
+        assert second.json()["error"]["code"] == "queue_full"
+        gate.set()
+        assert wait_done(client, first.json()["id"])["status"] == "done"
+
+
+def test_jobs_and_ratings_survive_a_restart(tmp_path, preprocessor, photos):
+    import sqlalchemy as sa
+
+    from fitroom.service import storage
+
+    engine = TinyEngine()
+    with make_client(tmp_path, preprocessor, engine=engine) as client:
+        garment = add_garment(client, photos)
+        job = client.post("/v1/tryons", files={"photo": ("a.png", photos["person"], "image/png")},
+                          data={"garment_id": garment, "force": "true"}).json()
+        wait_done(client, job["id"])
+        client.post(f"/v1/tryons/{job['id']}/rating", json={"rating": "bad"})
+    # a server killed mid-job leaves a row "running": write one as it would be left
+    database = storage.connect(f"sqlite:///{tmp_path / 'data' / 'fitroom.db'}")
+    with database.begin() as connection:
+        row = connection.execute(sa.select(storage.tryons).where(storage.tryons.c.id == job["id"])).first()
+        interrupted = dict(row._mapping) | {"id": storage.new_id(), "status": "running", "result": None,
+                                            "photo": "photos/interrupted.png"}
+        connection.execute(storage.tryons.insert().values(**interrupted))
+    (tmp_path / "data" / "photos" / "interrupted.png").write_bytes(photos["person"])
+    database.dispose()
+    with make_client(tmp_path, preprocessor, engine=TinyEngine()) as client:
+        assert wait_done(client, interrupted["id"])["status"] == "done"
+        stats = client.get("/v1/stats").json()
+        assert stats["ratings"] == 1 and stats["success_rate"] == 0.0 and stats["tryons"]["done"] == 2
+
+
+def test_retention_deletes_photos_unless_shared(tmp_path, preprocessor, photos):
+    with make_client(tmp_path, preprocessor) as client:
+        garment = add_garment(client, photos)
+        ids = {}
+        for share in (False, True):
+            job = client.post("/v1/tryons", files={"photo": ("a.png", photos["person"], "image/png")},
+                              data={"garment_id": garment, "force": "true", "share": str(share).lower()}).json()
+            ids[share] = wait_done(client, job["id"])["id"]
+    # the retention job runs hourly; run it as if 25 hours had passed
+    from fitroom.service.core import FittingRoom
+
+    fitting = FittingRoom(Settings(data_dir=tmp_path / "data"), engine=TinyEngine(), preprocessor=preprocessor)
+    try:
+        assert fitting.expire(at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=25)) == 1
+        assert fitting.tryon(ids[False])["status"] == "expired"
+        assert fitting.tryon(ids[True])["status"] == "done"
+        remaining = {p.stem for p in (tmp_path / "data" / "photos").iterdir()}
+        assert remaining == {ids[True]}
+    finally:
+        fitting.close()
+
+
+BAD_REQUESTS = [
+    ("post", "/v1/checks", {"files": {"photo": ("x.jpg", b"not an image at all", "image/jpeg")}}),
+    ("post", "/v1/checks", {"files": {"photo": ("x.jpg", b"", "image/jpeg")}}),
+    ("post", "/v1/checks", {"files": {"photo": ("x.png", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, "image/png")}}),
+    ("post", "/v1/checks", {}),
+    ("post", "/v1/checks", {"files": {"photo": ("x.png", "PERSON", "image/png")}, "data": {"view": "sideways"}}),
+    ("post", "/v1/checks", {"files": {"photo": ("x.png", "PERSON", "image/png")}, "data": {"category": "hat"}}),
+    ("post", "/v1/garments", {"files": {"front": ("x.jpg", b"GIF89a", "image/gif")}}),
+    ("post", "/v1/garments", {"files": {"front": ("x.png", "BLANK", "image/png")}}),
+    ("post", "/v1/tryons", {"files": {"photo": ("x.png", "PERSON", "image/png")}, "data": {"garment_id": "nope"}}),
+    ("post", "/v1/tryons", {"files": {"photo": ("x.png", "PERSON", "image/png")}}),
+    ("post", "/v1/tryons", {"files": {"photo": ("x.png", "BLANK", "image/png")}, "data": {"garment_id": "G"}}),
+    ("post", "/v1/tryons", {"files": {"photo": ("x.png", "HUGE", "image/png")}, "data": {"garment_id": "G"}}),
+    ("get", "/v1/tryons/unknown", {}),
+    ("get", "/v1/tryons/unknown/result.png", {}),
+    ("get", "/v1/tryons/unknown/secret.png", {}),
+    ("delete", "/v1/tryons/unknown", {}),
+    ("post", "/v1/tryons/unknown/rating", {"json": {"rating": "good"}}),
+    ("post", "/v1/tryons/unknown/rating", {"json": {"rating": "meh"}}),
+    ("post", "/v1/tryons/unknown/rating", {"content": b"{not json", "headers": {"Content-Type": "application/json"}}),
+    ("get", "/v1/garments/unknown/front.png", {}),
+    ("get", "/v1/admin/rated", {}),
+    ("get", "/v1/admin/rated", {"headers": {"Authorization": "Bearer wrong"}}),
+    ("get", "/v1/nothing-here", {}),
+    ("put", "/v1/garments", {}),
+]
+
+
+def test_every_bad_request_is_a_4xx_with_a_json_error(tmp_path, preprocessor, photos):
+    blank = png(np.full((600, 400, 3), 255, np.uint8))
+    huge = png(np.zeros((7000, 6000, 3), np.uint8))  # 42 MP in a small file
+    with make_client(tmp_path, preprocessor, admin_token="secret") as client:
+        garment = add_garment(client, photos)
+        for method, path, options in BAD_REQUESTS:
+            options = {k: dict(v) for k, v in options.items() if isinstance(v, dict)} | {
+                k: v for k, v in options.items() if not isinstance(v, dict)}
+            for name, (filename, content, kind) in list(options.get("files", {}).items()):
+                content = {"PERSON": photos["person"], "BLANK": blank, "HUGE": huge}.get(content, content)
+                options["files"][name] = (filename, content, kind)
+            if "data" in options and options["data"].get("garment_id") == "G":
+                options["data"]["garment_id"] = garment
+            response = getattr(client, method)(path, **options)
+            assert 400 <= response.status_code < 500, (method, path, response.status_code, response.text)
+            assert response.json()["error"]["message"], (method, path)
+        assert client.get("/v1/admin/rated", headers={"Authorization": "Bearer secret"}).status_code == 200
+    assert len(BAD_REQUESTS) >= 20
+
+
+def test_rate_limit_per_client(tmp_path, preprocessor):
+    with make_client(tmp_path, preprocessor, rate_limit_per_minute=3) as client:
+        codes = [client.get("/v1/garments").status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
+        assert client.get("/healthz").status_code == 200  # health is not limited
