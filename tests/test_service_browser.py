@@ -1,0 +1,81 @@
+"""The shopper page in a real browser: uvicorn on 127.0.0.1, Debian's chromium driven by Playwright. Upload a
+photo, see the guidance, choose a garment, get a result, rate it; the screenshot is kept in test-artifacts/."""
+
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import uvicorn
+
+from fitroom.demo import sample_path
+from fitroom.engines import create_engine
+from fitroom.service.app import create_app
+from fitroom.service.settings import Settings
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path, preprocessor):
+    settings = Settings(data_dir=tmp_path / "data", admin_token="secret")
+    app = create_app(settings, engine=create_engine("warp"), preprocessor=preprocessor)
+    port = _free_port()
+    instance = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not instance.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert instance.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}"
+    instance.should_exit = True
+    thread.join(30)
+
+
+def test_shopper_page_end_to_end(server, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    assert Path(CHROMIUM).is_file() or shutil.which("chromium"), (
+        "the browser test needs Debian's chromium (apt-get install -y chromium); scripts/test installs it")
+    import httpx
+
+    with open(sample_path("garment_tee_front.jpg"), "rb") as front:
+        created = httpx.post(f"{server}/v1/garments", files={"front": ("tee.jpg", front, "image/jpeg")},
+                             data={"name": "tee", "category": "upper"}, timeout=60)
+    assert created.status_code == 201, created.text
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).is_file()
+                                             else shutil.which("chromium"), headless=True, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 1400})
+            page.goto(server)
+            page.set_input_files("#photo", str(sample_path("person_front.jpg")))
+            expect(page.locator("#verdict")).not_to_have_text("checking...", timeout=60_000)
+            expect(page.locator("#verdict")).to_have_text(
+                __import__("re").compile("looks good|usable, with warnings|will not work well"))
+            page.locator(".garment").first.click()
+            page.click("#try")
+            expect(page.locator("#status")).to_have_text("done", timeout=120_000)
+            expect(page.locator("#result")).to_be_visible()
+            page.wait_for_function("document.getElementById('result').naturalWidth > 0")
+            page.click("#good")
+            expect(page.locator("#thanks")).to_contain_text("saved")
+            page.screenshot(path=str(ARTIFACTS / "shopper_page.png"), full_page=True)
+        finally:
+            browser.close()
+    stats = httpx.get(f"{server}/v1/stats").json()
+    assert stats["ratings"] == 1 and stats["success_rate"] == 1.0
+    assert (ARTIFACTS / "shopper_page.png").stat().st_size > 10_000
