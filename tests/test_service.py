@@ -228,3 +228,28 @@ def test_rate_limit_per_client(tmp_path, preprocessor):
         codes = [client.get("/v1/garments").status_code for _ in range(4)]
         assert codes == [200, 200, 200, 429]
         assert client.get("/healthz").status_code == 200  # health is not limited
+
+
+def test_feedback_export_writes_shared_rated_try_ons_as_a_dataset(tmp_path, preprocessor, photos):
+    import csv
+
+    from fitroom.data.layout import VitonLayout
+    from fitroom.service.feedback import export_feedback
+
+    with make_client(tmp_path, preprocessor) as client:
+        garment = add_garment(client, photos)
+        for share, rating in ((True, "good"), (True, "bad"), (False, "good")):
+            job = client.post("/v1/tryons", files={"photo": ("a.png", photos["person"], "image/png")},
+                              data={"garment_id": garment, "force": "true", "share": str(share).lower()}).json()
+            wait_done(client, job["id"])
+            client.post(f"/v1/tryons/{job['id']}/rating", json={"rating": rating})
+    settings = Settings(data_dir=tmp_path / "data")
+    assert export_feedback(settings, tmp_path / "feedback", progress=False) == 2  # the unshared one stays out
+    layout = VitonLayout(tmp_path / "feedback", "train")
+    person, cloth = layout.pairs()[0]
+    sample = layout.read(person, cloth)
+    assert sample.parse is not None and sample.keypoints is not None and sample.garment_mask.any()
+    with open(tmp_path / "feedback" / "feedback.csv") as handle:
+        assert sorted(r["rating"] for r in csv.DictReader(handle)) == ["bad", "good"]
+    assert len(list((tmp_path / "feedback" / "train" / "tryon-result").iterdir())) == 2
+    assert export_feedback(settings, tmp_path / "good-only", only_good=True, progress=False) == 1

@@ -307,6 +307,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_feedback(args: argparse.Namespace) -> int:
+    """Export shared, rated try-ons as a dataset for fine-tuning."""
+    from fitroom.service.feedback import export_feedback
+    from fitroom.service.settings import Settings
+
+    count = export_feedback(Settings.from_env(data_dir=args.data_dir), args.out, only_good=args.only_good,
+                            progress=not args.quiet)
+    logger.info("%d samples in %s", count, Path(args.out).resolve())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     # -q / -v are accepted before or after the subcommand
     common = argparse.ArgumentParser(add_help=False)
@@ -393,6 +404,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", default=None, help="database and images (default ./fitroom-data)")
     serve.add_argument("--workers", type=int, default=None, help="try-ons run at once")
     serve.set_defaults(func=cmd_serve)
+
+    feedback = sub.add_parser("feedback", help="export shoppers' shared, rated try-ons for fine-tuning")
+    feedback.add_argument("action", choices=["export"])
+    feedback.add_argument("--out", required=True, help="the dataset folder to write (VITON-HD layout)")
+    feedback.add_argument("--data-dir", default=None, help="the service's data folder (default ./fitroom-data)")
+    feedback.add_argument("--only-good", action="store_true", help="only try-ons rated good")
+    feedback.set_defaults(func=cmd_feedback)
 
     weights = sub.add_parser("weights", help="list, download (fetch) or import published weight files")
     weights.add_argument("action", choices=["list", "fetch", "import"])

@@ -70,20 +70,16 @@ def _init(config: PrepareConfig) -> None:
     _worker["config"] = config
 
 
-def _paths(config: PrepareConfig, roles: tuple[str, ...], name: str) -> dict[str, Path]:
-    return {role: config.out / config.split / FOLDERS[role][0] / file_name(role, name) for role in roles}
-
-
 def _row(kind: str, path: Path, name: str, status: str, reason: str = "", start: float | None = None) -> dict:
     seconds = time.perf_counter() - start if start is not None else 0.0
     return {"kind": kind, "file": str(path), "name": name, "status": status, "reason": reason, "seconds": seconds}
 
 
-def _process(kind: str, path: Path, roles: tuple[str, ...], work) -> dict:
+def _process(kind: str, path: Path, work) -> dict:
     """Skip a finished photo; else load it and run ``work(image, targets, name) -> reason``, reporting failures."""
     config: PrepareConfig = _worker["config"]
     name = output_name(path)
-    targets = _paths(config, roles, name)
+    targets = (person_paths if kind == "person" else garment_paths)(config.out, config.split, name)
     if all(p.is_file() for p in targets.values()):
         return _row(kind, path, name, "skipped", "already done")
     start = time.perf_counter()
@@ -94,11 +90,20 @@ def _process(kind: str, path: Path, roles: tuple[str, ...], work) -> dict:
     return _row(kind, path, name, "ok", reason, start)
 
 
-def _write_person(image, targets: dict[str, Path], name: str) -> str:
+def person_paths(out: Path, split: str, name: str) -> dict[str, Path]:
+    """Where each per-person file of sample ``name`` goes in a dataset at ``out``."""
+    return {role: out / split / FOLDERS[role][0] / file_name(role, name) for role in PERSON_ROLES}
+
+
+def garment_paths(out: Path, split: str, name: str) -> dict[str, Path]:
+    return {role: out / split / FOLDERS[role][0] / file_name(role, name) for role in GARMENT_ROLES}
+
+
+def write_person(preprocessor, image, targets: dict[str, Path], view: View, name: str) -> None:
+    """Analyse a person photo and write every per-person modality (the photo itself last)."""
     from fitroom.viz import draw_keypoints
 
-    config: PrepareConfig = _worker["config"]
-    analysis = _worker["pre"].analyse_person(image, config.view, name)
+    analysis = preprocessor.analyse_person(image, view, name)
     imaging.save_label_map(targets["parse"], analysis.parse, CIHP_PALETTE)
     imaging.save_label_map(targets["parse_agnostic"], analysis.parse_agnostic, CIHP_PALETTE)
     write_keypoints(targets["openpose_json"], analysis.keypoints)
@@ -107,21 +112,30 @@ def _write_person(image, targets: dict[str, Path], name: str) -> str:
     imaging.save_image(targets["agnostic"], analysis.agnostic)
     # the image is written last, so a killed run leaves the photo unfinished and it is redone
     imaging.save_image(targets["image"], image)
+
+
+def write_garment(preprocessor, image, targets: dict[str, Path], category: GarmentCategory | None) -> GarmentCategory:
+    """Segment a product photo and write it with its mask."""
+    mask, category = preprocessor.analyse_garment(image, category)
+    imaging.save_image(targets["cloth_mask"], mask)
+    imaging.save_image(targets["cloth"], image)
+    return category
+
+
+def _write_person(image, targets: dict[str, Path], name: str) -> str:
+    write_person(_worker["pre"], image, targets, _worker["config"].view, name)
     return ""
 
 
 def _write_garment(image, targets: dict[str, Path], name: str) -> str:
-    mask, category = _worker["pre"].analyse_garment(image, _worker["config"].category)
-    imaging.save_image(targets["cloth_mask"], mask)
-    imaging.save_image(targets["cloth"], image)
-    return category.value
+    return write_garment(_worker["pre"], image, targets, _worker["config"].category).value
 
 
 def _do(task: tuple[str, Path]) -> dict:
     kind, path = task
     if kind == "person":
-        return _process(kind, path, PERSON_ROLES, _write_person)
-    return _process(kind, path, GARMENT_ROLES, _write_garment)
+        return _process(kind, path, _write_person)
+    return _process(kind, path, _write_garment)
 
 
 def _files(directory: Path) -> list[Path]:
