@@ -253,3 +253,68 @@ def test_feedback_export_writes_shared_rated_try_ons_as_a_dataset(tmp_path, prep
         assert sorted(r["rating"] for r in csv.DictReader(handle)) == ["bad", "good"]
     assert len(list((tmp_path / "feedback" / "train" / "tryon-result").iterdir())) == 2
     assert export_feedback(settings, tmp_path / "good-only", only_good=True, progress=False) == 1
+
+
+def test_a_killed_server_finishes_its_jobs_after_a_restart(tmp_path, photos):
+    """A real `fitroom serve` process, killed with SIGKILL while try-ons wait, then started again."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    environment = {**os.environ, "FITROOM_RATE_LIMIT_PER_MINUTE": "1000", "FITROOM_QUEUE_SIZE": "16"}
+
+    def start() -> subprocess.Popen:
+        server = subprocess.Popen([sys.executable, "-m", "fitroom.cli", "-q", "serve", "--port", str(port),
+                                   "--data-dir", str(tmp_path / "data")], env=environment,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    return server
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        server.kill()
+        raise AssertionError("fitroom serve did not become ready")
+
+    server = start()
+    try:
+        garment = httpx.post(f"{base}/v1/garments", files={"front": ("t.jpg", photos["garment"], "image/jpeg")},
+                             data={"category": "upper"}, timeout=60).json()["id"]
+        first = httpx.post(f"{base}/v1/tryons", files={"photo": ("a.jpg", photos["person"], "image/jpeg")},
+                           data={"garment_id": garment, "force": "true"}, timeout=60).json()["id"]
+        deadline = time.time() + 60
+        while httpx.get(f"{base}/v1/tryons/{first}").json()["status"] != "done" and time.time() < deadline:
+            time.sleep(0.1)
+        assert httpx.post(f"{base}/v1/tryons/{first}/rating", json={"rating": "good"}).status_code == 200
+        waiting = [httpx.post(f"{base}/v1/tryons", files={"photo": ("a.jpg", photos["person"], "image/jpeg")},
+                              data={"garment_id": garment, "force": "true"}, timeout=60).json()["id"]
+                   for _ in range(4)]
+        before = [httpx.get(f"{base}/v1/tryons/{i}").json()["status"] for i in waiting]
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait(30)
+    assert any(state in ("queued", "running") for state in before), before  # killed with work in flight
+    states = []
+    server = start()
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            states = [httpx.get(f"{base}/v1/tryons/{i}").json()["status"] for i in waiting]
+            if all(s == "done" for s in states):
+                break
+            time.sleep(0.2)
+        assert states == ["done"] * 4
+        stats = httpx.get(f"{base}/v1/stats").json()
+        assert stats["ratings"] == 1 and stats["success_rate"] == 1.0 and stats["tryons"]["done"] == 5
+    finally:
+        server.terminate()
+        server.wait(30)
