@@ -184,12 +184,18 @@ class FittingRoom:
             self._pending += 1
         tryon_id = storage.new_id()
         photo_path = f"photos/{tryon_id}.png"
-        imaging.save_image(self.root / photo_path, photo)
-        row = {"id": tryon_id, "garment_id": garment_id, "view": view.value, "status": "queued",
-               "photo": photo_path, "guidance": report["status"], "engine": self.settings.engine,
-               "model_version": self.model_version, "share": bool(share), "created_at": storage.now()}
-        with self.db.begin() as connection:
-            connection.execute(tryons.insert().values(**row))
+        try:
+            imaging.save_image(self.root / photo_path, photo)
+            row = {"id": tryon_id, "garment_id": garment_id, "view": view.value, "status": "queued",
+                   "photo": photo_path, "guidance": report["status"], "engine": self.settings.engine,
+                   "model_version": self.model_version, "share": bool(share), "created_at": storage.now()}
+            with self.db.begin() as connection:
+                connection.execute(tryons.insert().values(**row))
+        except Exception:  # the place in the queue is given back, the photo not kept
+            with self._pending_lock:
+                self._pending -= 1
+            storage.remove_files(self.root, photo_path)
+            raise
         self._pool.submit(self._run, tryon_id)
         return self.tryon(tryon_id) | {"guidance_report": report}
 
@@ -232,6 +238,7 @@ class FittingRoom:
             with self._engine_lock:
                 result = self.engine(inputs)
             seconds = time.perf_counter() - start
+            # the engine cannot be interrupted mid-call; a try-on over the limit is reported failed, not shown late
             if seconds > self.settings.job_timeout_s:
                 raise TimeoutError(f"the try-on took {seconds:.0f} s, over the {self.settings.job_timeout_s:.0f} s "
                                    f"limit")
