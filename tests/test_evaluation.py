@@ -72,3 +72,10 @@ def test_eval_command(synth_dataset, tmp_path, capsys):
     assert code == 0 and "| all | 2 |" in capsys.readouterr().out
     assert main(["eval", "--engine", "hrviton", "--checkpoint", str(tmp_path / "none"), "--data",
                  str(synth_dataset), "--out", str(tmp_path / "r2"), "-q"]) == 2
+
+
+def test_results_of_another_evaluation_are_not_reused(synth_dataset, tmp_path):
+    evaluate(EvalConfig(engine="warp", data=str(synth_dataset), out=str(tmp_path / "r"), limit=1), progress=False)
+    with pytest.raises(ValueError, match="another evaluation"):
+        evaluate(EvalConfig(engine="warp", data=str(synth_dataset), out=str(tmp_path / "r"), limit=1,
+                            pairs="unpaired"), progress=False)

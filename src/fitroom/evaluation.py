@@ -104,7 +104,7 @@ def _save_png(image: np.ndarray, path: Path) -> None:
 def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
     """Run the evaluation ``config`` describes (``engine`` overrides ``config.engine``); returns the results."""
     from fitroom.engines import create_engine
-    from fitroom.metrics import psnr, ssim_gray_hrviton, ssim_rgb
+    from fitroom.metrics import FeatureDistances, psnr, ssim_gray_hrviton, ssim_rgb
 
     layout = VitonLayout(config.data, config.split)
     listed = layout.pairs()
@@ -118,9 +118,15 @@ def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
     out = Path(config.out)
     images = out / "images"
     images.mkdir(parents=True, exist_ok=True)
+    # results already written are reused only for the same engine, checkpoint, data and pairing
+    identity = {"engine": config.engine, "checkpoint": config.checkpoint, "data": str(Path(config.data).resolve()),
+                "split": config.split, "pairs": config.pairs}
+    marker = images / "made_by.json"
+    if marker.is_file() and json.loads(marker.read_text()) != identity:
+        raise ValueError(f"{images} holds results of another evaluation ({marker.read_text().strip()}); give "
+                         f"another --out")
+    marker.write_text(json.dumps(identity) + "\n")
     metrics = _Metrics()
-    from fitroom.metrics import FeatureDistances
-
     distances = FeatureDistances(extractor=metrics.extractor, seed=config.seed) if metrics.extractor else None
     per_view_distances: dict[str, object] = {}
     rows: list[dict] = []
