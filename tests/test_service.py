@@ -84,7 +84,10 @@ def test_health_docs_and_checks(tmp_path, preprocessor, photos, astronaut):
         assert empty["status"] == "fail"  # nobody in the picture
 
 
-def test_a_try_on_from_upload_to_rating_and_deletion(tmp_path, preprocessor, photos):
+def test_a_try_on_from_upload_to_rating_and_deletion(tmp_path, preprocessor, photos, monkeypatch):
+    analysed = []
+    original = preprocessor.analyse_person
+    monkeypatch.setattr(preprocessor, "analyse_person", lambda *a, **k: analysed.append(1) or original(*a, **k))
     with make_client(tmp_path, preprocessor) as client:
         garment = add_garment(client, photos)
         listed = client.get("/v1/garments").json()
@@ -97,6 +100,7 @@ def test_a_try_on_from_upload_to_rating_and_deletion(tmp_path, preprocessor, pho
         assert job["status"] in ("queued", "running", "done") and job["expires_at"] is not None
         done = wait_done(client, job["id"])
         assert done["status"] == "done", done
+        assert analysed == []  # the job reused the analysis the upload's check made
         result = client.get(done["result_url"])
         assert result.status_code == 200 and imaging.load_image(result.content).shape == imaging.load_image(photos["person"]).shape
         rated = client.post(f"/v1/tryons/{job['id']}/rating", json={"rating": "good", "reason": "fits"}).json()

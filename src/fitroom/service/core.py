@@ -82,6 +82,7 @@ class FittingRoom:
         self._pending = 0
         self._pending_lock = threading.Lock()
         self._seconds = 5.0  # a running estimate of one try-on, for Retry-After
+        self._analyses: dict = {}  # try-on id -> the person analysis made by the upload's check
         self.ready = True
         self._requeue()
 
@@ -109,11 +110,15 @@ class FittingRoom:
     def check(self, photo: np.ndarray, category: GarmentCategory = GarmentCategory.UPPER,
               view: View = View.FRONT) -> dict:
         """The guidance report (``PhotoReport.to_dict()``) for a person photo."""
+        return self._check(photo, category, view)[0]
+
+    def _check(self, photo: np.ndarray, category: GarmentCategory, view: View):
+        """The report and the person analysis made on the way (None when there is nobody to dress)."""
         from fitroom.preprocess.quality import check_photo
 
         with self._preprocess_lock:
-            observation, _ = self.preprocessor.observe(photo, view, "upload")
-        return check_photo(observation, category, view).to_dict()
+            observation, analysis = self.preprocessor.observe(photo, view, "upload")
+        return check_photo(observation, category, view).to_dict(), analysis
 
     # ---------------------------------------------------------------------------------------------- garments
     def add_garment(self, name: str, category: str | None, front: np.ndarray, back: np.ndarray | None) -> dict:
@@ -174,7 +179,7 @@ class FittingRoom:
         garment = self._garment(garment_id)
         if view is View.BACK and garment.back is None:
             raise ServiceError(f"garment {garment_id} has no back photo; choose the front view", code="no_back_view")
-        report = self.check(photo, GarmentCategory(garment.category), view)
+        report, analysis = self._check(photo, GarmentCategory(garment.category), view)
         if report["status"] == "fail" and not force:
             raise PhotoRefused("this photo will not give a good try-on: " + " ".join(
                 c["message"] for c in report["checks"] if c["status"] == "fail"), report)
@@ -196,6 +201,8 @@ class FittingRoom:
                 self._pending -= 1
             storage.remove_files(self.root, photo_path)
             raise
+        if analysis is not None:  # the job reuses it instead of analysing the photo again (in memory only)
+            self._analyses[tryon_id] = analysis
         self._pool.submit(self._run, tryon_id)
         return self.tryon(tryon_id) | {"guidance_report": report}
 
@@ -223,6 +230,7 @@ class FittingRoom:
             with self.db.begin() as connection:
                 row = connection.execute(sa.select(tryons).where(tryons.c.id == tryon_id)).first()
                 if row is None or row.status != "queued" or row.photo is None:
+                    self._analyses.pop(tryon_id, None)
                     return  # deleted or expired meanwhile
                 connection.execute(tryons.update().where(tryons.c.id == tryon_id).values(status="running"))
             garment = self._garment(row.garment_id)
@@ -230,8 +238,10 @@ class FittingRoom:
             garment_image = imaging.load_image(self.root / getattr(garment, side))
             garment_mask = imaging.load_mask(self.root / getattr(garment, f"{side}_mask"))
             person = imaging.load_image(self.root / row.photo)
+            analysis = self._analyses.pop(tryon_id, None)
             with self._preprocess_lock:
-                analysis = self.preprocessor.analyse_person(person, View(row.view), tryon_id)
+                if analysis is None:  # e.g. a job queued again after a restart
+                    analysis = self.preprocessor.analyse_person(person, View(row.view), tryon_id)
                 inputs = self.preprocessor.inputs(analysis, person, garment_image, garment_mask,
                                                   GarmentCategory(garment.category), view=View(row.view),
                                                   name=tryon_id, garment_name=garment.id)
