@@ -137,3 +137,50 @@ def test_weights_import_checks_the_published_hash(tmp_path, monkeypatch):
         weights.import_file("inception-fid", tmp_path / "junk.pth")
     with pytest.raises(ValueError, match="unknown weights"):
         weights.import_file("nonsense", tmp_path / "some.pth")
+
+
+class _Response:
+    """What urlopen returns, serving ``data``."""
+
+    def __init__(self, data: bytes) -> None:
+        import io
+
+        self.stream, self.headers = io.BytesIO(data), {"Content-Length": str(len(data))}
+
+    def read(self, size=-1):
+        return self.stream.read(size)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_weights_fetch_checks_the_download_and_explains_a_missing_network(tmp_path, monkeypatch):
+    import hashlib
+    import urllib.error
+
+    from fitroom import weights
+
+    monkeypatch.setenv("FITROOM_WEIGHTS", str(tmp_path / "cache"))
+    payload = b"published bytes"
+    prefix = hashlib.sha256(payload).hexdigest()[:8]
+    entry = weights.WeightFile("alexnet", "alexnet-owt-test.pth", "test", "https://example.invalid/a.pth", prefix)
+    monkeypatch.setattr(weights, "entry", lambda name: entry)
+    monkeypatch.setattr(weights.urllib.request, "urlopen", lambda url, timeout: _Response(payload))
+    path = weights.fetch("alexnet")
+    assert path.read_bytes() == payload and not list(path.parent.glob("*.partial"))
+
+    monkeypatch.setattr(weights.urllib.request, "urlopen", lambda url, timeout: _Response(b"tampered"))
+    path.unlink()
+    with pytest.raises(ValueError, match=f"starts with {prefix}"):
+        weights.fetch("alexnet")
+    assert not path.exists() and not list(path.parent.glob("*.partial"))  # nothing half-trusted left behind
+
+    def offline(url, timeout):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr(weights.urllib.request, "urlopen", offline)
+    with pytest.raises(ConnectionError, match="fitroom weights import alexnet FILE"):
+        weights.fetch("alexnet")
