@@ -205,3 +205,25 @@ def test_cpvton_trains_in_two_stages_and_runs_as_an_engine(data, tmp_path):
     assert result.image.shape == inputs.person.shape and result.warped_mask.shape == inputs.person.shape[:2]
     with pytest.raises(FileNotFoundError, match="gmm/ and tom/"):
         create_engine("cpvton", checkpoint=tmp_path / "gmm")
+
+
+def test_train_commands_to_a_try_on(data, tmp_path):
+    """fitroom train condition, then generator, then fitroom tryon with the run folder: the whole chain."""
+    from pathlib import Path
+
+    from fitroom.cli import main
+    from fitroom.demo import sample_path
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    common = [f"data={data}", "size=[128, 64]", "batch_size=2", "steps=2", "checkpoint_every=2",
+              "validate_every=2", "loss_weights.vgg=0", "validation_samples=2"]
+    assert main(["-q", "train", "condition", "--config", str(configs / "condition.yaml"), "--set", *common,
+                 "model=test_hrviton_condition", f"out={tmp_path / 'condition'}"]) == 0
+    assert main(["-q", "train", "generator", "--config", str(configs / "generator.yaml"), "--set", *common,
+                 "model=test_hrviton_generator", f"condition={tmp_path / 'condition'}",
+                 f"out={tmp_path / 'generator'}", "lr_decay_steps=2"]) == 0
+    out = tmp_path / "tryon.png"
+    assert main(["-q", "tryon", "--person", str(sample_path("person_front.jpg")), "--garment",
+                 str(sample_path("garment_tee_front.jpg")), "--out", str(out), "--engine", "hrviton",
+                 "--checkpoint", str(tmp_path / "generator" / "hrviton")]) == 0
+    assert out.stat().st_size > 1000
