@@ -79,3 +79,21 @@ def test_results_of_another_evaluation_are_not_reused(synth_dataset, tmp_path):
     with pytest.raises(ValueError, match="another evaluation"):
         evaluate(EvalConfig(engine="warp", data=str(synth_dataset), out=str(tmp_path / "r"), limit=1,
                             pairs="unpaired"), progress=False)
+
+
+def test_a_sample_the_engine_cannot_handle_is_listed_not_fatal(synth_dataset, tmp_path):
+    from fitroom.inputs import InputsError
+
+    warp = create_engine("warp")
+
+    def picky(inputs):
+        if inputs.view.value == "back":
+            raise InputsError("no back views, for this test")
+        return warp(inputs)
+
+    results = evaluate(EvalConfig(engine="picky", data=str(synth_dataset), out=str(tmp_path / "r")), engine=picky,
+                       progress=False)
+    assert results["summary"]["all"]["samples"] == 4 and results["summary"]["all"]["failed"] == 2
+    assert results["summary"]["front"]["failed"] == 0 and isinstance(results["summary"]["front"]["ssim"], float)
+    assert [f["error"] for f in results["failed_samples"]] == ["no back views, for this test"] * 2
+    assert "no back views" in (tmp_path / "r" / "per_sample.csv").read_text()

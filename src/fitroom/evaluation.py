@@ -132,6 +132,7 @@ def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
     rows: list[dict] = []
     grid: list[list[np.ndarray]] = []
     reused = 0
+    resolution: tuple[int, ...] = (0, 0)
     for person, cloth in tqdm(pairs, desc=f"evaluating {config.engine} ({config.pairs})", unit="pair",
                               disable=not progress):
         view = layout.view(person).value
@@ -143,7 +144,13 @@ def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
             reused += 1
         else:
             start = time.perf_counter()
-            result = engine(inputs).image
+            try:
+                result = engine(inputs).image
+            except (ValueError, RuntimeError) as error:  # one sample the engine cannot handle: listed, not fatal
+                logger.warning("%s / %s: %s", person, cloth, error)
+                rows.append({"person": person, "garment": cloth, "view": view, "seconds": float("nan"),
+                             "error": str(error)})
+                continue
             seconds = time.perf_counter() - start
             _save_png(result, path)
         truth = inputs.person if config.pairs == "paired" else layout.unpaired_ground_truth(person, cloth)
@@ -197,7 +204,8 @@ def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(markdown(results) + "\n")
     with open(out / "per_sample.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["person", "garment", "view", *PER_SAMPLE_METRICS, "seconds"])
+        writer = csv.DictWriter(handle, fieldnames=["person", "garment", "view", *PER_SAMPLE_METRICS, "seconds",
+                                                    "error"])
         writer.writeheader()
         writer.writerows(rows)
     if grid:
@@ -216,15 +224,18 @@ def _summarise(config: EvalConfig, rows: list[dict], metrics: _Metrics, distance
     for row in rows:
         groups["all"].append(row)
         groups[row["view"]].append(row)
+    failed = [r for r in rows if "error" in r]
     summary: dict[str, dict] = {}
     for group, members in groups.items():
-        entry: dict = {"samples": len(members)}
+        entry: dict = {"samples": len(members), "failed": sum("error" in r for r in members)}
         for name in PER_SAMPLE_METRICS:
             values = [r[name] for r in members if name in r]
             if values:
                 entry[name] = float(np.mean(values))
             elif name in metrics.unavailable:
                 entry[name] = {"available": False, "reason": metrics.unavailable[name]}
+            elif all("error" in r for r in members):
+                entry[name] = {"available": False, "reason": "the engine failed on every sample"}
             else:
                 entry[name] = {"available": False, "reason": "no ground truth for these pairs"}
         source = distances if group == "all" else per_view.get(group)
@@ -240,7 +251,8 @@ def _summarise(config: EvalConfig, rows: list[dict], metrics: _Metrics, distance
         timed = [r["seconds"] for r in members if np.isfinite(r["seconds"])]
         entry["seconds_per_image"] = float(np.median(timed)) if timed else None
         summary[group] = entry
-    return {"engine": config.engine, "pairs": config.pairs, "summary": summary}
+    return {"engine": config.engine, "pairs": config.pairs, "summary": summary,
+            "failed_samples": [{"person": r["person"], "garment": r["garment"], "error": r["error"]} for r in failed]}
 
 
 def _cell(value) -> str:
@@ -253,7 +265,7 @@ def _cell(value) -> str:
 
 def markdown(results: dict) -> str:
     """The results as Markdown tables, the protocol and the reasons for unavailable metrics."""
-    columns = ("samples", "ssim", "ssim_gray_hrviton", "psnr", "lpips", "fid", "kid_x1000")
+    columns = ("samples", "failed", "ssim", "ssim_gray_hrviton", "psnr", "lpips", "fid", "kid_x1000")
     lines = [f"# {results['engine']} ({results['pairs']})", "",
              "| view | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
     reasons = {}
