@@ -102,7 +102,8 @@ def test_a_try_on_from_upload_to_rating_and_deletion(tmp_path, preprocessor, pho
         assert done["status"] == "done", done
         assert analysed == []  # the job reused the analysis the upload's check made
         result = client.get(done["result_url"])
-        assert result.status_code == 200 and imaging.load_image(result.content).shape == imaging.load_image(photos["person"]).shape
+        assert result.status_code == 200
+        assert imaging.load_image(result.content).shape == imaging.load_image(photos["person"]).shape
         rated = client.post(f"/v1/tryons/{job['id']}/rating", json={"rating": "good", "reason": "fits"}).json()
         assert rated["rating"] == {"good": True, "reason": "fits"}
         stats = client.get("/v1/stats").json()

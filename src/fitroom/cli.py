@@ -420,7 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a model stage (accelerate; resumes from its run folder)")
     train.add_argument("stage", choices=["condition", "generator", "gmm", "tom"],
-                       help="HR-VITON: condition, then generator (condition=RUN); CP-VTON: gmm, then tom (condition=RUN)")
+                       help="HR-VITON: condition, then generator (condition=RUN); "
+                            "CP-VTON: gmm, then tom (condition=RUN)")
     train.add_argument("--config", help="a YAML experiment file (e.g. configs/condition.yaml)")
     train.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                        help="overrides, e.g. data=data/synth steps=100 loss_weights.vgg=0")

@@ -120,4 +120,5 @@ class HrvitonEngine:
         tick("output")
         return TryOnResult(image=result, engine="hrviton", warped_garment=warped_image, warped_mask=mask,
                            timings=timings,
-                           extras={"layout13": imaging.resize(conditions["layout13"][0].byte().cpu().numpy(), size, "labels")})
+                           extras={"layout13": imaging.resize(conditions["layout13"][0].byte().cpu().numpy(), size,
+                                                              "labels")})

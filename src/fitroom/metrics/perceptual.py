@@ -146,7 +146,8 @@ class FeatureDistances:
 
         real, fake = torch.cat(self.real), torch.cat(self.fake)
         if len(real) < 2 or len(fake) < 2:
-            raise ValueError(f"FID and KID need at least 2 real and 2 generated images, got {len(real)} and {len(fake)}")
+            raise ValueError(f"FID and KID need at least 2 real and 2 generated images, got {len(real)} and "
+                             f"{len(fake)}")
         size = min(self.kid_subset_size, len(real), len(fake))
         given = _Given(real.shape[1])
         fid = FrechetInceptionDistance(feature=given, reset_real_features=True)
@@ -159,5 +160,6 @@ class FeatureDistances:
         with torch.random.fork_rng():
             torch.manual_seed(self.seed)
             kid_mean, kid_std = kid.compute()
-        return {"fid": float(fid.compute()), "kid_x1000": float(kid_mean) * 1000, "kid_std_x1000": float(kid_std) * 1000,
+        return {"fid": float(fid.compute()), "kid_x1000": float(kid_mean) * 1000,
+                "kid_std_x1000": float(kid_std) * 1000,
                 "n_real": len(real), "n_fake": len(fake), "kid_subset_size": size}

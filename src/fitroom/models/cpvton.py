@@ -6,9 +6,10 @@ and a composition mask. Facts from ``shared/reference/hrviton`` section 6; writt
   foreground down-sampled by 16 and up again, bilinear), the head (hair and face) in RGB on -1, and 18 COCO
   keypoint maps (squares of radius 5 at 256x192, scaled with the height; 1 inside, -1 outside).
 * :class:`GMM`: two feature extractors (4 stride-2 convolutions 64 -> 512 and two 3x3 convolutions, each followed
-  by ReLU and BatchNorm except the last; L2-normalised features), a correlation volume (one channel per position of the 1/16 grid), a regression CNN and a
-  linear layer to 50 numbers: offsets, squashed by tanh, of a regular 5x5 grid of control points. The thin-plate
-  spline through them (kornia, differentiable) gives the sampling grid at the input size.
+  by ReLU and BatchNorm except the last; L2-normalised features), a correlation volume (one channel per position
+  of the 1/16 grid), a regression CNN and a linear layer to 50 numbers: offsets, squashed by tanh, of a regular
+  5x5 grid of control points. The thin-plate spline through them (kornia, differentiable) gives the sampling grid
+  at the input size.
 * :class:`TOM`: a 6-level U-Net (ngf 64, InstanceNorm, bilinear up-sampling + 3x3 convolutions) from the
   representation and the warped cloth (25 channels) to a rendered person (tanh) and a composition mask (sigmoid);
   the try-on is ``cloth * mask + rendered * (1 - mask)``.

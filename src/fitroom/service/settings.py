@@ -29,7 +29,8 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
-        """``FITROOM_DATA_DIR``, ``FITROOM_DATABASE_URL``, ``FITROOM_ENGINE`` ... (one per field), then ``overrides``."""
+        """``FITROOM_DATA_DIR``, ``FITROOM_DATABASE_URL``, ``FITROOM_ENGINE`` ... (one per field), then
+        ``overrides``."""
         values = {}
         for name in cls.model_fields:
             key = f"FITROOM_{name.upper()}"

@@ -126,7 +126,8 @@ class ConditionTask:
 
     def discriminator_loss(self, x: dict) -> torch.Tensor:
         real = torch.cat([x["cloth"], x["pose"], F.one_hot(x["parse13"], len(Parse13)).permute(0, 3, 1, 2).float()], 1)
-        return (lsgan_loss(self.discriminator(x["fake"]), real=False) + lsgan_loss(self.discriminator(real), real=True)) / 2
+        return (lsgan_loss(self.discriminator(x["fake"]), real=False)
+                + lsgan_loss(self.discriminator(real), real=True)) / 2
 
     def predict(self, generator: torch.nn.Module, x: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """The warped cloth ``(B, 3, H, W)`` and what it should look like (the person's garment on white)."""
@@ -362,7 +363,8 @@ class Trainer:
             setattr(self.task, name, model)
         self.optimizers = dict(zip(self.names, prepared[len(models):]))
         # constant, or constant then a linear decay to zero (HR-VITON's generator stage)
-        self.schedulers = {n: torch.optim.lr_scheduler.LambdaLR(o, config.lr_factor) for n, o in self.optimizers.items()}
+        self.schedulers = {name: torch.optim.lr_scheduler.LambdaLR(optimizer, config.lr_factor)
+                           for name, optimizer in self.optimizers.items()}
         self.ema = None
         if config.ema > 0:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
