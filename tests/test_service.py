@@ -230,9 +230,13 @@ def test_every_bad_request_is_a_4xx_with_a_json_error(tmp_path, preprocessor, ph
 
 def test_rate_limit_per_client(tmp_path, preprocessor):
     with make_client(tmp_path, preprocessor, rate_limit_per_minute=3) as client:
-        codes = [client.get("/v1/garments").status_code for _ in range(4)]
-        assert codes == [200, 200, 200, 429]
-        assert client.get("/healthz").status_code == 200  # health is not limited
+        codes = [client.post("/v1/checks", files={"photo": ("x.jpg", b"junk", "image/jpeg")}).status_code
+                 for _ in range(4)]
+        assert codes == [415, 415, 415, 429]  # not an image format, then too many
+        assert client.post("/v1/checks").json()["error"]["code"] == "rate_limited"
+        # reading is not limited: the page polls a try-on's status while it waits
+        assert all(client.get("/v1/garments").status_code == 200 for _ in range(10))
+        assert client.get("/healthz").status_code == 200
 
 
 def test_feedback_export_writes_shared_rated_try_ons_as_a_dataset(tmp_path, preprocessor, photos):

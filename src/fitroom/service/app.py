@@ -41,7 +41,7 @@ def _error(status: int, code: str, message: str, headers: dict | None = None, **
 
 
 class RateLimiter:
-    """At most ``per_minute`` requests per client address in any 60-second window."""
+    """At most ``per_minute`` requests per client address in any 60-second window (the API's POST and DELETE)."""
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
@@ -108,7 +108,8 @@ def create_app(settings: Settings | None = None, engine=None, preprocessor=None)
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > settings.max_upload_bytes * 2 + 65536:
             return _error(413, "too_large", "the request body is too large")
-        if request.url.path.startswith("/v1/"):
+        # uploads and changes are limited; reading (the page polls a try-on's status) is not
+        if request.url.path.startswith("/v1/") and request.method not in ("GET", "HEAD", "OPTIONS"):
             wait = limiter.allow(request.client.host if request.client else "unknown")
             if wait:
                 return _error(429, "rate_limited", "too many requests; slow down",
