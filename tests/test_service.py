@@ -327,3 +327,15 @@ def test_a_killed_server_finishes_its_jobs_after_a_restart(tmp_path, photos):
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_odd_but_decodable_photos_get_a_report_not_an_error(tmp_path, preprocessor):
+    shapes = [(1, 1, 3), (2, 2, 3), (5, 3000, 3), (3000, 5, 3), (300, 200), (300, 200, 4)]
+    with make_client(tmp_path, preprocessor) as client:
+        for shape in shapes:
+            mode = "RGBA" if shape[-1:] == (4,) else None
+            buffer = io.BytesIO()
+            Image.fromarray(np.zeros(shape, np.uint8), mode).save(buffer, format="PNG")
+            response = client.post("/v1/checks", files={"photo": ("x.png", buffer.getvalue(), "image/png")})
+            assert response.status_code == 200, (shape, response.text)
+            assert response.json()["status"] == "fail"  # too small, or nobody in it
