@@ -27,6 +27,19 @@ def save_pretrained(model: nn.Module, directory: str | Path, name: str) -> Path:
     return directory
 
 
+def copy_model_folder(source: str | Path, target: str | Path) -> Path:
+    """Copy a model folder (its ``config.json`` and ``model.safetensors``), the weights atomically."""
+    import shutil
+
+    source, target = Path(source), Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    temporary = target / (WEIGHTS + ".partial")
+    shutil.copyfile(source / WEIGHTS, temporary)
+    temporary.replace(target / WEIGHTS)
+    shutil.copyfile(source / CONFIG, target / CONFIG)
+    return target
+
+
 def load_pretrained(directory: str | Path) -> nn.Module:
     """Build the model ``config.json`` names and load ``model.safetensors`` into it strictly.
 

@@ -36,7 +36,7 @@ from fitroom.labels import CIHP_TO_13, CONDITION_SIZE, Parse13, View
 from fitroom.models import create_model
 from fitroom.models.cpvton import cpvton_inputs, gmm_warp
 from fitroom.models.hrviton import choose_upsampling, generator_conditions, view_plane
-from fitroom.models.io import load_pretrained, save_pretrained
+from fitroom.models.io import copy_model_folder, load_pretrained, save_pretrained
 from fitroom.training.config import TrainConfig, save_config
 from fitroom.training.losses import (
     VGGPerceptualLoss, feature_matching_loss, hinge_loss, layout_cross_entropy, lsgan_loss, total_variation,
@@ -119,10 +119,9 @@ class ConditionTask:
             losses["l1_cloth"] = F.l1_loss(warped_cloth, x["cloth_truth"])
         fake = torch.cat([x["cloth"], x["pose"], F.softmax(seg, 1)], 1)
         losses["gan"] = lsgan_loss(self.discriminator(fake), real=True)
-        total = sum(w.get(name, 0.0) * value for name, value in losses.items())
         x["fake"] = fake.detach()
         x["warped_cloth"] = warped_cloth.detach()
-        return total, {k: float(v.detach()) for k, v in losses.items()}
+        return weighted_total(losses, w)
 
     def discriminator_loss(self, x: dict) -> torch.Tensor:
         real = torch.cat([x["cloth"], x["pose"], F.one_hot(x["parse13"], len(Parse13)).permute(0, 3, 1, 2).float()], 1)
@@ -139,6 +138,12 @@ class ConditionTask:
 
     def export(self, generator: torch.nn.Module, out: Path) -> None:
         save_pretrained(generator, out / "model", self.config.model)
+
+
+def weighted_total(losses: dict[str, torch.Tensor], weights: dict[str, float]) -> tuple[torch.Tensor, dict]:
+    """The weighted sum of a stage's losses, and each loss as a float for logging."""
+    total = sum(weights.get(name, 0.0) * value for name, value in losses.items())
+    return total, {k: float(v.detach()) for k, v in losses.items()}
 
 
 def condition_folder(path: str | Path) -> Path:
@@ -162,6 +167,7 @@ class GeneratorTask:
         self.config = config
         extra = 1 if config.view_input else 0
         self.condition_generator = load_pretrained(condition_folder(config.condition)).eval()
+        self.frozen_exported = False  # its folder is copied beside the trained one at the first checkpoint
         for parameter in self.condition_generator.parameters():
             parameter.requires_grad_(False)
         pose_channels = self.condition_generator.config.pose_channels
@@ -221,9 +227,8 @@ class GeneratorTask:
             losses["vgg"] = self.vgg(fake, x["person"])
         if w.get("l1", 0) > 0:  # declared by the reference (lambda_l1) but unused there; off by default
             losses["l1"] = F.l1_loss(fake, x["person"])
-        total = sum(w.get(name, 0.0) * value for name, value in losses.items())
         x["fake"] = fake.detach()
-        return total, {k: float(v.detach()) for k, v in losses.items()}
+        return weighted_total(losses, w)
 
     def discriminator_loss(self, x: dict) -> torch.Tensor:
         fake = hinge_loss(self.discriminator(torch.cat([x["seg7"], x["fake"]], 1)), real=False, for_discriminator=True)
@@ -243,8 +248,9 @@ class GeneratorTask:
         """``model/`` (the image generator) and ``hrviton/`` (both networks: ``--engine hrviton --checkpoint``)."""
         save_pretrained(generator, out / "model", self.config.model)
         save_pretrained(generator, out / "hrviton" / "generator", self.config.model)
-        name = json.loads((condition_folder(self.config.condition) / "config.json").read_text())["model"]
-        save_pretrained(self.condition_generator, out / "hrviton" / "condition_generator", name)
+        if not self.frozen_exported:
+            copy_model_folder(condition_folder(self.config.condition), out / "hrviton" / "condition_generator")
+            self.frozen_exported = True
 
 
 class GMMTask:
@@ -264,8 +270,7 @@ class GMMTask:
         warped, _ = gmm_warp(self.generator, x)
         losses = {"l1": F.l1_loss(warped, x["cloth_truth"])}
         x["warped_cloth"] = warped.detach()
-        total = sum(self.config.loss_weights.get(name, 0.0) * value for name, value in losses.items())
-        return total, {k: float(v.detach()) for k, v in losses.items()}
+        return weighted_total(losses, self.config.loss_weights)
 
     def predict(self, generator: torch.nn.Module, x: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """The warped garment and the person's garment region on white."""
@@ -287,6 +292,7 @@ class TOMTask:
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
         self.gmm = load_pretrained(condition_folder(config.condition)).eval()
+        self.frozen_exported = False  # its folder is copied beside the trained one at the first checkpoint
         for parameter in self.gmm.parameters():
             parameter.requires_grad_(False)
         self.generator = create_model(config.model, **config.model_options)
@@ -307,8 +313,7 @@ class TOMTask:
         if self.vgg is not None:
             losses["vgg"] = self.vgg(try_on, x["person"])
         x["fake"] = try_on.detach()
-        total = sum(self.config.loss_weights.get(name, 0.0) * value for name, value in losses.items())
-        return total, {k: float(v.detach()) for k, v in losses.items()}
+        return weighted_total(losses, self.config.loss_weights)
 
     def predict(self, generator: torch.nn.Module, x: dict) -> tuple[torch.Tensor, torch.Tensor]:
         return generator(x["representation"], x["warped_cloth"])[0], x["person"]
@@ -320,8 +325,9 @@ class TOMTask:
         """``model/`` (TOM) and ``cpvton/`` (both modules: ``--engine cpvton --checkpoint``)."""
         save_pretrained(generator, out / "model", self.config.model)
         save_pretrained(generator, out / "cpvton" / "tom", self.config.model)
-        name = json.loads((condition_folder(self.config.condition) / "config.json").read_text())["model"]
-        save_pretrained(self.gmm, out / "cpvton" / "gmm", name)
+        if not self.frozen_exported:
+            copy_model_folder(condition_folder(self.config.condition), out / "cpvton" / "gmm")
+            self.frozen_exported = True
 
 
 TASKS = {"condition": ConditionTask, "generator": GeneratorTask, "gmm": GMMTask, "tom": TOMTask}
