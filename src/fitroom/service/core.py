@@ -287,11 +287,17 @@ class FittingRoom:
                 document["queue_length"] = self._pending
         return document
 
-    def tryon_file(self, tryon_id: str, which: str) -> Path:
-        with self.db.connect() as connection:
-            row = connection.execute(sa.select(tryons).where(tryons.c.id == tryon_id)).first()
+    @staticmethod
+    def _row(connection, tryon_id: str):
+        """The try-on's row, or NotFound."""
+        row = connection.execute(sa.select(tryons).where(tryons.c.id == tryon_id)).first()
         if row is None:
             raise NotFound(f"no try-on {tryon_id}")
+        return row
+
+    def tryon_file(self, tryon_id: str, which: str) -> Path:
+        with self.db.connect() as connection:
+            row = self._row(connection, tryon_id)
         path = row.result if which == "result" else row.photo
         if path is None:
             raise NotFound(f"try-on {tryon_id} has no {which} image ({row.status})")
@@ -300,18 +306,14 @@ class FittingRoom:
     def delete(self, tryon_id: str) -> None:
         """Everything of a try-on at once: its photo, its result, its row and its rating."""
         with self.db.begin() as connection:
-            row = connection.execute(sa.select(tryons).where(tryons.c.id == tryon_id)).first()
-            if row is None:
-                raise NotFound(f"no try-on {tryon_id}")
+            row = self._row(connection, tryon_id)
             connection.execute(ratings.delete().where(ratings.c.tryon_id == tryon_id))
             connection.execute(tryons.delete().where(tryons.c.id == tryon_id))
         storage.remove_files(self.root, row.photo, row.result)
 
     def rate(self, tryon_id: str, good: bool, reason: str | None) -> dict:
         with self.db.begin() as connection:
-            row = connection.execute(sa.select(tryons.c.status).where(tryons.c.id == tryon_id)).first()
-            if row is None:
-                raise NotFound(f"no try-on {tryon_id}")
+            row = self._row(connection, tryon_id)
             if row.status != "done":
                 raise ServiceError(f"only a finished try-on can be rated; this one is {row.status}", status=409,
                                    code="not_finished")
