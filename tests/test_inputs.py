@@ -34,10 +34,26 @@ def test_valid_inputs_convert_to_tensors_at_any_size():
     ({"keypoints": np.full((25, 3), np.nan)}, "NaN"),
     ({"garment_mask": np.ones((10, 10), bool)}, "garment_mask"),
     ({"view": "side"}, "side"),
+    ({"keep": np.ones((64, 48), np.uint8)}, "keep must be an .H, W. bool"),
+    ({"keep": np.ones((32, 48), bool)}, "keep is"),
 ])
 def test_invalid_inputs_name_the_field(changes, message):
     with pytest.raises((InputsError, ValueError), match=message):
         _inputs(**changes)
+
+
+def test_restore_kept_copies_the_kept_pixels_back_exactly():
+    inputs = _inputs()
+    keep = np.zeros(inputs.size, bool)
+    keep[:10] = True
+    inputs = inputs.replace(keep=keep)
+    edited = np.full_like(inputs.person, 7)
+    restored = inputs.restore_kept(edited)
+    np.testing.assert_array_equal(restored[:10], inputs.person[:10])
+    assert (restored[10:] == 7).all()
+    assert inputs.replace(keep=None).restore_kept(edited) is edited
+    with pytest.raises(InputsError, match="cannot restore"):
+        inputs.restore_kept(edited[:5])
 
 
 def test_result_validates_its_images():

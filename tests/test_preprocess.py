@@ -7,7 +7,7 @@ from fitroom.preprocess.dense import FileDenseMapper, create_dense_mapper, parts
 from fitroom.preprocess.errors import MissingBodyPartError, MultiplePeopleError, NoPersonError
 from fitroom.preprocess.garment import GarmentError, garment_mask, guess_category
 from fitroom.preprocess.parsing import create_parser
-from fitroom.preprocess.pose import count_people, mediapipe_to_body25, person_mask
+from fitroom.preprocess.pose import count_people, mediapipe_to_body25, person_mask, unexplained_share
 
 
 def _iou(a, b):
@@ -51,6 +51,31 @@ def test_people_are_counted(preprocessor, astronaut):
         preprocessor.analyse_person(np.full((300, 200, 3), 128, np.uint8))
     faces = np.array([[0, 0, 10, 30, 0.9]] * 3, np.float32)
     assert count_people(faces, np.zeros((100, 100), np.float32)) == 3
+
+
+def test_people_count_sees_what_the_main_person_does_not_explain():
+    main = np.zeros((100, 100), np.float32)
+    main[20:100, 20:50] = 1.0
+    everyone = main.copy()
+    no_faces = np.zeros((0, 5), np.float32)
+    assert count_people(no_faces, everyone, main) == 1
+    # someone touching the shopper, without a face (turned away): one region for both, half of it unexplained
+    touching = everyone.copy()
+    touching[30:100, 50:80] = 1.0
+    assert count_people(no_faces, touching) == 1  # one region, no face: nothing certain to count
+    assert count_people(no_faces, touching, main) == 1
+    # 70 rows x 28 columns (30 less the 2-pixel margin around the shopper) over the shopper's 80 x 30
+    assert unexplained_share(touching, main) == pytest.approx(70 * 28 / (80 * 30))
+    assert unexplained_share(everyone, main) == 0.0
+    # someone apart from the shopper is a region of their own
+    apart = everyone.copy()
+    apart[30:100, 75:95] = 1.0
+    assert count_people(no_faces, apart, main) == 2
+    # a face off the main person counts; the shopper's own face does not
+    own_face = np.array([[25, 20, 45, 40, 0.9]], np.float32)
+    assert count_people(own_face, everyone, main) == 1
+    other_face = np.array([[25, 20, 45, 40, 0.9], [80, 5, 95, 20, 0.9]], np.float32)
+    assert count_people(other_face, everyone, main) == 2
 
 
 def test_builtin_parser_on_ground_truth_pose(renders):

@@ -61,6 +61,8 @@ class TryOnInputs:
         dense: ``(H, W, 3)`` uint8 DensePose part-index render (see ``labels.DENSE_COLORMAP``).
         agnostic: ``(H, W, 3)`` uint8 clothing-agnostic person.
         parse_agnostic: ``(H, W)`` uint8 CIHP labels with the garment region removed.
+        keep: ``(H, W)`` bool, the pixels every engine must return exactly as the photo has them (face, hair,
+            hands, lower body, background: see :mod:`fitroom.preprocess.regions`); None means no promise.
         view: which side the camera sees (of the person and of the garment).
         category: the garment category.
         name: an identifier for logs and file names (e.g. ``"00012_00.jpg"``).
@@ -75,6 +77,7 @@ class TryOnInputs:
     dense: np.ndarray | None = None
     agnostic: np.ndarray | None = None
     parse_agnostic: np.ndarray | None = None
+    keep: np.ndarray | None = None
     view: View = View.FRONT
     category: GarmentCategory = GarmentCategory.UPPER
     name: str = ""
@@ -106,6 +109,7 @@ class TryOnInputs:
                 raise InputsError(f"{name} holds label {int(labels.max())}; CIHP labels are 0..{NUM_PARSE_LABELS - 1}")
         _check_image("dense", self.dense, size)
         _check_image("agnostic", self.agnostic, size)
+        _check_plane("keep", self.keep, size, bool)
         if self.keypoints is not None:
             keypoints = self.keypoints
             if not isinstance(keypoints, np.ndarray) or keypoints.shape != (NUM_BODY25, 3):
@@ -115,6 +119,15 @@ class TryOnInputs:
             if not np.isfinite(keypoints).all():
                 raise InputsError("keypoints contain NaN or infinite values")
             self.keypoints = keypoints.astype(np.float32, copy=False)
+
+    def restore_kept(self, image: np.ndarray) -> np.ndarray:
+        """``image`` ``(H, W, 3)`` uint8 with every pixel of :attr:`keep` copied back from the photo, bit for bit
+        (no change when ``keep`` is None). Every engine's last step."""
+        if self.keep is None:
+            return image
+        if image.shape != self.person.shape:
+            raise InputsError(f"the result is {image.shape}, the photo {self.person.shape}: cannot restore it")
+        return np.where(self.keep[..., None], self.person, image)
 
     def replace(self, **changes: Any) -> "TryOnInputs":
         """A copy with some fields changed (validated again)."""

@@ -2,8 +2,9 @@
 
 Backends, chosen by name with :func:`create_parser`:
 
-* ``builtin`` (default, offline): body-part regions from the skeleton, split by colour. A skin model is learnt
-  from the face (or, from behind, the neck and hands), a hair model from the head, and the upper and lower garments
+* ``builtin`` (default, offline): body-part regions from the skeleton, split by colour. The face is the face
+  mesh's oval when one is given (``face=``), else guessed from colour; a skin model is learnt from the face (or,
+  from behind, the neck and hands), a hair model from the head, and the upper and lower garments
   from the chest and the thighs; every pixel of the person's silhouette goes to the most likely class that its
   position allows. Left and right follow the keypoints. Its per-class IoU on synthetic data is measured by
   ``benchmarks/preprocess.py``.
@@ -27,8 +28,9 @@ logger = logging.getLogger(__name__)
 
 class HumanParser(Protocol):
     def __call__(self, image: np.ndarray, keypoints: np.ndarray, mask: np.ndarray,
-                 view: View = View.FRONT) -> np.ndarray:
-        """``image`` ``(H, W, 3)`` uint8, ``keypoints`` ``(25, 3)``, ``mask`` ``(H, W)`` bool -> ``(H, W)`` uint8."""
+                 view: View = View.FRONT, face: np.ndarray | None = None) -> np.ndarray:
+        """``image`` ``(H, W, 3)`` uint8, ``keypoints`` ``(25, 3)``, ``mask`` ``(H, W)`` bool, ``face`` ``(H, W)``
+        bool face oval when known -> ``(H, W)`` uint8."""
 
 
 _PARSERS: dict[str, Callable[..., HumanParser]] = {}
@@ -83,7 +85,7 @@ class BuiltinParser:
         self.skin_threshold = skin_threshold
 
     def __call__(self, image: np.ndarray, keypoints: np.ndarray, mask: np.ndarray,
-                 view: View = View.FRONT) -> np.ndarray:
+                 view: View = View.FRONT, face: np.ndarray | None = None) -> np.ndarray:
         height, width = mask.shape
         shape = (height, width)
         k = np.asarray(keypoints, dtype=np.float64)
@@ -107,7 +109,13 @@ class BuiltinParser:
         # 2. skin model: the face's middle when the face is seen, else the neck and the hands
         centre, (a, b) = body.head_centre, body.head_axes
         seeds = np.zeros(shape, bool)
-        if view is View.FRONT and k[Body25.NOSE, 2] > 0:
+        face = face & mask if face is not None and (face & mask).any() else None
+        if face is not None:
+            # the face oval's lower two thirds (cheeks, nose, mouth), clear of a fringe over the forehead
+            rows = np.nonzero(face.any(axis=1))[0]
+            inner = cv2.erode(face.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+            seeds = inner & (ys > rows[0] + 0.35 * (rows[-1] - rows[0]))
+        elif view is View.FRONT and k[Body25.NOSE, 2] > 0:
             nose = k[Body25.NOSE, :2]
             cv2.ellipse(seeds.view(np.uint8), (int(nose[0]), int(nose[1])), (max(int(0.45 * a), 1),
                         max(int(0.35 * b), 1)), 0, 0, 360, 1, -1)
@@ -126,8 +134,14 @@ class BuiltinParser:
             skin = np.zeros(shape, bool)
             skin[mask] = skin_model.distance(lab[mask]) < self.skin_threshold
 
-        labels[head & skin] = Cihp.FACE
-        labels[head & ~skin] = Cihp.HAIR
+        if face is not None:
+            # the mesh found the face: its oval is face whatever its colour (a beard, glasses, shadow)
+            head |= face
+            labels[face] = Cihp.FACE
+            labels[head & ~face] = Cihp.HAIR
+        else:
+            labels[head & skin] = Cihp.FACE
+            labels[head & ~skin] = Cihp.HAIR
         # long hair below the head: hair-coloured regions joined to the head's hair
         hair_model = _model(lab, head & ~skin)
         if hair_model is not None:

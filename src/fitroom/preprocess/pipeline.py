@@ -1,8 +1,10 @@
 """Photos to :class:`TryOnInputs`: the whole preprocessing chain behind one object.
 
 ``Preprocessor`` loads mediapipe's models once and reuses them. For a person photo: pose (BODY_25), people
-count (faces and separate person regions; more than one is refused), silhouette refined at full resolution,
-human parse, dense body map, agnostic parse and cloth-agnostic person. For a product photo: the garment mask and
+count (faces and person regions off the main person; more than one is refused; what the main person does not
+explain of the any-person segmentation is measured for the photo checks), face mesh and
+hand landmarks, silhouette refined at full resolution, human parse, the regions every try-on must return unchanged
+(:mod:`fitroom.preprocess.regions`), dense body map, agnostic parse and cloth-agnostic person. For a product photo: the garment mask and
 its category. Every output keeps the input photo's own resolution.
 """
 
@@ -23,8 +25,10 @@ from fitroom.preprocess.garment import garment_mask, guess_category
 from fitroom.preprocess.parsing import create_parser
 from fitroom.preprocess.quality import PhotoObservation
 from fitroom.preprocess.pose import (
-    FaceDetector, PoseEstimator, SelfieSegmenter, count_people, mediapipe_to_body25, person_mask,
+    FaceDetector, FaceMesh, HandLandmarks, PoseEstimator, SelfieSegmenter, count_people, mediapipe_to_body25,
+    person_mask, unexplained_share,
 )
+from fitroom.preprocess.regions import PersonRegions, find_regions, keep_mask
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +46,8 @@ class PersonAnalysis:
     parse_agnostic: np.ndarray
     faces: np.ndarray
     people: int
+    regions: PersonRegions | None = None
+    keep: np.ndarray | None = None  # (H, W) bool: what a try-on returns unchanged
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -59,12 +65,14 @@ class Preprocessor:
         self.pose = PoseEstimator()
         self.faces = FaceDetector()
         self.selfie = SelfieSegmenter()
+        self.face_mesh = FaceMesh()
+        self.hands = HandLandmarks()
         self.parser = create_parser(parser, **(parser_options or {}))
         self.dense = create_dense_mapper(dense, **(dense_options or {}))
         self.allow_several_people = allow_several_people
 
     def close(self) -> None:
-        for model in (self.pose, self.faces, self.selfie):
+        for model in (self.pose, self.faces, self.selfie, self.face_mesh, self.hands):
             model.close()
 
     def __enter__(self) -> "Preprocessor":
@@ -79,7 +87,8 @@ class Preprocessor:
         pose = self.pose(image)
         faces = self.faces(image)
         everyone = self.selfie(image)
-        return pose, faces, everyone, count_people(faces, everyone), time.perf_counter() - start
+        main = pose.segmentation if pose is not None else None
+        return pose, faces, everyone, count_people(faces, everyone, main), time.perf_counter() - start
 
     def _complete(self, image: np.ndarray, view: View, name: str, pose, faces: np.ndarray, everyone: np.ndarray,
                   people: int, timings: dict[str, float]) -> PersonAnalysis:
@@ -90,8 +99,15 @@ class Preprocessor:
         mask = person_mask(image, pose.segmentation if pose.segmentation is not None else everyone, keypoints)
         timings["mask"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        parse = self.parser(image, keypoints, mask, view)
+        meshes, hands = self.face_mesh(image), self.hands(image)
+        regions = find_regions(mask.shape, mask, keypoints, pose.landmarks, meshes, hands, face_boxes=faces)
+        timings["regions"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        parse = self.parser(image, keypoints, mask, view, face=regions.face if regions.face_found else None)
         timings["parse"] = time.perf_counter() - clock
+        # hair below the chin comes from the parse: find the regions again with it
+        regions = find_regions(mask.shape, mask, keypoints, pose.landmarks, meshes, hands, parse, faces)
+        keep = keep_mask(regions, mask, keypoints, parse)
         clock = time.perf_counter()
         dense = self.dense(image, keypoints, mask, view, name)
         timings["dense"] = time.perf_counter() - clock
@@ -101,7 +117,7 @@ class Preprocessor:
         timings["agnostic"] = time.perf_counter() - clock
         return PersonAnalysis(keypoints=keypoints, landmarks=pose.landmarks, mask=mask, parse=parse, dense=dense,
                               agnostic=agnostic, parse_agnostic=agnostic_labels, faces=faces, people=people,
-                              timings=timings)
+                              regions=regions, keep=keep, timings=timings)
 
     def analyse_person(self, image: np.ndarray, view: View = View.FRONT, name: str = "") -> PersonAnalysis:
         """Analyse a person photo ``(H, W, 3)`` uint8 RGB.
@@ -130,9 +146,12 @@ class Preprocessor:
             mask = person_mask(image, pose.segmentation if pose.segmentation is not None else everyone,
                                pose.keypoints)
             return PhotoObservation(image=image, keypoints=pose.keypoints, mask=mask, faces=faces,
-                                    people=people, raw_keypoints=raw), None
+                                    people=people, raw_keypoints=raw,
+                                    others=unexplained_share(everyone, pose.segmentation)), None
         observation = PhotoObservation(image=image, keypoints=analysis.keypoints, mask=analysis.mask, faces=faces,
-                                       people=people, parse=analysis.parse, raw_keypoints=raw)
+                                       people=people, parse=analysis.parse, raw_keypoints=raw,
+                                       others=unexplained_share(everyone, pose.segmentation),
+                                       face_found=analysis.regions.face_found)
         return observation, analysis
 
     def inputs(self, analysis: PersonAnalysis, person: np.ndarray, garment: np.ndarray, garment_mask: np.ndarray,
@@ -141,7 +160,8 @@ class Preprocessor:
         """``TryOnInputs`` from a person analysis and a garment already segmented (:meth:`analyse_garment`)."""
         return TryOnInputs(person=person, garment=garment, garment_mask=garment_mask, keypoints=analysis.keypoints,
                            parse=analysis.parse, dense=analysis.dense, agnostic=analysis.agnostic,
-                           parse_agnostic=analysis.parse_agnostic, view=View(view), category=category, name=name,
+                           parse_agnostic=analysis.parse_agnostic, keep=analysis.keep, view=View(view),
+                           category=category, name=name,
                            garment_name=garment_name)
 
     def analyse_garment(self, image: np.ndarray, category: GarmentCategory | str | None = None

@@ -4,6 +4,8 @@
   33 landmarks with visibility -> BODY_25 keypoints (neck and mid-hip derived) with confidences, plus
   BlazePose's segmentation mask of the detected person.
 * :class:`FaceDetector`: the full-range face detector, to count people.
+* :class:`FaceMesh`: the 468-point face landmark model (face oval, chin and jaw line), to find the face exactly.
+* :class:`HandLandmarks`: the 21-point hand landmark model, to find hands in front of the body.
 * :func:`person_mask`: the segmentation refined at full resolution with a guided filter, so the silhouette follows
   the photo's edges rather than the model's 256-pixel grid.
 
@@ -146,6 +148,52 @@ class FaceDetector:
         self._detector.close()
 
 
+class FaceMesh:
+    """mediapipe's face landmark model: one ``(468, 2)`` array of ``(x, y)`` photo pixels per face found.
+
+    The landmarks include the face oval (the outline from the forehead down the jaw line to the chin), so the
+    face's exact region is their convex hull. A face turned far away from the camera is not found: callers fall
+    back on the pose's head keypoints.
+    """
+
+    def __init__(self, max_faces: int = 4, min_confidence: float = 0.5, max_side: int = DEFAULT_MAX_SIDE) -> None:
+        mp = _mediapipe()
+        self._mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=max_faces,
+                                                     refine_landmarks=False,
+                                                     min_detection_confidence=min_confidence)
+        self.max_side = max_side
+
+    def __call__(self, image: np.ndarray) -> list[np.ndarray]:
+        small, scale = _reduce(image, self.max_side)
+        result = self._mesh.process(np.ascontiguousarray(small))
+        height, width = small.shape[:2]
+        return [np.array([(p.x * width * scale, p.y * height * scale) for p in face.landmark], dtype=np.float32)
+                for face in result.multi_face_landmarks or []]
+
+    def close(self) -> None:
+        self._mesh.close()
+
+
+class HandLandmarks:
+    """mediapipe's hand landmark model: one ``(21, 2)`` array of ``(x, y)`` photo pixels per hand found."""
+
+    def __init__(self, max_hands: int = 4, min_confidence: float = 0.5, max_side: int = DEFAULT_MAX_SIDE) -> None:
+        mp = _mediapipe()
+        self._hands = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=max_hands, model_complexity=1,
+                                               min_detection_confidence=min_confidence)
+        self.max_side = max_side
+
+    def __call__(self, image: np.ndarray) -> list[np.ndarray]:
+        small, scale = _reduce(image, self.max_side)
+        result = self._hands.process(np.ascontiguousarray(small))
+        height, width = small.shape[:2]
+        return [np.array([(p.x * width * scale, p.y * height * scale) for p in hand.landmark], dtype=np.float32)
+                for hand in result.multi_hand_landmarks or []]
+
+    def close(self) -> None:
+        self._hands.close()
+
+
 class SelfieSegmenter:
     """mediapipe's selfie segmentation: every person in the photo, as a ``(H, W)`` float32 probability."""
 
@@ -199,19 +247,53 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return mask | ((regions > 0) & ~np.isin(regions, border))
 
 
-def count_people(faces: np.ndarray, everyone: np.ndarray, min_area: float = 0.02,
+def _near(person: np.ndarray) -> np.ndarray:
+    """``person`` ``(H, W)`` bool widened by 2 % of the photo's longer side."""
+    radius = max(int(round(0.02 * max(person.shape))), 2)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(person.astype(np.uint8), kernel).astype(bool)
+
+
+def count_people(faces: np.ndarray, everyone: np.ndarray, main: np.ndarray | None = None, min_area: float = 0.02,
                  min_face_height: float = 0.03) -> int:
-    """How many people a photo shows: the larger of the number of faces and of separate person regions.
+    """How many people a photo shows, counting what is certain.
+
+    Without ``main``: the larger of the number of faces and of separate person regions. With ``main`` (the
+    probability that a pixel belongs to the person the pose model found): the main person, plus the larger of the
+    number of faces whose centre lies off them and of person regions that hardly overlap them. Someone touching
+    the shopper without a face of their own is not counted here: :func:`unexplained_share` measures that
+    evidence, which is weaker.
 
     Args:
         faces: ``(N, 5)`` face boxes.
         everyone: ``(H, W)`` probability of any person (selfie segmentation).
+        main: ``(H, W)`` probability of the main person, or None.
         min_area: smallest person region, as a fraction of the photo, that counts as a person.
         min_face_height: smallest face, as a fraction of the photo's height, that counts.
     """
     height, width = everyone.shape
-    big_faces = int(((faces[:, 3] - faces[:, 1]) >= min_face_height * height).sum()) if len(faces) else 0
+    big = faces[(faces[:, 3] - faces[:, 1]) >= min_face_height * height] if len(faces) else faces
     mask = (everyone > 0.5).astype(np.uint8)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    regions = int((stats[1:, cv2.CC_STAT_AREA] >= min_area * height * width).sum()) if count > 1 else 0
-    return max(big_faces, regions)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    large = [i for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] >= min_area * height * width]
+    person = main > 0.5 if main is not None else None
+    if person is None or not person.any():
+        return max(len(big), len(large))
+    near = _near(person)
+    off = sum(1 for x0, y0, x1, y1, _ in big
+              if not near[int(np.clip((y0 + y1) / 2, 0, height - 1)), int(np.clip((x0 + x1) / 2, 0, width - 1))])
+    apart = sum(1 for i in large if person[labels == i].mean() < 0.2)
+    return 1 + max(off, apart)
+
+
+def unexplained_share(everyone: np.ndarray, main: np.ndarray) -> float:
+    """The largest part of the any-person segmentation ``everyone`` that the main person ``main`` (both ``(H, W)``
+    probabilities) does not explain, as a share of the main person's area: about 0 for one person alone, large
+    when someone stands close enough to merge with them, turned away, cut by the frame or behind them."""
+    person = main > 0.5
+    area = float(person.sum())
+    if area == 0:
+        return 0.0
+    residual = ((everyone > 0.5) & ~_near(person)).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(residual, connectivity=8)
+    return float(stats[1:, cv2.CC_STAT_AREA].max() / area) if count > 1 else 0.0

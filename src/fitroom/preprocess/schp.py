@@ -67,7 +67,8 @@ class SchpParser:
 
     @torch.no_grad()
     def __call__(self, image: np.ndarray, keypoints: np.ndarray, mask: np.ndarray,
-                 view: View = View.FRONT) -> np.ndarray:
+                 view: View = View.FRONT, face: np.ndarray | None = None) -> np.ndarray:
+        """``face`` is not used: the network finds the face itself."""
         height, width = image.shape[:2]
         # a square crop around the person (10 % margin), as SCHP's own inference centres the person
         ys, xs = np.nonzero(mask)
