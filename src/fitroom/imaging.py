@@ -291,3 +291,13 @@ def colorize_labels(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
     table = np.zeros((256, 3), dtype=np.uint8)
     table[: len(palette)] = palette
     return table[labels]
+
+
+def photo_tint(image: np.ndarray, max_chroma: float = 6.0) -> np.ndarray | None:
+    """The tint ``(a, b)`` (8-bit CIELAB, 128 is neutral) of a greyscale or toned (sepia) photo ``(H, W, 3)``
+    uint8, or None for a colour photo. A photo is toned when 95 % of its pixels lie within ``max_chroma`` of
+    its median tint."""
+    ab = cv2.cvtColor(image, cv2.COLOR_RGB2Lab)[..., 1:].reshape(-1, 2).astype(np.float32)
+    tint = np.median(ab, axis=0)
+    spread = float(np.percentile(np.hypot(*(ab - tint).T), 95))
+    return tint if spread <= max_chroma else None

@@ -57,7 +57,7 @@ class CpvtonEngine:
         warped, warped_mask = gmm_warp(self.gmm, x)
         try_on, _, _ = self.tom(x["representation"], warped)
         size = inputs.size
-        image = imaging.resize(imaging.tensor_to_image(try_on[0].float().cpu()), size, "image")
+        image = inputs.restore_kept(imaging.resize(imaging.tensor_to_image(try_on[0].float().cpu()), size, "image"))
         warped_image = imaging.resize(imaging.tensor_to_image(warped[0].float().cpu()), size, "image")
         mask = imaging.resize(warped_mask[0, 0].cpu().numpy() > 0.5, size, "mask")
         return TryOnResult(image=image, engine="cpvton", warped_garment=warped_image, warped_mask=mask,

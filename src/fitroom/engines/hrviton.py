@@ -9,7 +9,8 @@ Steps (``shared/reference/hrviton/README.md`` section 2.7):
 4. the last flow up-sampled to full size warps the full-size cloth and mask; occlusion by body parts is removed
    with the blurred layout's probabilities; the cloth is composited on white;
 5. the SPADE generator renders the person from (agnostic person, DensePose, warped cloth) and the layout;
-6. the result is resized back to the photo's size.
+6. the result is resized back to the photo's size, and every pixel of ``inputs.keep`` is copied back from the
+   photo.
 """
 
 from __future__ import annotations
@@ -112,9 +113,10 @@ class HrvitonEngine:
         image = self.generator(torch.cat(x, 1), conditions["seg7"])
         tick("generator")
 
-        # 6. back to the photo's size
+        # 6. back to the photo's size; what the preprocessing protects (face, hair, hands, background) comes back
+        #    from the photo itself
         size = inputs.size
-        result = imaging.resize(imaging.tensor_to_image(image[0].float().cpu()), size, "image")
+        result = inputs.restore_kept(imaging.resize(imaging.tensor_to_image(image[0].float().cpu()), size, "image"))
         warped_image = imaging.resize(imaging.tensor_to_image(warped_cloth[0].float().cpu()), size, "image")
         mask = imaging.resize(warped_mask[0, 0].cpu().numpy() > 0.5, size, "mask")
         tick("output")

@@ -2,10 +2,14 @@
 
 The garment's landmarks (neck sides, shoulders, armpits, hem corners, cuffs, elbows) are found on its mask
 contour and matched to the body's keypoints; a thin-plate spline (kornia) through those pairs warps the product
-photo onto the body, sleeves following the arms. The warped garment is composited into the person's old garment
-region, behind the face, hair and (for the torso part) the arms; the person's shading (folds, light) is carried
-onto it; what the old garment covered and the new one does not is filled with skin on the arms and inpainted
-elsewhere. Face, hair, hands, lower body and background outside the edited region are returned unchanged.
+photo onto the body, sleeves following the arms. The garment's length and width come from the body (hips, the
+old garment's extent), not from the flat photo's proportions, so that it covers the old garment's torso. The
+warped garment is composited into the person's old garment region, behind the face, hair, hands and (for the
+torso part) the arms; the person's shading (folds, light) is carried onto it, and a greyscale or toned photo
+gets a garment of the same tone. What the old garment covered and the new one does not becomes skin on the arms
+and at the neck (the person's own skin colour, shaded) and the new garment's own colour elsewhere; nothing is
+inpainted from the old photo. Every pixel of ``inputs.keep`` (face, hair, hands, lower body, background) is
+returned bit for bit.
 
 It is a baseline: it knows nothing about cloth, and the fill of uncovered regions is a guess. Its SSIM on
 synthetic data is measured by ``benchmarks/preprocess.py``.
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 import torch
+from scipy import ndimage
 from kornia.geometry.transform import get_tps_transform, warp_image_tps
 
 from fitroom import imaging
@@ -164,10 +169,14 @@ class BodyFrame:
     scale: float  # body pixels per garment pixel
     chest_half: float  # half the garment's chest width on the body
     garment_top: np.ndarray  # the garment's neck centre
+    hem_depth: float = 0.0  # the least depth of the hem below the neck along ``down`` (body pixels)
+    hem_half: float = 0.0  # the least half width of the hem
 
 
 def body_frame(keypoints: np.ndarray, landmarks: GarmentLandmarks, image_side: dict[str, str],
-               chest_ease: float = 1.12) -> BodyFrame:
+               chest_ease: float = 1.12, cover: np.ndarray | None = None) -> BodyFrame:
+    """The body measures for this garment; ``cover`` ``(H, W)`` bool is the old garment's torso, which the new
+    garment must reach down and out to."""
     k = np.asarray(keypoints, dtype=np.float64)
     shoulder = {s: k[Body25.R_SHOULDER if image_side[s] == "right" else Body25.L_SHOULDER, :2] for s in "ab"}
     width = float(np.hypot(*(shoulder["b"] - shoulder["a"])))
@@ -176,8 +185,22 @@ def body_frame(keypoints: np.ndarray, landmarks: GarmentLandmarks, image_side: d
     mid_hip = (k[Body25.R_HIP, :2] + k[Body25.L_HIP, :2]) / 2 if hips_seen else neck + np.array([0, 1.5 * width])
     garment_chest = float(np.hypot(*(landmarks.armpit["b"] - landmarks.armpit["a"])))
     hip_half = float(np.hypot(*(k[Body25.L_HIP, :2] - k[Body25.R_HIP, :2]))) / 2 if hips_seen else 0.35 * width
+    across, down = draw.unit(shoulder["b"] - shoulder["a"]), draw.unit(mid_hip - neck)
+    # a top ends a little below the hip joints; it reaches as far down and out as the old garment's torso did
+    hem_depth = float(np.dot(mid_hip - neck, down)) + 0.12 * width
+    hem_half = hip_half + 0.25 * width
+    if cover is not None and cover.any():
+        ys, xs = np.nonzero(cover)
+        depth = (xs - neck[0]) * down[0] + (ys - neck[1]) * down[1]
+        side = (xs - neck[0]) * across[0] + (ys - neck[1]) * across[1]
+        torso = np.abs(side) < hip_half + 0.35 * width
+        if torso.sum() > 20:
+            hem_depth = max(hem_depth, float(np.percentile(depth[torso], 99.5)) + 0.02 * width)
+            low = torso & (depth > 0.8 * hem_depth)
+            if low.sum() > 20:
+                hem_half = max(hem_half, float(np.percentile(np.abs(side[low]), 99)) + 0.03 * width)
     return BodyFrame(
-        shoulder=shoulder, neck=neck, across=draw.unit(shoulder["b"] - shoulder["a"]), down=draw.unit(mid_hip - neck),
+        shoulder=shoulder, neck=neck, across=across, down=down, hem_depth=hem_depth, hem_half=hem_half,
         width=width, hip_half=hip_half,
         # the garment's chest (armpit to armpit) sits on the body's chest, chest_ease shoulder widths wide; the
         # chest, unlike the shoulder seams, exists on every cut (a tank's straps say nothing about its size)
@@ -198,10 +221,9 @@ def torso_targets(frame: BodyFrame, landmarks: GarmentLandmarks) -> tuple[list[n
         depth = (landmarks.armpit[side][1] - frame.garment_top[1]) * frame.scale
         body_points.append(frame.neck + frame.down * depth + sign * frame.across * frame.chest_half)
         garment_points.append(landmarks.hem[side])
-        depth = (landmarks.hem[side][1] - frame.garment_top[1]) * frame.scale
-        half = abs(landmarks.hem[side][0] - frame.garment_top[0]) * frame.scale
-        body_points.append(frame.neck + frame.down * depth + sign * frame.across * max(half, frame.hip_half
-                                                                                      + 0.25 * frame.width))
+        depth = max((landmarks.hem[side][1] - frame.garment_top[1]) * frame.scale, frame.hem_depth)
+        half = max(abs(landmarks.hem[side][0] - frame.garment_top[0]) * frame.scale, frame.hem_half)
+        body_points.append(frame.neck + frame.down * depth + sign * frame.across * half)
     return garment_points, body_points
 
 
@@ -284,6 +306,25 @@ def tps_warp(image: np.ndarray, source: list[np.ndarray], target: list[np.ndarra
     return np.ascontiguousarray(warped[0].permute(1, 2, 0).numpy())
 
 
+def skin_colour(image: np.ndarray, parse: np.ndarray, fallback: np.ndarray) -> np.ndarray | None:
+    """The person's skin colour ``(3,)`` in [0, 1]: the median of the face's middle (the parse's face, which is
+    the face mesh's oval when one was found), else of ``fallback`` ``(H, W)`` bool (arms, neck)."""
+    face = parse == Cihp.FACE
+    if face.sum() > 50:
+        rows = np.nonzero(face.any(axis=1))[0]
+        middle = face & (np.arange(face.shape[0])[:, None] > rows[0] + 0.35 * (rows[-1] - rows[0]))
+        if middle.sum() > 50:
+            return np.median(image[middle], axis=0)
+    return np.median(image[fallback], axis=0) if fallback.any() else None
+
+
+def apply_tone(rgb: np.ndarray, tint: np.ndarray) -> np.ndarray:
+    """``rgb`` ``(H, W, 3)`` float in [0, 1] with its colours replaced by one ``tint`` (its lightness kept)."""
+    lab = cv2.cvtColor((rgb * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2Lab)
+    lab[..., 1], lab[..., 2] = int(round(tint[0])), int(round(tint[1]))
+    return cv2.cvtColor(lab, cv2.COLOR_Lab2RGB).astype(np.float32) / 255.0
+
+
 @register_engine("warp")
 class WarpEngine:
     """A try-on without learned weights (see the module docstring).
@@ -330,7 +371,11 @@ class WarpEngine:
         # 3. the torso by a thin-plate spline through its landmarks, each sleeve by a strip along its arm
         #    (front view: the image's left is the person's right)
         image_side = {"a": "right", "b": "left"} if inputs.view.value == "front" else {"a": "left", "b": "right"}
-        frame = body_frame(keypoints, landmarks, image_side, self.chest_ease)
+        old = np.isin(parse, UPPER_GARMENT_LABELS)
+        arms = np.isin(parse, ARM_LABELS)
+        body = BodyGeometry.from_keypoints(keypoints, scale=1.2)
+        torso_zone = body.mask((height, width), BodyPart.TORSO)
+        frame = body_frame(keypoints, landmarks, image_side, self.chest_ease, cover=old & torso_zone & ~arms)
         torso_garment, torso_body = torso_targets(frame, landmarks)
         torso_source = np.dstack([garment, (garment_mask & (parts == 0)).astype(np.float32)])
         warped = tps_warp(torso_source, [p * to_canvas for p in torso_garment], torso_body)
@@ -356,37 +401,42 @@ class WarpEngine:
             warped_part[on] = SLEEVE_PART
         tick("warp")
 
-        # 4. occlusion: face and hair stay in front; arms stay in front of the torso part, sleeves cover arms
+        # 4. occlusion: face, hair and hands stay in front; arms stay in front of the torso part, sleeves cover arms
         front = np.isin(parse, FRONT_LABELS)
-        arms = np.isin(parse, ARM_LABELS)
+        if inputs.keep is not None:
+            front |= inputs.keep
         new = coverage > 0.5
         draw_torso = new & (warped_part != SLEEVE_PART) & ~arms & ~front
         draw_sleeve = new & (warped_part == SLEEVE_PART) & ~front
         drawn = draw_torso | draw_sleeve
-        old = np.isin(parse, UPPER_GARMENT_LABELS)
         neck_skin = parse == Cihp.TORSO_SKIN
 
-        # 5. fill what the old garment covered and the new one does not: skin on the arms, inpainting elsewhere
+        # 5. what the old garment covered and the new one does not: skin where the body shows (arms, neck), in
+        #    the person's own skin colour and shading; the new garment's own colour elsewhere (no inpainting)
         result = person.astype(np.float32) / 255.0
-        uncovered = (old | neck_skin) & ~drawn
-        body = BodyGeometry.from_keypoints(keypoints, scale=1.2)
+        # (skin the photo already shows, such as the neck above a lower neckline, stays as it is)
+        uncovered = old & ~drawn & ~front
         arm_zone = body.mask((height, width), BodyPart.LEFT_UPPER_ARM, BodyPart.RIGHT_UPPER_ARM,
-                             BodyPart.LEFT_LOWER_ARM, BodyPart.RIGHT_LOWER_ARM) | \
-            body.mask((height, width), BodyPart.TORSO) & neck_skin
-        skin_source = arms | (parse == Cihp.FACE) | neck_skin
-        if skin_source.any():
-            skin = np.median(result[skin_source], axis=0)
-            skin_fill = uncovered & arm_zone
-            shade = draw.roundness(skin_fill | (arms & arm_zone), 0.2)
-            result[skin_fill] = (skin[None] * shade[skin_fill][:, None])
-            uncovered &= ~skin_fill
-        if uncovered.any():
-            filled = cv2.inpaint((result * 255).astype(np.uint8), uncovered.astype(np.uint8),
-                                 max(int(0.01 * height), 3), cv2.INPAINT_TELEA)
-            result[uncovered] = filled[uncovered].astype(np.float32) / 255.0
+                             BodyPart.LEFT_LOWER_ARM, BodyPart.RIGHT_LOWER_ARM) & ~torso_zone
+        skin_zone = arm_zone & uncovered
+        skin = skin_colour(result, parse, arms | neck_skin)
+        if skin is not None and skin_zone.any():
+            shade = draw.roundness(skin_zone | (arms & arm_zone), 0.2)
+            result[skin_zone] = skin[None] * shade[skin_zone][:, None]
+        extend = uncovered & ~skin_zone
+        if extend.any() and drawn.any():
+            # the nearest drawn garment pixel's colour, smoothed: the new garment reaches over the old one (taken
+            # from inside the garment: its edge pixels are mixed with the product photo's background)
+            core = cv2.erode(drawn.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+            _, (iy, ix) = ndimage.distance_transform_edt(~(core if core.any() else drawn), return_indices=True)
+            reach = np.clip(warped_rgb[iy, ix], 0, 1)
+            reach = cv2.GaussianBlur(reach, (0, 0), max(0.01 * height, 1.0))
+            warped_rgb = np.where(extend[..., None], reach, warped_rgb)
+            drawn = drawn | extend
         tick("fill")
 
-        # 6. carry the person's shading (band-passed luminance of the old garment) onto the new one
+        # 6. carry the person's shading (band-passed luminance of the old garment) onto the new one, and the
+        #    photo's tone (greyscale, sepia) onto its colours
         if self.shading and (drawn & old).any():
             luminance = cv2.cvtColor(person, cv2.COLOR_RGB2Lab)[..., 0].astype(np.float32) + 1.0
             # a median first removes thin print lines; the clip keeps an old pattern from showing through
@@ -397,17 +447,23 @@ class WarpEngine:
             weight = cv2.GaussianBlur(old.astype(np.float32), (0, 0), max(0.004 * height, 1.0))
             shade = 1 + (shade - 1) * weight
             warped_rgb = warped_rgb * shade[..., None]
+        tone = imaging.photo_tint(person)
+        if tone is not None:
+            warped_rgb = apply_tone(np.clip(warped_rgb, 0, 1), tone)
         tick("shading")
 
-        # 7. composite with feathered seams, never outside the garment's own neighbourhood
+        # 7. composite with anti-aliased seams, never outside the garment's own neighbourhood; then every kept
+        #    pixel (face, hair, hands, lower body, background) goes back exactly as it was
         alpha = cv2.GaussianBlur(drawn.astype(np.float32), (0, 0), max(0.0015 * height, 0.6))
         alpha = np.where(drawn, np.maximum(alpha, 0.5), alpha)
         allowed = cv2.dilate(drawn.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~front
         alpha = np.where(allowed, alpha, 0.0)[..., None]
         result = result * (1 - alpha) + np.clip(warped_rgb, 0, 1) * alpha
-        image = np.clip(result * 255 + 0.5, 0, 255).astype(np.uint8)
+        image = inputs.restore_kept(np.clip(result * 255 + 0.5, 0, 255).astype(np.uint8))
         new_parse = parse.copy()
-        new_parse[uncovered | ((old | neck_skin) & ~drawn & ~arm_zone)] = Cihp.BACKGROUND
+        for label, parts_of_arm in ((Cihp.LEFT_ARM, (BodyPart.LEFT_UPPER_ARM, BodyPart.LEFT_LOWER_ARM)),
+                                    (Cihp.RIGHT_ARM, (BodyPart.RIGHT_UPPER_ARM, BodyPart.RIGHT_LOWER_ARM))):
+            new_parse[skin_zone & arm_zone & body.mask((height, width), *parts_of_arm)] = label
         new_parse[drawn] = Cihp.UPPER_CLOTHES
         tick("composite")
         warped_uint8 = np.clip(warped_rgb * 255 + 0.5, 0, 255).astype(np.uint8)
