@@ -69,6 +69,9 @@ class Thresholds:
     shoulder_ratio_fail: float
     shoulder_ratio_warn: float
     crossing_margin: float
+    #: a part of the person segmentation this large (in main-person areas) that the main person does not explain
+    #: makes the people check warn: someone else may be there
+    others_warn: float
     #: checks whose measured precision is too low to refuse a photo: their failures are reported as warnings
     warn_only: tuple[str, ...] = ()
 
@@ -119,7 +122,8 @@ class PhotoObservation:
         image: ``(H, W, 3)`` uint8. keypoints: ``(25, 3)`` BODY_25 or None when no person was found.
         mask: ``(H, W)`` bool silhouette of the main person, or None. faces: ``(N, 5)`` boxes. people: count.
         parse: ``(H, W)`` CIHP labels, or None. raw_keypoints: ``(25, 3)`` with every joint's position even when
-        its visibility is low (crossed arms hide the wrists, but their geometry still tells).
+        its visibility is low (crossed arms hide the wrists, but their geometry still tells). others: see
+        :func:`fitroom.preprocess.pose.unexplained_share`. face_found: the face mesh found a face on the person.
     """
 
     image: np.ndarray
@@ -129,6 +133,10 @@ class PhotoObservation:
     people: int
     parse: np.ndarray | None = None
     raw_keypoints: np.ndarray | None = None  # every joint's position, however unsure (for pose geometry)
+    #: the largest part of the any-person segmentation the main person does not explain (in their areas)
+    others: float = 0.0
+    #: whether the face mesh found the main person's face (None: not looked for)
+    face_found: bool | None = None
 
 
 @dataclass
@@ -185,9 +193,18 @@ def highlights(image: np.ndarray) -> float:
     return float(np.percentile(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), 99))
 
 
-def clipped(image: np.ndarray, mask: np.ndarray | None) -> float:
-    """The share of the person's pixels (whole photo if none) burnt out to white (grey >= 250)."""
+def clipped(image: np.ndarray, mask: np.ndarray | None, faces: np.ndarray | None = None) -> float:
+    """The share of the face's pixels burnt out to white (grey >= 250): the largest face box when a face was
+    found, else the person's pixels (else the whole photo). A white shirt or a bright wall is no exposure problem;
+    a washed-out face is."""
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    if faces is not None and len(faces):
+        height, width = grey.shape
+        x0, y0, x1, y1 = faces[int(np.argmax((faces[:, 2] - faces[:, 0]) * (faces[:, 3] - faces[:, 1]))), :4]
+        box = grey[int(np.clip(y0, 0, height)):int(np.clip(np.ceil(y1), 0, height)),
+                   int(np.clip(x0, 0, width)):int(np.clip(np.ceil(x1), 0, width))]
+        if box.size >= 16:
+            return float((box >= 250).mean())
     region = grey[mask] if mask is not None and mask.any() else grey
     return float((region >= 250).mean())
 
@@ -364,19 +381,24 @@ def check_photo(observation: PhotoObservation, category: GarmentCategory | str =
         "The photo is blurry.", "Hold the camera still, or lean it on something, and make sure it focuses on you.")
     value = highlights(o.image)
     dark = _grade(value, t.dark_fail, t.dark_warn)
-    burnt = clipped(o.image, o.mask)
+    burnt = clipped(o.image, o.mask, o.faces)
     if dark is not Status.PASS:
         add("exposure", dark, value, f"highlights (99th percentile, 0-255): fail < {t.dark_fail:g}, warn < "
             f"{t.dark_warn:g}", "The photo is too dark.", "Turn on more light or face a window.")
     else:
         add("exposure", _grade(burnt, t.bright_fail, t.bright_warn, low_is_bad=False), burnt,
-            f"share of burnt-out pixels: fail > {t.bright_fail:g}, warn > {t.bright_warn:g}",
-            "The photo is too bright and washed out.", "Move out of direct sunlight or away from a bright lamp.")
+            f"share of burnt-out face pixels (person pixels without a face): fail > {t.bright_fail:g}, warn > {t.bright_warn:g}",
+            "The photo is too bright: your face is washed out.", "Move out of direct sunlight or away from a bright lamp.")
     people = o.people if o.keypoints is not None else 0
-    add("people", Status.PASS if people == 1 else Status.FAIL, people, "exactly 1 person",
-        "No person was found in the photo." if people == 0 else f"{people} people were found in the photo.",
-        "Use a photo of yourself alone, facing the camera." if people == 0 else
-        "Use a photo with only you in it, or crop the others out.")
+    if people == 1 and o.others > t.others_warn:
+        add("people", Status.WARN, people, f"exactly 1 person; warn when more than {t.others_warn:.2f} of a "
+            f"person's area is unexplained", "Someone else seems to be in the photo, beside or behind you.",
+            "Use a photo with only you in it, or crop the others out.")
+    else:
+        add("people", Status.PASS if people == 1 else Status.FAIL, people, "exactly 1 person",
+            "No person was found in the photo." if people == 0 else f"{people} people were found in the photo.",
+            "Use a photo of yourself alone, facing the camera." if people == 0 else
+            "Use a photo with only you in it, or crop the others out.")
     report = PhotoReport(results)
     if o.keypoints is None:
         for name in ("full_length", "crossed_arms", "crossed_legs", "facing", "contrast", "outfit"):
@@ -419,7 +441,10 @@ def check_photo(observation: PhotoObservation, category: GarmentCategory | str =
             f"ankle gap over hip width: fail < {t.ankle_gap_fail:g}, or legs crossing",
             "Your legs are crossed.", "Stand with your feet apart, about hip width.")
     face_score = float(o.faces[:, 4].max()) if len(o.faces) else 0.0
-    if view is View.FRONT and (facing_away(geometry) or face_score < t.face_score_min):
+    # the back of the head has no face: a face the mesh found on this person outweighs the shoulders' order,
+    # which BlazePose gets wrong on some frontal real photos
+    away = not o.face_found and (facing_away(geometry) or face_score < t.face_score_min)
+    if view is View.FRONT and away:
         add("facing", Status.FAIL, ratio, "front view: the face must be seen and the body face the camera",
             "You seem to have your back to the camera, but a front view was asked for.",
             "Face the camera, or choose the back view.")
