@@ -52,7 +52,7 @@ def create_parser(name: str = "builtin", **options) -> HumanParser:
     return _PARSERS[name](**options)
 
 
-class _ColourModel:
+class ColourModel:
     """A Gaussian in CIELAB fitted to sample pixels; ``distance`` is the Mahalanobis distance."""
 
     FLOOR = np.diag([16.0, 9.0, 9.0])  # no class is more uniform than this (noise, JPEG, shading)
@@ -68,9 +68,10 @@ class _ColourModel:
         return np.sqrt(np.einsum("ni,ij,nj->n", delta, self.inverse, delta))
 
 
-def _model(lab: np.ndarray, where: np.ndarray, minimum: int = 30) -> _ColourModel | None:
+def colour_model(lab: np.ndarray, where: np.ndarray, minimum: int = 30) -> ColourModel | None:
+    """A :class:`ColourModel` of ``lab`` ``(H, W, 3)`` CIELAB pixels where ``where`` holds, None under ``minimum``."""
     samples = lab[where]
-    return _ColourModel(samples) if len(samples) >= minimum else None
+    return ColourModel(samples) if len(samples) >= minimum else None
 
 
 @register_parser("builtin")
@@ -122,10 +123,10 @@ class BuiltinParser:
         else:
             neck_point = (centre + k[Body25.NECK, :2]) / 2 + np.array([0, 0.25 * b])
             cv2.circle(seeds.view(np.uint8), (int(neck_point[0]), int(neck_point[1])), max(int(0.25 * a), 1), 1, -1)
-        skin_model = _model(lab, seeds & mask)
+        skin_model = colour_model(lab, seeds & mask)
         if skin_model is None:
             hands = body.mask(shape, BodyPart.LEFT_HAND, BodyPart.RIGHT_HAND)
-            skin_model = _model(lab, hands & mask)
+            skin_model = colour_model(lab, hands & mask)
         labels = np.zeros(shape, np.uint8)
         if skin_model is None:
             logger.warning("no skin sample was found; the parse will have no skin classes")
@@ -143,7 +144,7 @@ class BuiltinParser:
             labels[head & skin] = Cihp.FACE
             labels[head & ~skin] = Cihp.HAIR
         # long hair below the head: hair-coloured regions joined to the head's hair
-        hair_model = _model(lab, head & ~skin)
+        hair_model = colour_model(lab, head & ~skin)
         if hair_model is not None:
             zone = mask & ~skin & (ys < shoulder_y + 1.1 * sw) & (np.abs(np.arange(width)[None, :] - centre[0])
                                                                   < 1.8 * a)
@@ -160,11 +161,11 @@ class BuiltinParser:
         arms_wide = wide.mask(shape, BodyPart.LEFT_UPPER_ARM, BodyPart.RIGHT_UPPER_ARM, BodyPart.LEFT_LOWER_ARM,
                               BodyPart.RIGHT_LOWER_ARM, BodyPart.LEFT_HAND, BodyPart.RIGHT_HAND)
         chest = mask & torso & ~skin & ~arms_wide & (labels == 0) & (ys < shoulder_y + 0.55 * (hip_y - shoulder_y))
-        upper_model = _model(lab, chest)
+        upper_model = colour_model(lab, chest)
         thighs = body.mask(shape, BodyPart.LEFT_UPPER_LEG, BodyPart.RIGHT_UPPER_LEG)
         thigh_band = mask & thighs & ~skin & ~arms_wide & (ys > hip_y + 0.2 * (knee_y - hip_y)) & \
             (ys < hip_y + 0.7 * (knee_y - hip_y))
-        lower_model = _model(lab, thigh_band)
+        lower_model = colour_model(lab, thigh_band)
 
         # 4. every unlabelled silhouette pixel to the most likely class its position allows
         todo = mask & (labels == 0)

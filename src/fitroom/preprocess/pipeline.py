@@ -100,13 +100,14 @@ class Preprocessor:
         timings["mask"] = time.perf_counter() - clock
         clock = time.perf_counter()
         meshes, hands = self.face_mesh(image), self.hands(image)
-        regions = find_regions(mask.shape, mask, keypoints, pose.landmarks, meshes, hands, face_boxes=faces)
+        regions = find_regions(mask.shape, mask, keypoints, pose.landmarks, meshes, hands, face_boxes=faces,
+                               image=image)
         timings["regions"] = time.perf_counter() - clock
         clock = time.perf_counter()
         parse = self.parser(image, keypoints, mask, view, face=regions.face if regions.face_found else None)
         timings["parse"] = time.perf_counter() - clock
         # hair below the chin comes from the parse: find the regions again with it
-        regions = find_regions(mask.shape, mask, keypoints, pose.landmarks, meshes, hands, parse, faces)
+        regions = find_regions(mask.shape, mask, keypoints, pose.landmarks, meshes, hands, parse, faces, image)
         keep = keep_mask(regions, mask, keypoints, parse)
         clock = time.perf_counter()
         dense = self.dense(image, keypoints, mask, view, name)

@@ -25,6 +25,7 @@ import numpy as np
 
 from fitroom.labels import LOWER_BODY_LABELS, Body25, BodyPart, Cihp
 from fitroom.preprocess.body import BodyGeometry
+from fitroom.preprocess.parsing import colour_model
 
 #: BlazePose's 33-landmark indices of each hand's points (wrist, pinky, index, thumb)
 BLAZEPOSE_HANDS = {"left": (15, 17, 19, 21), "right": (16, 18, 20, 22)}
@@ -39,6 +40,10 @@ BOX_MARGIN = 0.12
 HEAD_BAND = 0.8
 #: hands are widened by this share of their size (fingers spread past the landmarks)
 HAND_MARGIN = 0.25
+#: the head is widened by this share of the photo's height (at least 2 pixels), for its anti-aliased outline
+HEAD_GROW = 0.005
+#: the colour distance (Mahalanobis, CIELAB) under which a pixel below an unseen face is the head's hair
+HAIR_DISTANCE = 3.0
 #: the background margin around the silhouette, in shoulder widths (a garment may stand slightly proud of it)
 BACKGROUND_MARGIN = 0.03
 
@@ -91,7 +96,7 @@ def _main_face(meshes: list[np.ndarray], keypoints: np.ndarray, geometry: BodyGe
 
 def find_regions(shape: tuple[int, int], mask: np.ndarray, keypoints: np.ndarray, landmarks: np.ndarray | None,
                  face_meshes: list[np.ndarray], hands: list[np.ndarray], parse: np.ndarray | None = None,
-                 face_boxes: np.ndarray | None = None) -> PersonRegions:
+                 face_boxes: np.ndarray | None = None, image: np.ndarray | None = None) -> PersonRegions:
     """Face, head and hands of the person whose pose is ``keypoints`` (see the module docstring).
 
     Args:
@@ -103,6 +108,7 @@ def find_regions(shape: tuple[int, int], mask: np.ndarray, keypoints: np.ndarray
         hands: every hand found in the photo, ``(21, 2)`` each.
         parse: ``(H, W)`` CIHP labels, for hair below the chin; None to skip.
         face_boxes: ``(N, 5)`` face detector boxes ``(x0, y0, x1, y1, score)``; the one on this face is kept.
+        image: the ``(H, W, 3)`` uint8 photo, to follow hair hanging below a head whose face is not seen.
     """
     height, width = shape
     k = np.asarray(keypoints, dtype=np.float64)
@@ -148,6 +154,10 @@ def find_regions(shape: tuple[int, int], mask: np.ndarray, keypoints: np.ndarray
             if face[cy, cx]:
                 margin = BOX_MARGIN * (by1 - by0)
                 head |= (xs >= bx0 - margin) & (xs <= bx1 + margin) & (ys >= by0) & (ys <= by1 + margin)
+    if mesh is None and image is not None:
+        # no face seen (a back view, a head turned away): the head is hair, and hair of its colour hanging below
+        # it (a ponytail, hair over the back) is kept too
+        head |= _hanging_hair(image, mask, face, chin_y, x0, x1, y1 - y0)
     if parse is not None:
         hair = np.isin(parse, (Cihp.HAIR, Cihp.HAT, Cihp.SUNGLASSES))
         if hair.any():
@@ -156,6 +166,11 @@ def find_regions(shape: tuple[int, int], mask: np.ndarray, keypoints: np.ndarray
             touching = np.unique(regions[cv2.dilate(head.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
                                          & hair])
             head |= np.isin(regions, touching[touching > 0])
+
+    # the head's outline is anti-aliased against whatever is behind it: those mixed pixels are kept too
+    grow = max(int(round(HEAD_GROW * height)), 2)
+    head = cv2.dilate(head.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,
+                                                                                          2 * grow + 1))).astype(bool)
 
     # 3. the hands: the hand model's landmarks near this person, and BlazePose's hand points
     hand_mask = np.zeros(shape, bool)
@@ -175,6 +190,25 @@ def find_regions(shape: tuple[int, int], mask: np.ndarray, keypoints: np.ndarray
                 hand_mask |= _hull_mask(shape, seen, 0.6 * size)
     return PersonRegions(face=face, head=head, hands=hand_mask, chin_y=chin_y, face_found=mesh is not None,
                          face_landmarks=mesh)
+
+
+def _hanging_hair(image: np.ndarray, mask: np.ndarray, head: np.ndarray, chin_y: float, x0: float, x1: float,
+                  head_height: float) -> np.ndarray:
+    """Pixels of the head's colour below the chin, within the head's width and 1.5 head heights, connected to
+    the head: hair hanging down a back."""
+    lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    model = colour_model(lab, head & mask)
+    if model is None:
+        return np.zeros(mask.shape, bool)
+    height, width = mask.shape
+    ys = np.arange(height)[:, None]
+    xs = np.arange(width)[None, :]
+    zone = mask & (ys > chin_y - 1) & (ys < chin_y + 1.5 * head_height) & (xs >= x0) & (xs <= x1)
+    alike = np.zeros(mask.shape, bool)
+    alike[zone] = model.distance(lab[zone]) < HAIR_DISTANCE
+    count, regions = cv2.connectedComponents((alike | (head & mask)).astype(np.uint8))
+    touching = np.unique(regions[head & mask])
+    return np.isin(regions, touching[touching > 0]) & alike
 
 
 def keep_mask(regions: PersonRegions, mask: np.ndarray, keypoints: np.ndarray, parse: np.ndarray | None = None
