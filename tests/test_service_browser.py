@@ -1,5 +1,6 @@
 """The shopper page in a real browser: uvicorn on 127.0.0.1, Debian's chromium driven by Playwright. Upload a
-photo, see the guidance, choose a garment, get a result, rate it; the screenshot is kept in test-artifacts/."""
+photo, see the guidance, choose a garment, get a result, rate it; the screenshot is kept in test-artifacts/.
+Hostile strings (a garment's name, a rating's reason) are shown as text on both pages and never run."""
 
 import shutil
 import socket
@@ -19,6 +20,11 @@ CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+#: strings that run script if a page ever builds markup from them
+HOSTILE_NAME = 'x"><img src=x onerror="window.__pwned=1;alert(document.domain)">'
+HOSTILE_REASON = "<img src=x onerror=\"window.__pwned=2;alert('reason')\"><script>window.__pwned=3</script>"
 
 
 def _free_port() -> int:
@@ -53,14 +59,18 @@ def test_shopper_page_end_to_end(server, tmp_path):
 
     with open(sample_path("garment_tee_front.jpg"), "rb") as front:
         created = httpx.post(f"{server}/v1/garments", files={"front": ("tee.jpg", front, "image/jpeg")},
-                             data={"name": "tee", "category": "upper"}, timeout=60)
+                             data={"name": HOSTILE_NAME, "category": "upper"}, timeout=60)
     assert created.status_code == 201, created.text
+    page_response = httpx.get(server)
+    assert "script-src 'sha256-" in page_response.headers["content-security-policy"]
     ARTIFACTS.mkdir(exist_ok=True)
+    ran: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).is_file()
                                              else shutil.which("chromium"), headless=True, args=FLAGS)
         try:
             page = browser.new_page(viewport={"width": 1000, "height": 1400})
+            page.on("dialog", lambda dialog: (ran.append(dialog.message), dialog.dismiss()))
             page.goto(server)
             page.set_input_files("#photo", str(sample_path("person_front.jpg")))
             expect(page.locator("#verdict")).not_to_have_text("checking...", timeout=60_000)
@@ -71,9 +81,20 @@ def test_shopper_page_end_to_end(server, tmp_path):
             expect(page.locator("#status")).to_have_text("done", timeout=120_000)
             expect(page.locator("#result")).to_be_visible()
             page.wait_for_function("document.getElementById('result').naturalWidth > 0")
+            # the hostile name is the garment's text, not markup: no element was injected and no script ran
+            assert page.locator(".garment img").first.get_attribute("alt") == HOSTILE_NAME
+            assert page.locator("#garments img").count() == 1
+            page.fill("#reason", HOSTILE_REASON)
             page.click("#good")
             expect(page.locator("#thanks")).to_contain_text("saved")
             page.screenshot(path=str(ARTIFACTS / "shopper_page.png"), full_page=True)
+            # the admin page shows the shopper's reason as text
+            page.goto(f"{server}/admin")
+            page.fill("#token", "secret")
+            page.click("#load")
+            expect(page.locator("#rated figcaption").first).to_contain_text(HOSTILE_REASON)
+            assert page.locator("#rated img").count() == 1
+            assert page.evaluate("window.__pwned") is None and not ran, ran
         finally:
             browser.close()
     stats = httpx.get(f"{server}/v1/stats").json()
