@@ -148,7 +148,28 @@ class FaceDetector:
         self._detector.close()
 
 
-class FaceMesh:
+class _LandmarkModel:
+    """A mediapipe landmark solution run on one photo: one ``(N, 2)`` array of ``(x, y)`` photo pixels per face or
+    hand found. Subclasses build ``self._model`` and name the result field that lists them."""
+
+    field = ""
+
+    def __init__(self, model, max_side: int) -> None:
+        self._model = model
+        self.max_side = max_side
+
+    def __call__(self, image: np.ndarray) -> list[np.ndarray]:
+        small, scale = _reduce(image, self.max_side)
+        result = self._model.process(np.ascontiguousarray(small))
+        height, width = small.shape[:2]
+        return [np.array([(p.x * width * scale, p.y * height * scale) for p in found.landmark], dtype=np.float32)
+                for found in getattr(result, self.field) or []]
+
+    def close(self) -> None:
+        self._model.close()
+
+
+class FaceMesh(_LandmarkModel):
     """mediapipe's face landmark model: one ``(468, 2)`` array of ``(x, y)`` photo pixels per face found.
 
     The landmarks include the face oval (the outline from the forehead down the jaw line to the chin), so the
@@ -156,42 +177,23 @@ class FaceMesh:
     back on the pose's head keypoints.
     """
 
+    field = "multi_face_landmarks"
+
     def __init__(self, max_faces: int = 4, min_confidence: float = 0.5, max_side: int = DEFAULT_MAX_SIDE) -> None:
-        mp = _mediapipe()
-        self._mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=max_faces,
-                                                     refine_landmarks=False,
-                                                     min_detection_confidence=min_confidence)
-        self.max_side = max_side
-
-    def __call__(self, image: np.ndarray) -> list[np.ndarray]:
-        small, scale = _reduce(image, self.max_side)
-        result = self._mesh.process(np.ascontiguousarray(small))
-        height, width = small.shape[:2]
-        return [np.array([(p.x * width * scale, p.y * height * scale) for p in face.landmark], dtype=np.float32)
-                for face in result.multi_face_landmarks or []]
-
-    def close(self) -> None:
-        self._mesh.close()
+        super().__init__(_mediapipe().solutions.face_mesh.FaceMesh(
+            static_image_mode=True, max_num_faces=max_faces, refine_landmarks=False,
+            min_detection_confidence=min_confidence), max_side)
 
 
-class HandLandmarks:
+class HandLandmarks(_LandmarkModel):
     """mediapipe's hand landmark model: one ``(21, 2)`` array of ``(x, y)`` photo pixels per hand found."""
 
+    field = "multi_hand_landmarks"
+
     def __init__(self, max_hands: int = 4, min_confidence: float = 0.5, max_side: int = DEFAULT_MAX_SIDE) -> None:
-        mp = _mediapipe()
-        self._hands = mp.solutions.hands.Hands(static_image_mode=True, max_num_hands=max_hands, model_complexity=1,
-                                               min_detection_confidence=min_confidence)
-        self.max_side = max_side
-
-    def __call__(self, image: np.ndarray) -> list[np.ndarray]:
-        small, scale = _reduce(image, self.max_side)
-        result = self._hands.process(np.ascontiguousarray(small))
-        height, width = small.shape[:2]
-        return [np.array([(p.x * width * scale, p.y * height * scale) for p in hand.landmark], dtype=np.float32)
-                for hand in result.multi_hand_landmarks or []]
-
-    def close(self) -> None:
-        self._hands.close()
+        super().__init__(_mediapipe().solutions.hands.Hands(
+            static_image_mode=True, max_num_hands=max_hands, model_complexity=1,
+            min_detection_confidence=min_confidence), max_side)
 
 
 class SelfieSegmenter:

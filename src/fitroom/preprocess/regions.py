@@ -7,7 +7,9 @@ A shopper judges a try-on first by their face, hair and hands. Those are found h
   pose's ears and nose stands in.
 * the **head**: the face plus every pixel of the person above the chin line, within a band around the head (hair,
   a hat, glasses and a beard are all there), the face detector's box of this face (a little lower than the
-  chin), plus hair the parser found below it (hair over the shoulders).
+  chin), plus hair the parser found below it (hair over the shoulders). When no face is seen (a back view), hair
+  of the head's own colour hanging below it (a ponytail) is followed down; with no face and no head keypoint at
+  all, everything above the shoulders is kept. The head is widened by a pixel or two for its anti-aliased edge.
 * the **hands**: the hull of each hand's 21 landmarks (hand model) and of BlazePose's wrist, thumb, index and
   pinky points, widened by a share of the hand's size.
 
