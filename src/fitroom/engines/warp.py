@@ -7,8 +7,8 @@ old garment's extent), not from the flat photo's proportions, so that it covers 
 warped garment is composited into the person's old garment region, behind the face, hair, hands and (for the
 torso part) the arms; the person's shading (folds, light) is carried onto it, and a greyscale or toned photo
 gets a garment of the same tone. What the old garment covered and the new one does not becomes skin on the arms
-and at the neck (the person's own skin colour, shaded) and the new garment's own colour elsewhere; nothing is
-inpainted from the old photo. Every pixel of ``inputs.keep`` (face, hair, hands, lower body, background) is
+(the person's own skin colour, shaded as a limb) and the new garment's own colour elsewhere; skin the photo
+already shows stays as it is, and nothing is inpainted from the old photo. Every pixel of ``inputs.keep`` (face, hair, hands, lower body, background) is
 returned bit for bit.
 
 It is a baseline: it knows nothing about cloth, and the fill of uncovered regions is a guess. Its SSIM on
