@@ -49,8 +49,9 @@ def main() -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory() as data:
+        key = "benchmark-key"
         environment = {**os.environ, "FITROOM_RATE_LIMIT_PER_MINUTE": "1000000", "FITROOM_QUEUE_SIZE": "64",
-                       "OMP_NUM_THREADS": "1"}
+                       "OMP_NUM_THREADS": "1", "FITROOM_API_KEY": key}
         server = subprocess.Popen([sys.executable, "-m", "fitroom.cli", "-q", "serve", "--port", str(port),
                                    "--data-dir", data, "--workers", str(args.workers)], env=environment)
         try:
@@ -66,7 +67,8 @@ def main() -> None:
                 sys.exit("the server did not become ready in 120 s")
             client = httpx.Client(base_url=base, timeout=300)
             garment_id = client.post("/v1/garments", files={"front": ("tee.jpg", garment, "image/jpeg")},
-                                     data={"name": "tee", "category": "upper"}).json()["id"]
+                                     data={"name": "tee", "category": "upper"},
+                                     headers={"Authorization": f"Bearer {key}"}).json()["id"]
 
             def check() -> bool:
                 response = client.post("/v1/checks", files={"photo": ("me.jpg", person, "image/jpeg")})
@@ -108,7 +110,7 @@ def main() -> None:
                     errors_total += errors
                     print(f"{kind:8s} {level:7d} {count:8d} {count / wall:7.2f} {np.percentile(latencies, 50):7.3f} "
                           f"{np.percentile(latencies, 95):7.3f} {errors:6d}")
-            stats = client.get("/v1/stats").json()
+            stats = client.get("/v1/stats", headers={"Authorization": f"Bearer {key}"}).json()
             print(f"try-ons done according to the server: {stats['tryons'].get('done', 0)}")
         finally:
             server.terminate()

@@ -48,15 +48,19 @@ def photos():
              ("garment_back", "garment_tee_back.jpg"))}
 
 
+API_KEY = "shop-key"
+SHOP = {"Authorization": f"Bearer {API_KEY}"}
+
+
 def make_client(tmp_path, preprocessor, engine=None, **settings) -> TestClient:
-    config = Settings(data_dir=tmp_path / "data", **settings)
+    config = Settings(data_dir=tmp_path / "data", **({"api_key": API_KEY} | settings))
     return TestClient(create_app(config, engine=engine or TinyEngine(), preprocessor=preprocessor))
 
 
 def add_garment(client, photos) -> str:
     response = client.post("/v1/garments", files={"front": ("shirt.png", photos["garment"], "image/png"),
                                                   "back": ("shirt_back.png", photos["garment_back"], "image/png")},
-                           data={"name": "test shirt", "category": "upper"})
+                           data={"name": "test shirt", "category": "upper"}, headers=SHOP)
     assert response.status_code == 201, response.text
     return response.json()["id"]
 
@@ -106,7 +110,7 @@ def test_a_try_on_from_upload_to_rating_and_deletion(tmp_path, preprocessor, pho
         assert imaging.load_image(result.content).shape == imaging.load_image(photos["person"]).shape
         rated = client.post(f"/v1/tryons/{job['id']}/rating", json={"rating": "good", "reason": "fits"}).json()
         assert rated["rating"] == {"good": True, "reason": "fits"}
-        stats = client.get("/v1/stats").json()
+        stats = client.get("/v1/stats", headers=SHOP).json()
         assert stats["ratings"] == 1 and stats["success_rate"] == 1.0
         assert stats["by_guidance"][0]["key"] == done["guidance"]
         files = list((tmp_path / "data" / "photos").iterdir()) + list((tmp_path / "data" / "results").iterdir())
@@ -114,7 +118,7 @@ def test_a_try_on_from_upload_to_rating_and_deletion(tmp_path, preprocessor, pho
         assert client.delete(f"/v1/tryons/{job['id']}").status_code == 204
         assert client.get(f"/v1/tryons/{job['id']}").status_code == 404
         assert not any(f.exists() for f in files)  # photo and result gone with the row
-        assert client.get("/v1/stats").json()["ratings"] == 0
+        assert client.get("/v1/stats", headers=SHOP).json()["ratings"] == 0
 
 
 def test_a_full_queue_answers_429_with_retry_after(tmp_path, preprocessor, photos):
@@ -154,7 +158,7 @@ def test_jobs_and_ratings_survive_a_restart(tmp_path, preprocessor, photos):
     database.dispose()
     with make_client(tmp_path, preprocessor, engine=TinyEngine()) as client:
         assert wait_done(client, interrupted["id"])["status"] == "done"
-        stats = client.get("/v1/stats").json()
+        stats = client.get("/v1/stats", headers=SHOP).json()
         assert stats["ratings"] == 1 and stats["success_rate"] == 0.0 and stats["tryons"]["done"] == 2
 
 
@@ -201,6 +205,16 @@ BAD_REQUESTS = [
     ("post", "/v1/tryons/unknown/rating", {"json": {"rating": "meh"}}),
     ("post", "/v1/tryons/unknown/rating", {"content": b"{not json", "headers": {"Content-Type": "application/json"}}),
     ("get", "/v1/garments/unknown/front.png", {}),
+    ("post", "/v1/garments", {"files": {"front": ("x.png", "GARMENT", "image/png")}, "no_key": True}),
+    ("post", "/v1/garments", {"files": {"front": ("x.png", "GARMENT", "image/png")},
+                              "headers": {"Authorization": "Bearer wrong"}}),
+    ("post", "/v1/garments", {"files": {"front": ("x.png", "GARMENT", "image/png")}, "data": {"name": "<b>x</b>"}}),
+    ("post", "/v1/garments", {"files": {"front": ("x.png", "GARMENT", "image/png")}, "data": {"name": "x" * 81}}),
+    ("post", "/v1/garments", {"files": {"front": ("x.png", "GARMENT", "image/png")}, "data": {"name": "a\nb"}}),
+    ("delete", "/v1/garments/unknown", {}),
+    ("delete", "/v1/garments/G", {"no_key": True}),
+    ("get", "/v1/stats", {"no_key": True}),
+    ("get", "/v1/stats", {"headers": {"Authorization": "Bearer wrong"}}),
     ("get", "/v1/admin/rated", {}),
     ("get", "/v1/admin/rated", {"headers": {"Authorization": "Bearer wrong"}}),
     ("get", "/v1/nothing-here", {}),
@@ -217,15 +231,53 @@ def test_every_bad_request_is_a_4xx_with_a_json_error(tmp_path, preprocessor, ph
             options = {k: dict(v) for k, v in options.items() if isinstance(v, dict)} | {
                 k: v for k, v in options.items() if not isinstance(v, dict)}
             for name, (filename, content, kind) in list(options.get("files", {}).items()):
-                content = {"PERSON": photos["person"], "BLANK": blank, "HUGE": huge}.get(content, content)
+                content = {"PERSON": photos["person"], "BLANK": blank, "HUGE": huge,
+                           "GARMENT": photos["garment"]}.get(content, content)
                 options["files"][name] = (filename, content, kind)
             if "data" in options and options["data"].get("garment_id") == "G":
                 options["data"]["garment_id"] = garment
+            path = path.replace("/G", f"/{garment}")
+            if not options.pop("no_key", False):  # the shop's key unless the case is about its absence
+                options["headers"] = {**SHOP, **options.get("headers", {})}
             response = getattr(client, method)(path, **options)
             assert 400 <= response.status_code < 500, (method, path, response.status_code, response.text)
             assert response.json()["error"]["message"], (method, path)
         assert client.get("/v1/admin/rated", headers={"Authorization": "Bearer secret"}).status_code == 200
-    assert len(BAD_REQUESTS) >= 20
+        assert client.get("/v1/stats", headers={"Authorization": "Bearer secret"}).status_code == 200
+        assert [g["id"] for g in client.get("/v1/garments").json()] == [garment]  # no bad request added one
+    assert len(BAD_REQUESTS) >= 30
+
+
+def test_catalogue_changes_need_the_api_key_and_are_refused_without_one(tmp_path, preprocessor, photos):
+    with make_client(tmp_path, preprocessor, api_key="") as client:
+        refused = client.post("/v1/garments", files={"front": ("x.png", photos["garment"], "image/png")},
+                              headers=SHOP)
+        assert refused.status_code == 403 and "FITROOM_API_KEY" in refused.json()["error"]["message"]
+        assert client.get("/v1/stats", headers=SHOP).status_code == 401
+        assert client.get("/v1/garments").json() == []
+        schemes = client.get("/openapi.json").json()["components"]["securitySchemes"]
+        assert {"ApiKey", "AdminToken"} <= set(schemes)
+
+
+def test_a_deleted_garment_leaves_the_catalogue_and_its_files_but_not_the_statistics(tmp_path, preprocessor, photos):
+    with make_client(tmp_path, preprocessor) as client:
+        garment = add_garment(client, photos)
+        job = client.post("/v1/tryons", files={"photo": ("me.png", photos["person"], "image/png")},
+                          data={"garment_id": garment, "force": "true"}).json()
+        assert wait_done(client, job["id"])["status"] == "done"
+        client.post(f"/v1/tryons/{job['id']}/rating", json={"rating": "good"})
+        files = list((tmp_path / "data" / "garments").iterdir())
+        assert len(files) == 4  # front, back and their masks
+        assert client.delete(f"/v1/garments/{garment}").status_code == 401  # not without the key
+        assert client.delete(f"/v1/garments/{garment}", headers=SHOP).status_code == 204
+        assert client.get("/v1/garments").json() == []
+        assert client.get(f"/v1/garments/{garment}/front.png").status_code == 404
+        assert not any(f.exists() for f in files)
+        again = client.post("/v1/tryons", files={"photo": ("me.png", photos["person"], "image/png")},
+                            data={"garment_id": garment, "force": "true"})
+        assert again.status_code == 404
+        assert client.get("/v1/stats", headers=SHOP).json()["ratings"] == 1
+        assert client.delete(f"/v1/garments/{garment}", headers=SHOP).status_code == 404
 
 
 def test_rate_limit_per_client(tmp_path, preprocessor):
@@ -278,7 +330,8 @@ def test_a_killed_server_finishes_its_jobs_after_a_restart(tmp_path, photos):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     base = f"http://127.0.0.1:{port}"
-    environment = {**os.environ, "FITROOM_RATE_LIMIT_PER_MINUTE": "1000", "FITROOM_QUEUE_SIZE": "16"}
+    environment = {**os.environ, "FITROOM_RATE_LIMIT_PER_MINUTE": "1000", "FITROOM_QUEUE_SIZE": "16",
+                   "FITROOM_API_KEY": API_KEY}
 
     def start() -> subprocess.Popen:
         server = subprocess.Popen([sys.executable, "-m", "fitroom.cli", "-q", "serve", "--port", str(port),
@@ -297,7 +350,7 @@ def test_a_killed_server_finishes_its_jobs_after_a_restart(tmp_path, photos):
     server = start()
     try:
         garment = httpx.post(f"{base}/v1/garments", files={"front": ("t.jpg", photos["garment"], "image/jpeg")},
-                             data={"category": "upper"}, timeout=60).json()["id"]
+                             data={"category": "upper"}, headers=SHOP, timeout=60).json()["id"]
         first = httpx.post(f"{base}/v1/tryons", files={"photo": ("a.jpg", photos["person"], "image/jpeg")},
                            data={"garment_id": garment, "force": "true"}, timeout=60).json()["id"]
         deadline = time.time() + 60
@@ -322,7 +375,7 @@ def test_a_killed_server_finishes_its_jobs_after_a_restart(tmp_path, photos):
                 break
             time.sleep(0.2)
         assert states == ["done"] * 4
-        stats = httpx.get(f"{base}/v1/stats").json()
+        stats = httpx.get(f"{base}/v1/stats", headers=SHOP).json()
         assert stats["ratings"] == 1 and stats["success_rate"] == 1.0 and stats["tryons"]["done"] == 5
     finally:
         server.terminate()

@@ -23,7 +23,8 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--
 
 
 #: strings that run script if a page ever builds markup from them
-HOSTILE_NAME = 'x"><img src=x onerror="window.__pwned=1;alert(document.domain)">'
+#: (names may not hold angle brackets, so the name breaks out of an attribute instead)
+HOSTILE_NAME = 'x" src="x" onerror="window.__pwned=1;alert(document.domain)" data-x="'
 HOSTILE_REASON = "<img src=x onerror=\"window.__pwned=2;alert('reason')\"><script>window.__pwned=3</script>"
 
 
@@ -35,7 +36,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def server(tmp_path, preprocessor):
-    settings = Settings(data_dir=tmp_path / "data", admin_token="secret")
+    settings = Settings(data_dir=tmp_path / "data", admin_token="secret", api_key="shop-key")
     app = create_app(settings, engine=create_engine("warp"), preprocessor=preprocessor)
     port = _free_port()
     instance = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -59,7 +60,8 @@ def test_shopper_page_end_to_end(server, tmp_path):
 
     with open(sample_path("garment_tee_front.jpg"), "rb") as front:
         created = httpx.post(f"{server}/v1/garments", files={"front": ("tee.jpg", front, "image/jpeg")},
-                             data={"name": HOSTILE_NAME, "category": "upper"}, timeout=60)
+                             data={"name": HOSTILE_NAME, "category": "upper"},
+                             headers={"Authorization": "Bearer shop-key"}, timeout=60)
     assert created.status_code == 201, created.text
     page_response = httpx.get(server)
     assert "script-src 'sha256-" in page_response.headers["content-security-policy"]
@@ -97,6 +99,6 @@ def test_shopper_page_end_to_end(server, tmp_path):
             assert page.evaluate("window.__pwned") is None and not ran, ran
         finally:
             browser.close()
-    stats = httpx.get(f"{server}/v1/stats").json()
+    stats = httpx.get(f"{server}/v1/stats", headers={"Authorization": "Bearer shop-key"}).json()
     assert stats["ratings"] == 1 and stats["success_rate"] == 1.0
     assert (ARTIFACTS / "shopper_page.png").stat().st_size > 10_000

@@ -20,9 +20,10 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Literal
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, Security, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -73,6 +74,9 @@ async def _read_upload(upload: UploadFile, room: FittingRoom) -> bytes:
 
 
 NONE = "'none'"
+#: a garment's name: printable text without angle brackets, at most this long
+MAX_NAME = 80
+NAME_PATTERN = r"^[^\x00-\x1f\x7f<>]+$"
 
 
 def content_security_policy(html: str) -> str:
@@ -95,6 +99,9 @@ def create_app(settings: Settings | None = None, engine=None, preprocessor=None)
     async def lifespan(app: FastAPI):
         room = await run_in_threadpool(FittingRoom, settings, engine, preprocessor)
         state["room"] = room
+        if not settings.api_key:
+            logger.warning("FITROOM_API_KEY is not set: adding or deleting garments and reading the statistics are "
+                           "refused until it is")
         stop = asyncio.Event()
 
         async def retention() -> None:  # hourly, and once at start-up
@@ -174,10 +181,41 @@ def create_app(settings: Settings | None = None, engine=None, preprocessor=None)
         report = await run_in_threadpool(fitting.check, image, category, view)
         return {**report, "size": list(image.shape[:2])}
 
-    @api.post("/garments", tags=["garments"], status_code=201)
+    api_key_scheme = HTTPBearer(auto_error=False, scheme_name="ApiKey",
+                                description="the shop's key (FITROOM_API_KEY): catalogue changes and statistics")
+    admin_scheme = HTTPBearer(auto_error=False, scheme_name="AdminToken",
+                              description="the admin token (FITROOM_ADMIN_TOKEN): the admin page and its API")
+
+    def _matches(credentials: HTTPAuthorizationCredentials | None, secret: str) -> bool:
+        given = credentials.credentials if credentials is not None else ""
+        return bool(secret) and hmac.compare_digest(given.encode(), secret.encode())
+
+    def shop(credentials: HTTPAuthorizationCredentials | None = Security(api_key_scheme)) -> None:
+        if not settings.api_key:
+            raise ServiceError("catalogue changes and statistics are turned off on this server: set FITROOM_API_KEY "
+                               "and send it as Authorization: Bearer KEY", status=403, code="no_api_key")
+        if not _matches(credentials, settings.api_key):
+            raise ServiceError("this needs the shop's API key (Authorization: Bearer KEY)", status=401,
+                               code="unauthorized")
+
+    def admin(credentials: HTTPAuthorizationCredentials | None = Security(admin_scheme)) -> None:
+        if not _matches(credentials, settings.admin_token):
+            raise ServiceError("the admin API needs the admin token (Authorization: Bearer TOKEN)", status=401,
+                               code="unauthorized")
+
+    def shop_or_admin(key: HTTPAuthorizationCredentials | None = Security(api_key_scheme),
+                      token: HTTPAuthorizationCredentials | None = Security(admin_scheme)) -> None:
+        if not (_matches(key, settings.api_key) or _matches(token, settings.admin_token)):
+            raise ServiceError("the statistics need the shop's API key or the admin token (Authorization: Bearer "
+                               "KEY)", status=401, code="unauthorized")
+
+    @api.post("/garments", tags=["garments"], status_code=201, dependencies=[Depends(shop)])
     async def add_garment(front: UploadFile = File(...), back: UploadFile | None = File(None),
-                          name: str = Form("garment", max_length=200), category: GarmentCategory | None = Form(None),
+                          name: str = Form("garment", min_length=1, max_length=MAX_NAME, pattern=NAME_PATTERN),
+                          category: GarmentCategory | None = Form(None),
                           fitting: FittingRoom = Depends(room)) -> dict:
+        """Add a garment (the shop's API key): product photos, a name (printable text, no angle brackets), a
+        category (guessed from the photo when not given)."""
         front_image = await run_in_threadpool(fitting.read_photo, await _read_upload(front, fitting))
         back_image = None
         if back is not None and back.filename:
@@ -188,6 +226,11 @@ def create_app(settings: Settings | None = None, engine=None, preprocessor=None)
     @api.get("/garments", tags=["garments"])
     async def list_garments(fitting: FittingRoom = Depends(room)) -> list[dict]:
         return await run_in_threadpool(fitting.list_garments)
+
+    @api.delete("/garments/{garment_id}", tags=["garments"], status_code=204, dependencies=[Depends(shop)])
+    async def delete_garment(garment_id: str, fitting: FittingRoom = Depends(room)) -> None:
+        """Take a garment out of the catalogue (the shop's API key); its try-ons stay in the statistics."""
+        await run_in_threadpool(fitting.delete_garment, garment_id)
 
     @api.get("/garments/{garment_id}/{view}.png", tags=["garments"])
     async def garment_image(garment_id: str, view: View, fitting: FittingRoom = Depends(room)):
@@ -223,16 +266,10 @@ def create_app(settings: Settings | None = None, engine=None, preprocessor=None)
     async def rate(tryon_id: str, rating: Rating, fitting: FittingRoom = Depends(room)) -> dict:
         return await run_in_threadpool(fitting.rate, tryon_id, rating.rating == "good", rating.reason)
 
-    @api.get("/stats", tags=["stats"])
+    @api.get("/stats", tags=["stats"], dependencies=[Depends(shop_or_admin)])
     async def stats(fitting: FittingRoom = Depends(room)) -> dict:
+        """Success rates (the shop's API key or the admin token)."""
         return await run_in_threadpool(fitting.stats)
-
-    def admin(authorization: str = Header("")) -> None:
-        token = settings.admin_token
-        given = authorization.removeprefix("Bearer ").strip()
-        if not token or not hmac.compare_digest(given.encode(), token.encode()):
-            raise ServiceError("the admin API needs the admin token (Authorization: Bearer TOKEN)", status=401,
-                               code="unauthorized")
 
     @api.get("/admin/rated", tags=["admin"], dependencies=[Depends(admin)])
     async def latest_rated(fitting: FittingRoom = Depends(room)) -> list[dict]:

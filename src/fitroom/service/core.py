@@ -156,8 +156,17 @@ class FittingRoom:
 
     def list_garments(self) -> list[dict]:
         with self.db.connect() as connection:
-            rows = connection.execute(sa.select(garments).order_by(garments.c.created_at)).fetchall()
+            rows = connection.execute(sa.select(garments).where(garments.c.deleted_at.is_(None))
+                                      .order_by(garments.c.created_at)).fetchall()
         return [self._garment_document(r) for r in rows]
+
+    def delete_garment(self, garment_id: str) -> None:
+        """Take a garment out of the catalogue: its photos and masks are removed; the row stays, marked deleted,
+        because its try-ons (and the statistics) refer to it."""
+        row = self._garment(garment_id)
+        with self.db.begin() as connection:
+            connection.execute(garments.update().where(garments.c.id == garment_id).values(deleted_at=storage.now()))
+        storage.remove_files(self.root, row.front, row.front_mask, row.back, row.back_mask)
 
     def garment_image(self, garment_id: str, view: str) -> Path:
         row = self._garment(garment_id)
@@ -168,7 +177,8 @@ class FittingRoom:
 
     def _garment(self, garment_id: str):
         with self.db.connect() as connection:
-            row = connection.execute(sa.select(garments).where(garments.c.id == garment_id)).first()
+            row = connection.execute(sa.select(garments).where((garments.c.id == garment_id)
+                                                                & garments.c.deleted_at.is_(None))).first()
         if row is None:
             raise NotFound(f"no garment {garment_id}")
         return row

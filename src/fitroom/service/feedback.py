@@ -36,11 +36,14 @@ def export_feedback(settings: Settings, out: str | Path, only_good: bool = False
 
     out, root = Path(out), Path(settings.data_dir)
     database = storage.connect(settings.database)
+    storage.migrate(database)
     t, r, g = storage.tryons, storage.ratings, storage.garments
     query = (sa.select(t.c.id, t.c.view, t.c.photo, t.c.result, t.c.engine, t.c.model_version, r.c.good, r.c.reason,
                        g.c.id.label("garment"), g.c.category, g.c.front, g.c.back)
              .select_from(t.join(r, r.c.tryon_id == t.c.id).join(g, g.c.id == t.c.garment_id))
-             .where(t.c.share.is_(True) & t.c.photo.is_not(None) & t.c.result.is_not(None)).order_by(t.c.created_at))
+             .where(t.c.share.is_(True) & t.c.photo.is_not(None) & t.c.result.is_not(None)
+                    & g.c.deleted_at.is_(None))  # a deleted garment's product photo is gone
+             .order_by(t.c.created_at))
     if only_good:
         query = query.where(r.c.good.is_(True))
     with database.connect() as connection:

@@ -21,6 +21,7 @@ class Settings(BaseModel):
     rate_limit_per_minute: int = Field(60, ge=1)  # requests per client address
     job_timeout_s: float = Field(300.0, gt=0)
     admin_token: str = ""  # the admin page and its API; empty: disabled
+    api_key: str = ""  # the shop's key for catalogue changes and statistics; empty: those are refused
     model_version: str = ""  # recorded with every try-on (default: the engine name and its checkpoint)
 
     @property

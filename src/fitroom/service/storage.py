@@ -33,6 +33,8 @@ garments = sa.Table(
     sa.Column("back", sa.String(300)),
     sa.Column("back_mask", sa.String(300)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # a deleted garment keeps its row (its try-ons and their statistics refer to it); its photos are removed
+    sa.Column("deleted_at", sa.DateTime(timezone=True)),
 )
 
 tryons = sa.Table(
@@ -71,10 +73,17 @@ def _v2(connection: Connection) -> None:
     connection.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_tryons_created_at ON tryons (created_at)"))
 
 
+def _v3(connection: Connection) -> None:
+    # _v1 builds tables from today's definitions, which already have the column on a new database
+    if "deleted_at" not in {c["name"] for c in sa.inspect(connection).get_columns("garments")}:
+        connection.execute(sa.text("ALTER TABLE garments ADD COLUMN deleted_at TIMESTAMP"))
+
+
 #: (version, what it does, function); append, never edit
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "garments, try-ons, ratings", _v1),
     (2, "index try-ons by creation time (retention, stats)", _v2),
+    (3, "garments can be deleted (deleted_at)", _v3),
 ]
 
 
