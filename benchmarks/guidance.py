@@ -91,7 +91,8 @@ def print_scores(rows: list, thresholds) -> None:
 
 def observe_all(preprocess, photos) -> list:
     from fitroom.preprocess.quality import (
-        arms_crossed, clipped, highlights, legs_crossed, outfit_contrast, sharpness, shoulder_ratio, silhouette_contrast,
+        arms_crossed, clipped, highlights, legs_crossed, outfit_contrast, sharpness, shoulder_ratio,
+        silhouette_contrast,
     )
 
     rows = []

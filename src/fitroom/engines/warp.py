@@ -8,11 +8,12 @@ warped garment is composited into the person's old garment region, behind the fa
 torso part) the arms; the person's shading (folds, light) is carried onto it, and a greyscale or toned photo
 gets a garment of the same tone. What the old garment covered and the new one does not becomes skin on the arms
 (the person's own skin colour, shaded as a limb) and the new garment's own colour elsewhere; skin the photo
-already shows stays as it is, and nothing is inpainted from the old photo. Every pixel of ``inputs.keep`` (face, hair, hands, lower body, background) is
-returned bit for bit.
+already shows stays as it is, and nothing is inpainted from the old photo. Every pixel of ``inputs.keep`` (face,
+hair, hands, lower body, background) is returned bit for bit.
 
 It is a baseline: it knows nothing about cloth, and the fill of uncovered regions is a guess. Its SSIM on
-synthetic data is measured by ``benchmarks/preprocess.py``.
+synthetic data is measured by ``benchmarks/preprocess.py`` and ``benchmarks/rendered_chain.py``, its effect on
+real photos by ``benchmarks/real_photos.py``.
 """
 
 from __future__ import annotations

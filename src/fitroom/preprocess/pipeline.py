@@ -2,10 +2,10 @@
 
 ``Preprocessor`` loads mediapipe's models once and reuses them. For a person photo: pose (BODY_25), people
 count (faces and person regions off the main person; more than one is refused; what the main person does not
-explain of the any-person segmentation is measured for the photo checks), face mesh and
-hand landmarks, silhouette refined at full resolution, human parse, the regions every try-on must return unchanged
-(:mod:`fitroom.preprocess.regions`), dense body map, agnostic parse and cloth-agnostic person. For a product photo: the garment mask and
-its category. Every output keeps the input photo's own resolution.
+explain of the any-person segmentation is measured for the photo checks), face mesh and hand landmarks,
+silhouette refined at full resolution, human parse, the regions every try-on must return unchanged
+(:mod:`fitroom.preprocess.regions`), dense body map, agnostic parse and cloth-agnostic person. For a product
+photo: the garment mask and its category. Every output keeps the input photo's own resolution.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from fitroom.preprocess.pose import (
     FaceDetector, FaceMesh, HandLandmarks, PoseEstimator, SelfieSegmenter, count_people, mediapipe_to_body25,
     person_mask, unexplained_share,
 )
-from fitroom.preprocess.regions import PersonRegions, find_regions, keep_mask
+from fitroom.preprocess.regions import PersonRegions, find_regions, keep_mask, with_parsed_hair
 
 logger = logging.getLogger(__name__)
 
@@ -106,8 +106,7 @@ class Preprocessor:
         clock = time.perf_counter()
         parse = self.parser(image, keypoints, mask, view, face=regions.face if regions.face_found else None)
         timings["parse"] = time.perf_counter() - clock
-        # hair below the chin comes from the parse: find the regions again with it
-        regions = find_regions(mask.shape, mask, keypoints, pose.landmarks, meshes, hands, parse, faces, image)
+        regions = with_parsed_hair(regions, parse)
         keep = keep_mask(regions, mask, keypoints, parse)
         clock = time.perf_counter()
         dense = self.dense(image, keypoints, mask, view, name)

@@ -387,8 +387,10 @@ def check_photo(observation: PhotoObservation, category: GarmentCategory | str =
             f"{t.dark_warn:g}", "The photo is too dark.", "Turn on more light or face a window.")
     else:
         add("exposure", _grade(burnt, t.bright_fail, t.bright_warn, low_is_bad=False), burnt,
-            f"share of burnt-out face pixels (person pixels without a face): fail > {t.bright_fail:g}, warn > {t.bright_warn:g}",
-            "The photo is too bright: your face is washed out.", "Move out of direct sunlight or away from a bright lamp.")
+            f"share of burnt-out face pixels (person pixels without a face): fail > {t.bright_fail:g}, warn > "
+            f"{t.bright_warn:g}",
+            "The photo is too bright: your face is washed out.",
+            "Move out of direct sunlight or away from a bright lamp.")
     people = o.people if o.keypoints is not None else 0
     if people == 1 and o.others > t.others_warn:
         add("people", Status.WARN, people, f"exactly 1 person; warn when more than {t.others_warn:.2f} of a "

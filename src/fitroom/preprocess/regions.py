@@ -20,6 +20,7 @@ bit (:meth:`fitroom.inputs.TryOnInputs.restore_kept`).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import cv2
@@ -97,9 +98,10 @@ def _main_face(meshes: list[np.ndarray], keypoints: np.ndarray, geometry: BodyGe
 
 
 def find_regions(shape: tuple[int, int], mask: np.ndarray, keypoints: np.ndarray, landmarks: np.ndarray | None,
-                 face_meshes: list[np.ndarray], hands: list[np.ndarray], parse: np.ndarray | None = None,
-                 face_boxes: np.ndarray | None = None, image: np.ndarray | None = None) -> PersonRegions:
-    """Face, head and hands of the person whose pose is ``keypoints`` (see the module docstring).
+                 face_meshes: list[np.ndarray], hands: list[np.ndarray], face_boxes: np.ndarray | None = None,
+                 image: np.ndarray | None = None) -> PersonRegions:
+    """Face, head and hands of the person whose pose is ``keypoints`` (see the module docstring; the parser's hair
+    below the chin is added by :func:`with_parsed_hair`, once the parse, which uses the face found here, exists).
 
     Args:
         shape: the photo's ``(H, W)``.
@@ -108,7 +110,6 @@ def find_regions(shape: tuple[int, int], mask: np.ndarray, keypoints: np.ndarray
         landmarks: ``(33, 3)`` BlazePose ``(x, y, visibility)``, or None.
         face_meshes: every face mesh found in the photo, ``(468, 2)`` each.
         hands: every hand found in the photo, ``(21, 2)`` each.
-        parse: ``(H, W)`` CIHP labels, for hair below the chin; None to skip.
         face_boxes: ``(N, 5)`` face detector boxes ``(x0, y0, x1, y1, score)``; the one on this face is kept.
         image: the ``(H, W, 3)`` uint8 photo, to follow hair hanging below a head whose face is not seen.
     """
@@ -160,19 +161,7 @@ def find_regions(shape: tuple[int, int], mask: np.ndarray, keypoints: np.ndarray
         # no face seen (a back view, a head turned away): the head is hair, and hair of its colour hanging below
         # it (a ponytail, hair over the back) is kept too
         head |= _hanging_hair(image, mask, face, chin_y, x0, x1, y1 - y0)
-    if parse is not None:
-        hair = np.isin(parse, (Cihp.HAIR, Cihp.HAT, Cihp.SUNGLASSES))
-        if hair.any():
-            # hair regions that touch the head (long hair over the shoulders), not stray hair-coloured clothes
-            count, regions = cv2.connectedComponents(hair.astype(np.uint8))
-            touching = np.unique(regions[cv2.dilate(head.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-                                         & hair])
-            head |= np.isin(regions, touching[touching > 0])
-
-    # the head's outline is anti-aliased against whatever is behind it: those mixed pixels are kept too
-    grow = max(int(round(HEAD_GROW * height)), 2)
-    head = cv2.dilate(head.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,
-                                                                                          2 * grow + 1))).astype(bool)
+    head = _grow_outline(head)
 
     # 3. the hands: the hand model's landmarks near this person, and BlazePose's hand points
     hand_mask = np.zeros(shape, bool)
@@ -192,6 +181,26 @@ def find_regions(shape: tuple[int, int], mask: np.ndarray, keypoints: np.ndarray
                 hand_mask |= _hull_mask(shape, seen, 0.6 * size)
     return PersonRegions(face=face, head=head, hands=hand_mask, chin_y=chin_y, face_found=mesh is not None,
                          face_landmarks=mesh)
+
+
+def _grow_outline(head: np.ndarray) -> np.ndarray:
+    """The head's outline is anti-aliased against whatever is behind it: those mixed pixels are kept too."""
+    grow = max(int(round(HEAD_GROW * head.shape[0])), 2)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    return cv2.dilate(head.astype(np.uint8), kernel).astype(bool)
+
+
+def with_parsed_hair(regions: PersonRegions, parse: np.ndarray) -> PersonRegions:
+    """``regions`` whose head also holds the parser's hair (and hat, sunglasses) regions that touch it: long hair
+    over the shoulders, not stray hair-coloured clothes elsewhere."""
+    hair = np.isin(parse, (Cihp.HAIR, Cihp.HAT, Cihp.SUNGLASSES))
+    if not hair.any():
+        return regions
+    count, labelled = cv2.connectedComponents(hair.astype(np.uint8))
+    touching = np.unique(labelled[cv2.dilate(regions.head.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+                                  & hair])
+    head = regions.head | _grow_outline(np.isin(labelled, touching[touching > 0]))
+    return dataclasses.replace(regions, head=head)
 
 
 def _hanging_hair(image: np.ndarray, mask: np.ndarray, head: np.ndarray, chin_y: float, x0: float, x1: float,
