@@ -81,6 +81,30 @@ def test_results_of_another_evaluation_are_not_reused(synth_dataset, tmp_path):
                             pairs="unpaired"), progress=False)
 
 
+def test_results_made_with_other_weights_or_settings_are_made_again(synth_dataset, tmp_path):
+    checkpoint = tmp_path / "run" / "model"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "model.safetensors").write_bytes(b"weights after step 1")
+    engine = CountingEngine()
+
+    def run():
+        return evaluate(EvalConfig(engine="warp", checkpoint=str(checkpoint), data=str(synth_dataset),
+                                   out=str(tmp_path / "r"), limit=2), engine=engine, progress=False)
+
+    first = run()
+    assert engine.calls == 2 and first["protocol"]["results_reused"] == 0
+    assert run()["protocol"]["results_reused"] == 2 and engine.calls == 2  # same weights: reused
+    (checkpoint / "model.safetensors").write_bytes(b"weights after step 2")  # one more training step
+    again = run()
+    assert engine.calls == 4 and again["protocol"]["results_reused"] == 0
+    assert again["protocol"]["checkpoint_sha256"] != first["protocol"]["checkpoint_sha256"]
+    # the engine's settings count as much as its weights
+    flat = evaluate(EvalConfig(engine="warp", checkpoint=str(checkpoint), data=str(synth_dataset),
+                               out=str(tmp_path / "r"), limit=2), engine=create_engine("warp", shading=False),
+                    progress=False)
+    assert flat["protocol"]["results_reused"] == 0 and flat["protocol"]["engine_settings"]["shading"] is False
+
+
 def test_a_sample_the_engine_cannot_handle_is_listed_not_fatal(synth_dataset, tmp_path):
     from fitroom.inputs import InputsError
 

@@ -16,7 +16,9 @@ features and never left out silently.
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib.metadata
+import inspect
 import json
 import logging
 import os
@@ -32,6 +34,7 @@ from tqdm import tqdm
 
 from fitroom import imaging
 from fitroom.data.layout import DatasetError, VitonLayout
+from fitroom.weights import sha256
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +66,34 @@ def _versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             versions[package] = "not installed"
     return versions
+
+
+def checkpoint_digest(path: str | Path) -> str:
+    """The sha256 of a checkpoint's content: of the file, or of every file of a folder (their relative paths and
+    bytes, in sorted order). Results made with other weights are never reused."""
+    path = Path(path)
+    if path.is_file():
+        return sha256(path)
+    if not path.is_dir():
+        return ""  # the engine says what is missing
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        digest.update(str(file.relative_to(path)).encode() + b"\0")
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(2**20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def engine_settings(engine) -> dict:
+    """An engine's plain settings (numbers, strings, flags its constructor takes and it keeps under the same
+    names), which change its results as much as its weights do."""
+    try:
+        names = inspect.signature(type(engine).__init__).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {name: getattr(engine, name) for name in sorted(names)
+            if isinstance(getattr(engine, name, None), (bool, int, float, str))}
 
 
 def _tensor(image: np.ndarray) -> torch.Tensor:
@@ -118,13 +149,25 @@ def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
     out = Path(config.out)
     images = out / "images"
     images.mkdir(parents=True, exist_ok=True)
-    # results already written are reused only for the same engine, checkpoint, data and pairing
-    identity = {"engine": config.engine, "checkpoint": config.checkpoint, "data": str(Path(config.data).resolve()),
-                "split": config.split, "pairs": config.pairs}
+    # results already written are reused only for the same engine and settings, checkpoint weights, data and pairing
+    weights = checkpoint_digest(config.checkpoint) if config.checkpoint else ""
+    identity = {"engine": config.engine, "settings": engine_settings(engine), "checkpoint": config.checkpoint,
+                "checkpoint_sha256": weights, "data": str(Path(config.data).resolve()), "split": config.split,
+                "pairs": config.pairs}
     marker = images / "made_by.json"
-    if marker.is_file() and json.loads(marker.read_text()) != identity:
-        raise ValueError(f"{images} holds results of another evaluation ({marker.read_text().strip()}); give "
-                         f"another --out")
+    if marker.is_file():
+        previous = json.loads(marker.read_text())
+        same_run = {k: v for k, v in previous.items() if k not in ("checkpoint_sha256", "settings")} == \
+            {k: v for k, v in identity.items() if k not in ("checkpoint_sha256", "settings")}
+        if not same_run:
+            raise ValueError(f"{images} holds results of another evaluation ({marker.read_text().strip()}); give "
+                             f"another --out")
+        if previous.get("checkpoint_sha256") != weights or previous.get("settings") != identity["settings"]:
+            stale = list(images.glob("*__*.png"))
+            logger.warning("the checkpoint's weights or the engine's settings changed since the %d results in %s "
+                           "were made: they are made again", len(stale), images)
+            for path in stale:
+                path.unlink()
     marker.write_text(json.dumps(identity) + "\n")
     metrics = _Metrics()
     distances = FeatureDistances(extractor=metrics.extractor, seed=config.seed) if metrics.extractor else None
@@ -184,7 +227,8 @@ def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
 
     results = _summarise(config, rows, metrics, distances, per_view_distances)
     results["protocol"] = {
-        "engine": config.engine, "checkpoint": config.checkpoint, "data": str(Path(config.data).resolve()),
+        "engine": config.engine, "engine_settings": identity["settings"], "checkpoint": config.checkpoint,
+        "checkpoint_sha256": weights or None, "data": str(Path(config.data).resolve()),
         "split": config.split, "pairs": config.pairs, "samples": len(rows), "results_reused": reused,
         "real_photos_for_fid": real_count,
         "resolution": f"{resolution[0]}x{resolution[1]}",
