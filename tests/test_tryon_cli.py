@@ -38,6 +38,22 @@ def test_tryon_on_the_astronaut(tmp_path, astronaut, preprocessor):
         assert (tmp_path / "result_intermediates" / name).is_file()
 
 
+def test_quiet_tryon_prints_the_result_path_and_nothing_else(tmp_path):
+    """Run as a shopper's script would: a new process, so mediapipe's native start-up output is seen too."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "result.png"
+    done = subprocess.run([sys.executable, "-m", "fitroom.cli", "-q", "tryon", "--person",
+                           str(sample_path("astronaut.jpg")), "--garment", GARMENT, "--out", str(out)],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [str(out.resolve())]
+    assert done.stderr == ""
+
+
 @pytest.mark.parametrize("kind", ["grey", "cmyk", "exif"])
 def test_convertible_photos_work(tmp_path, astronaut, kind):
     image = Image.fromarray(astronaut)

@@ -153,7 +153,8 @@ def cmd_tryon(args: argparse.Namespace) -> int:
     result = engine(inputs)
     out = Path(args.out)
     imaging.save_image(out, result.image)
-    logger.info("try-on (%s engine, %s view): %s", args.engine, args.view, out.resolve())
+    logger.info("try-on done (%s engine, %s view)", args.engine, args.view)
+    print(out.resolve(), flush=True)  # the result, on stdout (also under -q)
     if args.save_intermediates:
         folder = out.with_name(out.stem + "_intermediates")
         pictures = {
@@ -322,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     # -q / -v are accepted before or after the subcommand
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                        help="only warnings and errors, no progress bars")
+                        help="only errors, no progress bars (results still go to stdout)")
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
     parser = argparse.ArgumentParser(prog="fitroom", description="An open-source virtual fitting room.",
                                      parents=[common])
@@ -453,7 +454,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.quiet = getattr(args, "quiet", False)
     args.verbose = getattr(args, "verbose", False)
-    level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+    level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s")
     try:
         return args.func(args)

@@ -15,8 +15,11 @@ output is in the original photo's pixels.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
+import warnings
 from dataclasses import dataclass
 
 import cv2
@@ -35,9 +38,40 @@ def _mediapipe():
     # quiet the TFLite/absl start-up chatter before the first import
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # mediapipe 0.10.14 calls protobuf's deprecated GetPrototype on every graph; nothing for a user to act on
+    warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated")
     import mediapipe
 
     return mediapipe
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced():
+    """Send file descriptor 2 to /dev/null for a while: mediapipe's C++ side (absl, TF Lite) writes its start-up
+    notes there (an XNNPACK line, "log messages before absl::InitializeLog()", a feedback-manager warning per
+    model), which neither GLOG_minloglevel nor TF_CPP_MIN_LOG_LEVEL reach. Left alone under ``-v`` (DEBUG)."""
+    if logger.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _start(build):
+    """Build a mediapipe solution with ``build(mp.solutions)`` and run it once on a blank image, so that its graph
+    starts (and says what it says on starting) here, silenced, rather than on the shopper's photo."""
+    solutions = _mediapipe().solutions
+    with _native_stderr_silenced():
+        solution = build(solutions)
+        solution.process(np.zeros((64, 64, 3), np.uint8))
+    return solution
 
 
 def _reduce(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
@@ -87,10 +121,9 @@ class PoseEstimator:
 
     def __init__(self, min_confidence: float = 0.5, max_side: int = DEFAULT_MAX_SIDE,
                  with_segmentation: bool = True) -> None:
-        mp = _mediapipe()
-        self._pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1,
-                                            enable_segmentation=with_segmentation,
-                                            min_detection_confidence=min_confidence)
+        self._pose = _start(lambda solutions: solutions.pose.Pose(
+            static_image_mode=True, model_complexity=1, enable_segmentation=with_segmentation,
+            min_detection_confidence=min_confidence))
         self.max_side = max_side
 
     def __call__(self, image: np.ndarray) -> PoseResult | None:
@@ -127,9 +160,8 @@ class FaceDetector:
     """mediapipe's full-range face detector: boxes ``(x0, y0, x1, y1, score)`` in photo pixels."""
 
     def __init__(self, min_confidence: float = 0.6, max_side: int = DEFAULT_MAX_SIDE) -> None:
-        mp = _mediapipe()
-        self._detector = mp.solutions.face_detection.FaceDetection(model_selection=1,
-                                                                   min_detection_confidence=min_confidence)
+        self._detector = _start(lambda solutions: solutions.face_detection.FaceDetection(
+            model_selection=1, min_detection_confidence=min_confidence))
         self.max_side = max_side
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
@@ -180,9 +212,9 @@ class FaceMesh(_LandmarkModel):
     field = "multi_face_landmarks"
 
     def __init__(self, max_faces: int = 4, min_confidence: float = 0.5, max_side: int = DEFAULT_MAX_SIDE) -> None:
-        super().__init__(_mediapipe().solutions.face_mesh.FaceMesh(
+        super().__init__(_start(lambda solutions: solutions.face_mesh.FaceMesh(
             static_image_mode=True, max_num_faces=max_faces, refine_landmarks=False,
-            min_detection_confidence=min_confidence), max_side)
+            min_detection_confidence=min_confidence)), max_side)
 
 
 class HandLandmarks(_LandmarkModel):
@@ -191,17 +223,17 @@ class HandLandmarks(_LandmarkModel):
     field = "multi_hand_landmarks"
 
     def __init__(self, max_hands: int = 4, min_confidence: float = 0.5, max_side: int = DEFAULT_MAX_SIDE) -> None:
-        super().__init__(_mediapipe().solutions.hands.Hands(
+        super().__init__(_start(lambda solutions: solutions.hands.Hands(
             static_image_mode=True, max_num_hands=max_hands, model_complexity=1,
-            min_detection_confidence=min_confidence), max_side)
+            min_detection_confidence=min_confidence)), max_side)
 
 
 class SelfieSegmenter:
     """mediapipe's selfie segmentation: every person in the photo, as a ``(H, W)`` float32 probability."""
 
     def __init__(self, max_side: int = DEFAULT_MAX_SIDE) -> None:
-        mp = _mediapipe()
-        self._segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        self._segmenter = _start(lambda solutions: solutions.selfie_segmentation.SelfieSegmentation(
+            model_selection=0))
         self.max_side = max_side
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
