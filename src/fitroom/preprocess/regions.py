@@ -45,6 +45,8 @@ HEAD_BAND = 0.8
 HAND_MARGIN = 0.25
 #: the head is widened by this share of the photo's height (at least 2 pixels), for its anti-aliased outline
 HEAD_GROW = 0.005
+#: how far below the chin, in head heights, hair hanging down a back is followed (waist-long hair reaches about 3)
+HAIR_REACH = 3.5
 #: the colour distance (Mahalanobis, CIELAB) under which a pixel below an unseen face is the head's hair
 HAIR_DISTANCE = 3.0
 #: the background margin around the silhouette, in shoulder widths (a garment may stand slightly proud of it)
@@ -205,8 +207,8 @@ def with_parsed_hair(regions: PersonRegions, parse: np.ndarray) -> PersonRegions
 
 def _hanging_hair(image: np.ndarray, mask: np.ndarray, head: np.ndarray, chin_y: float, x0: float, x1: float,
                   head_height: float) -> np.ndarray:
-    """Pixels of the head's colour below the chin, within the head's width and 1.5 head heights, connected to
-    the head: hair hanging down a back."""
+    """Pixels of the head's colour below the chin, within the head's width (and a quarter of it on each side) and
+    ``HAIR_REACH`` head heights, connected to the head: hair hanging down a back."""
     lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
     model = colour_model(lab, head & mask)
     if model is None:
@@ -214,12 +216,18 @@ def _hanging_hair(image: np.ndarray, mask: np.ndarray, head: np.ndarray, chin_y:
     height, width = mask.shape
     ys = np.arange(height)[:, None]
     xs = np.arange(width)[None, :]
-    zone = mask & (ys > chin_y - 1) & (ys < chin_y + 1.5 * head_height) & (xs >= x0) & (xs <= x1)
+    side = 0.25 * (x1 - x0)  # hair falls a little wider than the head (over the shoulders)
+    zone = mask & (ys > chin_y - 1) & (ys < chin_y + HAIR_REACH * head_height) & (xs >= x0 - side) & \
+        (xs <= x1 + side)
     alike = np.zeros(mask.shape, bool)
     alike[zone] = model.distance(lab[zone]) < HAIR_DISTANCE
     count, regions = cv2.connectedComponents((alike | (head & mask)).astype(np.uint8))
     touching = np.unique(regions[head & mask])
-    return np.isin(regions, touching[touching > 0]) & alike
+    hanging = np.isin(regions, touching[touching > 0]) & alike
+    # the hair's shaded edges fall outside the colour model: widen it a little, within the zone
+    grow = max(int(round(0.012 * height)), 2)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    return cv2.dilate(hanging.astype(np.uint8), kernel).astype(bool) & zone
 
 
 def keep_mask(regions: PersonRegions, mask: np.ndarray, keypoints: np.ndarray, parse: np.ndarray | None = None
