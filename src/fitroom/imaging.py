@@ -293,6 +293,13 @@ def colorize_labels(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return table[labels]
 
 
+def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
+    """``mask`` ``(H, W)`` widened by ``radius`` pixels with a disc (round corners, unlike a square kernel):
+    ``(H, W)`` bool."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+
+
 def photo_tint(image: np.ndarray, max_chroma: float = 6.0) -> np.ndarray | None:
     """The tint ``(a, b)`` (8-bit CIELAB, 128 is neutral) of a greyscale or toned (sepia) photo ``(H, W, 3)``
     uint8, or None for a colour photo. A photo is toned when 95 % of its pixels lie within ``max_chroma`` of

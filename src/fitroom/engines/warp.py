@@ -35,6 +35,7 @@ from fitroom.labels import (
     ARM_LABELS, UPPER_GARMENT_LABELS, BodyPart, Body25, Cihp, GarmentCategory,
 )
 from fitroom.preprocess.body import BodyGeometry
+from fitroom.preprocess.parsing import lower_face
 
 #: labels that stay in front of the new garment
 FRONT_LABELS = (Cihp.HAT, Cihp.HAIR, Cihp.SUNGLASSES, Cihp.FACE, Cihp.GLOVE, Cihp.SCARF)
@@ -310,12 +311,9 @@ def tps_warp(image: np.ndarray, source: list[np.ndarray], target: list[np.ndarra
 def skin_colour(image: np.ndarray, parse: np.ndarray, fallback: np.ndarray) -> np.ndarray | None:
     """The person's skin colour ``(3,)`` in [0, 1]: the median of the face's middle (the parse's face, which is
     the face mesh's oval when one was found), else of ``fallback`` ``(H, W)`` bool (arms, neck)."""
-    face = parse == Cihp.FACE
-    if face.sum() > 50:
-        rows = np.nonzero(face.any(axis=1))[0]
-        middle = face & (np.arange(face.shape[0])[:, None] > rows[0] + 0.35 * (rows[-1] - rows[0]))
-        if middle.sum() > 50:
-            return np.median(image[middle], axis=0)
+    middle = lower_face(parse == Cihp.FACE)
+    if middle.sum() > 50:
+        return np.median(image[middle], axis=0)
     return np.median(image[fallback], axis=0) if fallback.any() else None
 
 

@@ -74,6 +74,15 @@ def colour_model(lab: np.ndarray, where: np.ndarray, minimum: int = 30) -> Colou
     return ColourModel(samples) if len(samples) >= minimum else None
 
 
+def lower_face(face: np.ndarray) -> np.ndarray:
+    """The lower two thirds of a face mask ``(H, W)`` bool (cheeks, nose, mouth), clear of a fringe over the
+    forehead: where the face's skin colour is sampled."""
+    rows = np.nonzero(face.any(axis=1))[0]
+    if len(rows) == 0:
+        return face
+    return face & (np.arange(face.shape[0])[:, None] > rows[0] + 0.35 * (rows[-1] - rows[0]))
+
+
 @register_parser("builtin")
 class BuiltinParser:
     """Skeleton regions split by colour; see the module docstring.
@@ -112,10 +121,7 @@ class BuiltinParser:
         seeds = np.zeros(shape, bool)
         face = face & mask if face is not None and (face & mask).any() else None
         if face is not None:
-            # the face oval's lower two thirds (cheeks, nose, mouth), clear of a fringe over the forehead
-            rows = np.nonzero(face.any(axis=1))[0]
-            inner = cv2.erode(face.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-            seeds = inner & (ys > rows[0] + 0.35 * (rows[-1] - rows[0]))
+            seeds = lower_face(face) & cv2.erode(face.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
         elif view is View.FRONT and k[Body25.NOSE, 2] > 0:
             nose = k[Body25.NOSE, :2]
             cv2.ellipse(seeds.view(np.uint8), (int(nose[0]), int(nose[1])), (max(int(0.45 * a), 1),

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from fitroom import imaging
 from fitroom.labels import MEDIAPIPE_TO_BODY25, NUM_BODY25, NUM_MEDIAPIPE
 
 logger = logging.getLogger(__name__)
@@ -283,9 +284,7 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
 
 def _near(person: np.ndarray) -> np.ndarray:
     """``person`` ``(H, W)`` bool widened by 2 % of the photo's longer side."""
-    radius = max(int(round(0.02 * max(person.shape))), 2)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    return cv2.dilate(person.astype(np.uint8), kernel).astype(bool)
+    return imaging.dilate(person, max(int(round(0.02 * max(person.shape))), 2))
 
 
 def count_people(faces: np.ndarray, everyone: np.ndarray, main: np.ndarray | None = None, min_area: float = 0.02,

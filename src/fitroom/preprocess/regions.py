@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from fitroom import imaging
 from fitroom.labels import LOWER_BODY_LABELS, Body25, BodyPart, Cihp
 from fitroom.preprocess.body import BodyGeometry
 from fitroom.preprocess.parsing import colour_model
@@ -81,10 +82,7 @@ def _hull_mask(shape: tuple[int, int], points: np.ndarray, grow: float = 0.0) ->
         return mask.astype(bool)
     hull = cv2.convexHull(np.round(points * 4).astype(np.int32))
     cv2.fillConvexPoly(mask, hull, 1, lineType=cv2.LINE_8, shift=2)
-    if grow >= 1:
-        radius = int(round(grow))
-        mask = cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1)))
-    return mask.astype(bool)
+    return imaging.dilate(mask, int(round(grow))) if grow >= 1 else mask.astype(bool)
 
 
 def _main_face(meshes: list[np.ndarray], keypoints: np.ndarray, geometry: BodyGeometry) -> np.ndarray | None:
@@ -187,9 +185,7 @@ def find_regions(shape: tuple[int, int], mask: np.ndarray, keypoints: np.ndarray
 
 def _grow_outline(head: np.ndarray) -> np.ndarray:
     """The head's outline is anti-aliased against whatever is behind it: those mixed pixels are kept too."""
-    grow = max(int(round(HEAD_GROW * head.shape[0])), 2)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-    return cv2.dilate(head.astype(np.uint8), kernel).astype(bool)
+    return imaging.dilate(head, max(int(round(HEAD_GROW * head.shape[0])), 2))
 
 
 def with_parsed_hair(regions: PersonRegions, parse: np.ndarray) -> PersonRegions:
@@ -225,9 +221,7 @@ def _hanging_hair(image: np.ndarray, mask: np.ndarray, head: np.ndarray, chin_y:
     touching = np.unique(regions[head & mask])
     hanging = np.isin(regions, touching[touching > 0]) & alike
     # the hair's shaded edges fall outside the colour model: widen it a little, within the zone
-    grow = max(int(round(0.012 * height)), 2)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-    return cv2.dilate(hanging.astype(np.uint8), kernel).astype(bool) & zone
+    return imaging.dilate(hanging, max(int(round(0.012 * height)), 2)) & zone
 
 
 def keep_mask(regions: PersonRegions, mask: np.ndarray, keypoints: np.ndarray, parse: np.ndarray | None = None
@@ -239,9 +233,7 @@ def keep_mask(regions: PersonRegions, mask: np.ndarray, keypoints: np.ndarray, p
     """
     k = np.asarray(keypoints, dtype=np.float64)
     geometry = BodyGeometry.from_keypoints(k)
-    radius = max(int(round(BACKGROUND_MARGIN * geometry.shoulder_width)), 2)
-    near = cv2.dilate(mask.astype(np.uint8),
-                      cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))).astype(bool)
+    near = imaging.dilate(mask, max(int(round(BACKGROUND_MARGIN * geometry.shoulder_width)), 2))
     keep = ~near | regions.head | regions.hands
     if parse is not None and k[Body25.R_HIP, 2] > 0 and k[Body25.L_HIP, 2] > 0:
         hip_y = float((k[Body25.R_HIP, 1] + k[Body25.L_HIP, 1]) / 2)
