@@ -24,7 +24,7 @@ def test_synth_and_check(tmp_path, caplog):
     assert main(["-q", "synth", "--out", str(out), "--count", "2", "--size", "64x48", "--workers", "1"]) == 0
     assert main(["dataset", "check", str(out)]) == 0
     (out / "train" / "image" / "00000_00.jpg").write_bytes(b"broken")
-    assert main(["dataset", "check", str(out)]) == 1
+    assert main(["dataset", "check", str(out)]) == 2
     assert "00000_00.jpg" in caplog.text
 
 

@@ -71,7 +71,7 @@ def test_eval_command(synth_dataset, tmp_path, capsys):
                  "--limit", "2", "-q"])
     assert code == 0 and "| all | 2 |" in capsys.readouterr().out
     assert main(["eval", "--engine", "hrviton", "--checkpoint", str(tmp_path / "none"), "--data",
-                 str(synth_dataset), "--out", str(tmp_path / "r2"), "-q"]) == 2
+                 str(synth_dataset), "--out", str(tmp_path / "r2"), "-q"]) == 3  # missing weights
 
 
 def test_results_of_another_evaluation_are_not_reused(synth_dataset, tmp_path):

@@ -7,6 +7,7 @@ import torch
 from PIL import Image
 from skimage.metrics import structural_similarity
 
+from fitroom.errors import MissingWeightsError
 from fitroom.metrics import FeatureDistances, LPIPS, MetricUnavailable, psnr, ssim_gray_hrviton, ssim_rgb
 from fitroom.metrics.perceptual import InceptionFeatures
 
@@ -182,5 +183,5 @@ def test_weights_fetch_checks_the_download_and_explains_a_missing_network(tmp_pa
         raise urllib.error.URLError("Name or service not known")
 
     monkeypatch.setattr(weights.urllib.request, "urlopen", offline)
-    with pytest.raises(ConnectionError, match="fitroom weights import alexnet FILE"):
+    with pytest.raises(MissingWeightsError, match="fitroom weights import alexnet FILE"):
         weights.fetch("alexnet")

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from fitroom.errors import ConfigurationError
 from fitroom.training.config import load_config
 from fitroom.training.trainer import Trainer
 
@@ -183,12 +184,18 @@ def test_the_generator_stage_refuses_a_condition_generator_of_the_other_kind(dat
         Trainer(_generator_config(data, tmp_path / "nowhere", tmp_path / "g"), progress=False)
 
 
-def test_resuming_with_other_model_settings_is_a_plain_error(data, tmp_path):
+def test_resuming_with_other_run_settings_is_a_plain_error(data, tmp_path):
     Trainer(_config(data, tmp_path / "run", steps=1, grad_accum=1, checkpoint_every=1), progress=False).run()
-    with pytest.raises(ValueError, match="started with other model settings"):
+    with pytest.raises(ConfigurationError, match=r"started with other settings \(model_options \{\} -> "):
         Trainer(_config(data, tmp_path / "run", steps=1, grad_accum=1, **{"model_options": "{ngf: 16}"}),
                 progress=False)
     assert "ngf: 16" not in (tmp_path / "run" / "config.yaml").read_text()  # the run's own settings stay
+    # another size would have resumed silently and trained the same weights on other pictures
+    with pytest.raises(ConfigurationError, match=r"size \(128, 96\) -> \(64, 64\)"):
+        Trainer(_config(data, tmp_path / "run", steps=1, grad_accum=1, size="[64, 64]"), progress=False)
+    # more steps (and how often it logs) may change: the run goes on
+    longer = Trainer(_config(data, tmp_path / "run", steps=2, grad_accum=1, log_every=5), progress=False)
+    assert longer.step == 1
 
 
 def test_cpvton_modules_match_the_published_sizes():
@@ -245,3 +252,14 @@ def test_train_commands_to_a_try_on(data, tmp_path):
                  str(sample_path("garment_tee_front.jpg")), "--out", str(out), "--engine", "hrviton",
                  "--checkpoint", str(tmp_path / "generator" / "hrviton")]) == 0
     assert out.stat().st_size > 1000
+
+
+def test_a_short_generator_run_decays_over_the_same_share_of_its_steps():
+    # the generator stage's reference decays over the last 100,000 of 200,000 steps; `--set steps=2` used to fail
+    config = load_config(None, ["stage=generator", "condition=runs/condition", "steps=2"])
+    assert (config.steps, config.lr_decay_steps) == (2, 1)
+    assert [config.lr_factor(step) for step in range(3)] == [1.0, 1.0, 0.0]
+    with pytest.raises(ConfigurationError, match="lr_decay_steps must be between 0 and steps"):
+        load_config(None, ["stage=generator", "condition=runs/condition", "steps=2", "lr_decay_steps=5"])
+    with pytest.raises(ConfigurationError, match="wrong type"):
+        load_config(None, ["steps=[1, 2]"])

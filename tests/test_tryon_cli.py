@@ -112,8 +112,9 @@ def test_prepare_reports_failures_and_resumes(tmp_path, astronaut):
         _broken(persons, astronaut, kind)
     (garments / "tee.jpg").write_bytes(open(GARMENT, "rb").read())
     out = tmp_path / "dataset"
-    code = main(["-q", "prepare", "--persons", str(persons), "--garments", str(garments), "--out", str(out)])
-    assert code == 1  # some photos failed, and the batch still finished
+    code = main(["-q", "--strict", "prepare", "--persons", str(persons), "--garments", str(garments), "--out",
+                 str(out)])
+    assert code == 1  # some photos failed (warnings: exit status 1 under --strict), and the batch still finished
     with open(out / "prepare_report.csv") as handle:
         rows = {row["file"].split("/")[-1]: row for row in csv.DictReader(handle)}
     assert rows["astronaut.jpg"]["status"] == "ok" and rows["synthetic person.jpg"]["status"] == "ok"
@@ -123,8 +124,9 @@ def test_prepare_reports_failures_and_resumes(tmp_path, astronaut):
     pairs = layout.pairs()
     assert sorted(p for p, _ in pairs) == ["astronaut.jpg", "synthetic_person.jpg"]
     assert layout.check() == []
+    assert main(["-q", "dataset", "check", str(out)]) == 0  # the split prepare wrote, not a missing 'train'
     # a second run skips what is done
-    main(["-q", "prepare", "--persons", str(persons), "--garments", str(garments), "--out", str(out)])
+    assert main(["-q", "prepare", "--persons", str(persons), "--garments", str(garments), "--out", str(out)]) == 0
     with open(out / "prepare_report.csv") as handle:
         statuses = {row["file"].split("/")[-1]: row["status"] for row in csv.DictReader(handle)}
     assert statuses["astronaut.jpg"] == "skipped" and statuses["tee.jpg"] == "skipped"

@@ -77,8 +77,14 @@ def cmd_dataset_check(args: argparse.Namespace) -> int:
     """Read every pair of a dataset and list broken files."""
     from fitroom.data.layout import DatasetError, VitonLayout
 
+    root = Path(args.root)
+    if not root.is_dir():
+        raise DatasetError(root, "no such folder")
+    splits = args.splits or [s for s in ("train", "test") if (root / s).is_dir()]
+    if not splits:
+        raise DatasetError(root, "neither a 'train' nor a 'test' folder: is this a VITON-HD layout dataset?")
     problems = 0
-    for split in args.splits:
+    for split in splits:
         try:
             layout = VitonLayout(Path(args.root), split)
         except DatasetError as error:
@@ -91,7 +97,7 @@ def cmd_dataset_check(args: argparse.Namespace) -> int:
         pairs = len(layout.pairs()) if layout.pairs_file.is_file() else 0
         logger.info("%s: %d pairs, %d problems", split, pairs, len(found))
         problems += len(found)
-    return 1 if problems else 0
+    return 2 if problems else 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -174,7 +180,8 @@ def cmd_tryon(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    """Photo guidance: will these photos give good try-ons? Exit 0 pass, 1 warn, 2 fail."""
+    """Photo guidance: will these photos give good try-ons? Exit 2 when a photo fails, 1 when one only warns and
+    ``--strict`` is given, else 0."""
     import json
 
     from fitroom import imaging
@@ -212,6 +219,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                 sys.stdout.write("\n".join(lines) + "\n")
     if args.json:
         sys.stdout.write(json.dumps(documents if len(documents) > 1 else documents[0], indent=2) + "\n")
+    if worst == 1 and not args.strict:
+        return 0
     return worst
 
 
@@ -224,7 +233,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
                            pairs=Path(args.pairs) if args.pairs else None, workers=args.workers, parser=args.parser,
                            dense=args.dense, dense_dir=Path(args.dense_dir) if args.dense_dir else None)
     rows = prepare(config, progress=not args.quiet)
-    return 1 if any(r["status"] == "failed" for r in rows) else 0
+    if not any(r["status"] != "failed" for r in rows if r["kind"] == "person"):
+        logger.error("no person photo could be prepared (%s)", "the reasons are above and in "
+                     f"{Path(args.out) / 'prepare_report.csv'}" if rows else f"{args.persons} holds no photos")
+        return 2
+    return 0  # photos that failed are warnings (exit 1 under --strict)
 
 
 def _preprocessing_options(parser: argparse.ArgumentParser) -> None:
@@ -297,14 +310,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the fitting-room service (API, shopper page, admin page) with uvicorn."""
     import uvicorn
 
+    from fitroom.engines import create_engine
     from fitroom.service.app import create_app
     from fitroom.service.settings import Settings
 
     settings = Settings.from_env(data_dir=args.data_dir, engine=args.engine, checkpoint=args.checkpoint,
                                  workers=args.workers)
+    # the engine is loaded before the server starts: a missing checkpoint is one line and exit status 3
+    engine = create_engine(settings.engine, **({"checkpoint": settings.checkpoint} if settings.checkpoint else {}))
     logger.info("serving on http://%s:%d (API docs at /docs); data in %s", args.host, args.port,
                 Path(settings.data_dir).resolve())
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(create_app(settings, engine=engine), host=args.host, port=args.port, log_level="warning")
     return 0
 
 
@@ -324,7 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
                         help="only errors, no progress bars (results still go to stdout)")
-    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="debug logging, and the traceback of an error")
+    common.add_argument("--strict", action="store_true", default=argparse.SUPPRESS,
+                        help="exit with status 1 when there were warnings (a photo check, a left-out file)")
     parser = argparse.ArgumentParser(prog="fitroom", description="An open-source virtual fitting room.",
                                      parents=[common])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -354,7 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
     dataset_sub = dataset.add_subparsers(dest="dataset_command", required=True, metavar="ACTION")
     dataset_check = dataset_sub.add_parser("check", help="read every pair and report broken files")
     dataset_check.add_argument("root")
-    dataset_check.add_argument("--splits", nargs="+", default=["train", "test"])
+    dataset_check.add_argument("--splits", nargs="+", choices=["train", "test"], default=None,
+                               help="the splits to check (default: those the dataset has)")
     dataset_check.set_defaults(func=cmd_dataset_check)
 
     tryon = sub.add_parser("tryon", help="dress the person in a photo in a garment")
@@ -370,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
     _preprocessing_options(tryon)
     tryon.set_defaults(func=cmd_tryon)
 
-    check = sub.add_parser("check", help="photo guidance: will these photos give good try-ons? (exit 0/1/2)")
+    check = sub.add_parser("check", help="photo guidance: will these photos give good try-ons? (exit 2 on a "
+                                         "failed photo, 1 on warnings with --strict)")
     check.add_argument("photos", nargs="+", help="person photos")
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.add_argument("--category", choices=["upper", "lower", "dress"], default="upper",
@@ -449,21 +470,50 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _WarningCounter(logging.Handler):
+    """Counts fitroom's warnings during a command, for ``--strict``."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.levelno == logging.WARNING:
+            self.count += 1
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; returns the exit status (see :mod:`fitroom.errors`): 0 success (warnings included), 1
+    warnings under ``--strict``, 2 bad input or a refused photo, 3 missing weights or configuration, 4 internal
+    error. Every failure is one line on stderr; ``-v`` adds the traceback."""
+    from fitroom.errors import EXIT_INTERNAL, EXIT_OK, EXIT_WARNINGS, exit_code
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    args.quiet = getattr(args, "quiet", False)
-    args.verbose = getattr(args, "verbose", False)
+    for flag in ("quiet", "verbose", "strict", "json"):
+        setattr(args, flag, getattr(args, flag, False))
     level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s")
+    warnings_seen = _WarningCounter()
+    logger.addHandler(warnings_seen)
     try:
-        return args.func(args)
-    except (ValueError, OSError) as error:  # ImageError, PhotoError, DatasetError, GarmentError are ValueErrors
-        logger.error("error: %s", error)
-        return 2
+        code = args.func(args)
     except KeyboardInterrupt:
         logger.error("interrupted")
         return 130
+    except Exception as error:
+        code = exit_code(error)
+        if code == EXIT_INTERNAL:
+            logger.error("internal error: %s: %s (this is a bug: run again with -v for the traceback and report it)",
+                         type(error).__name__, error, exc_info=args.verbose)
+        else:
+            logger.error("error: %s", error, exc_info=args.verbose)
+        return code
+    finally:
+        logger.removeHandler(warnings_seen)
+    if args.strict and code == EXIT_OK and warnings_seen.count:
+        return EXIT_WARNINGS
+    return code
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
+from fitroom.errors import InputError
+
 if TYPE_CHECKING:  # torch is imported where tensors are made, so image-only work (rendering workers) skips it
     import torch
 
@@ -42,7 +44,7 @@ ALPHA_BACKGROUND = (255, 255, 255)
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
-class ImageError(ValueError):
+class ImageError(InputError):
     """A photo could not be used. ``str(error)`` is a plain sentence for the person who supplied it."""
 
     def __init__(self, message: str, *, source: str | None = None) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fitroom import imaging
+from fitroom.errors import InputError
 from fitroom.labels import NUM_BODY25, NUM_PARSE_LABELS, GarmentCategory, View
 
 if TYPE_CHECKING:
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 Size = tuple[int, int]
 
 
-class InputsError(ValueError):
+class InputsError(InputError):
     """A ``TryOnInputs`` field has the wrong shape, type or values; the message names the field."""
 
 

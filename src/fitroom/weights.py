@@ -16,6 +16,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from fitroom.errors import InputError, MissingWeightsError
+
 logger = logging.getLogger(__name__)
 
 
@@ -24,9 +26,11 @@ class WeightFile:
     name: str
     filename: str
     used_by: str
-    source: str  # where it is published (a URL `fetch` downloads when it starts with https://)
+    source: str  # where it is published: a direct download URL, or a page to get it from by hand
     #: the start of the file's sha256 where it is published (torch hub files carry it in their names)
     sha256_prefix: str = ""
+    #: whether ``source`` is the file itself (``fitroom weights fetch`` downloads it) rather than a page about it
+    direct: bool = True
 
 
 KNOWN_WEIGHTS: tuple[WeightFile, ...] = (
@@ -40,15 +44,15 @@ KNOWN_WEIGHTS: tuple[WeightFile, ...] = (
     WeightFile("alexnet", "alexnet-owt-7be5be79.pth", "LPIPS backbone (torchvision AlexNet)",
                "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth", "7be5be79"),
     WeightFile("schp-lip", "exp-schp-201908261155-lip.pth", "human parsing backend 'schp' (LIP, 20 classes)",
-               "https://github.com/GoGoDuck912/Self-Correction-Human-Parsing (README model zoo)"),
+               "https://github.com/GoGoDuck912/Self-Correction-Human-Parsing (README model zoo)", direct=False),
     WeightFile("schp-atr", "exp-schp-201908301523-atr.pth", "human parsing backend 'schp' (ATR, 18 classes)",
-               "https://github.com/GoGoDuck912/Self-Correction-Human-Parsing (README model zoo)"),
+               "https://github.com/GoGoDuck912/Self-Correction-Human-Parsing (README model zoo)", direct=False),
     WeightFile("densepose", "model_final_162be9.pkl", "DensePose R50-FPN s1x (dense map backend)",
-               "https://github.com/facebookresearch/detectron2/tree/main/projects/DensePose (model zoo)"),
+               "https://github.com/facebookresearch/detectron2/tree/main/projects/DensePose (model zoo)", direct=False),
     WeightFile("hrviton-condition", "mtviton.pth", "official HR-VITON condition generator",
-               "https://github.com/sangyun884/HR-VITON (README, checkpoints)"),
+               "https://github.com/sangyun884/HR-VITON (README, checkpoints)", direct=False),
     WeightFile("hrviton-generator", "gen.pth", "official HR-VITON image generator",
-               "https://github.com/sangyun884/HR-VITON (README, checkpoints)"),
+               "https://github.com/sangyun884/HR-VITON (README, checkpoints)", direct=False),
 )
 
 
@@ -60,7 +64,7 @@ def entry(name: str) -> WeightFile:
     """The known weight file called ``name`` (ValueError listing the names otherwise)."""
     known = {w.name: w for w in KNOWN_WEIGHTS}
     if name not in known:
-        raise ValueError(f"unknown weights {name!r}; known: {', '.join(known)}")
+        raise InputError(f"unknown weights {name!r}; known: {', '.join(known)}")
     return known[name]
 
 
@@ -82,7 +86,7 @@ def verify(known: WeightFile, path: Path) -> str:
     """The file's sha256, after checking it against the published prefix (ValueError on a mismatch)."""
     digest = sha256(path)
     if known.sha256_prefix and not digest.startswith(known.sha256_prefix):
-        raise ValueError(f"{path} has sha256 {digest}, but the published {known.filename} starts with "
+        raise InputError(f"{path} has sha256 {digest}, but the published {known.filename} starts with "
                          f"{known.sha256_prefix}: the file is damaged or a different one")
     return digest
 
@@ -92,7 +96,7 @@ def import_file(name: str, source: str | Path) -> Path:
     known = entry(name)
     source = Path(source)
     if not source.is_file():
-        raise FileNotFoundError(f"{source} not found")
+        raise InputError(f"{source} not found")
     digest = verify(known, source)
     if source.suffix in (".pth", ".pt"):
         import torch
@@ -100,7 +104,7 @@ def import_file(name: str, source: str | Path) -> Path:
         try:
             torch.load(source, map_location="cpu", weights_only=True)
         except Exception as error:
-            raise ValueError(f"{source} is not a loadable tensor file ({error})") from None
+            raise InputError(f"{source} is not a loadable tensor file ({error})") from None
     target = weights_dir() / known.filename
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(target.name + ".partial")
@@ -113,9 +117,9 @@ def import_file(name: str, source: str | Path) -> Path:
 def fetch(name: str, timeout: float = 30.0) -> Path:
     """Download the published file into the cache, check it, and move it in place atomically."""
     known = entry(name)
-    if not known.source.startswith("https://"):
-        raise ValueError(f"{known.filename} has no direct download ({known.source}); get it there and run "
-                         f"`fitroom weights import {name} FILE`")
+    if not known.direct:
+        raise MissingWeightsError(f"{known.filename} has no direct download: get it from {known.source}, then run "
+                                  f"`fitroom weights import {name} FILE`")
     target = weights_dir() / known.filename
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(target.name + ".partial")
@@ -130,8 +134,8 @@ def fetch(name: str, timeout: float = 30.0) -> Path:
                     bar.update(len(block))
     except (urllib.error.URLError, OSError) as error:
         temporary.unlink(missing_ok=True)
-        raise ConnectionError(f"could not download {known.source} ({error}); download it where a network is "
-                              f"available and run `fitroom weights import {name} FILE`") from None
+        raise MissingWeightsError(f"could not download {known.source} ({error}); download it where a network is "
+                                  f"available and run `fitroom weights import {name} FILE`") from None
     try:
         verify(known, temporary)
     except ValueError:

@@ -32,6 +32,7 @@ import numpy as np
 
 from fitroom import imaging
 from fitroom.data import DatasetWarning
+from fitroom.errors import InputError
 from fitroom.inputs import TryOnInputs
 from fitroom.labels import CIHP_PALETTE, NUM_BODY25, NUM_PARSE_LABELS, GarmentCategory, View
 
@@ -58,7 +59,7 @@ FOLDERS: dict[str, tuple[str, ...]] = {
 REQUIRED = ("image", "cloth", "cloth_mask", "parse", "openpose_json", "dense")
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A dataset file is missing or broken. ``path`` names the file; the message says what is wrong with it."""
 
     def __init__(self, path: str | os.PathLike, problem: str) -> None:

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from fitroom import imaging
 from fitroom.data.layout import FOLDERS, PAIRS_FILE, VIEWS_FILE, file_name, write_keypoints, write_pairs
+from fitroom.errors import InputError
 from fitroom.labels import CIHP_PALETTE, GarmentCategory, View
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,29 @@ GARMENT_ROLES = ("cloth", "cloth_mask")
 def output_name(path: Path) -> str:
     """The dataset name of a photo: its stem with unsafe characters replaced, as ``.jpg``."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", path.stem) + ".jpg"
+
+
+def output_names(paths: list[Path]) -> dict[Path, str]:
+    """A distinct dataset name for every photo of a folder: :func:`output_name`, and where two photos would share it
+    (``me.png`` and ``me.jpg``, or ``a b.jpg`` and ``a_b.jpg``) each gets its own extension too (``me_png.jpg``,
+    ``me_jpg.jpg``), then a number if that still clashes. Names are compared ignoring case, as some file systems do."""
+    plain = {path: output_name(path) for path in paths}
+    counts: dict[str, int] = {}
+    for name in plain.values():
+        counts[name.lower()] = counts.get(name.lower(), 0) + 1
+    names: dict[Path, str] = {}
+    taken: set[str] = {n.lower() for n in plain.values() if counts[n.lower()] == 1}
+    for path in paths:
+        name = plain[path]
+        if counts[name.lower()] > 1:
+            stem = name.removesuffix(".jpg") + "_" + re.sub(r"[^A-Za-z0-9]", "", path.suffix) or "file"
+            name, number = stem + ".jpg", 2
+            while name.lower() in taken:
+                name, number = f"{stem}_{number}.jpg", number + 1
+            taken.add(name.lower())
+            logger.info("%s is written as %s (another photo of the folder has the same name)", path.name, name)
+        names[path] = name
+    return names
 
 
 @dataclass(frozen=True)
@@ -75,10 +99,9 @@ def _row(kind: str, path: Path, name: str, status: str, reason: str = "", start:
     return {"kind": kind, "file": str(path), "name": name, "status": status, "reason": reason, "seconds": seconds}
 
 
-def _process(kind: str, path: Path, work) -> dict:
+def _process(kind: str, path: Path, name: str, work) -> dict:
     """Skip a finished photo; else load it and run ``work(image, targets, name) -> reason``, reporting failures."""
     config: PrepareConfig = _worker["config"]
-    name = output_name(path)
     targets = (person_paths if kind == "person" else garment_paths)(config.out, config.split, name)
     if all(p.is_file() for p in targets.values()):
         return _row(kind, path, name, "skipped", "already done")
@@ -131,23 +154,43 @@ def _write_garment(image, targets: dict[str, Path], name: str) -> str:
     return write_garment(_worker["pre"], image, targets, _worker["config"].category).value
 
 
-def _do(task: tuple[str, Path]) -> dict:
-    kind, path = task
-    if kind == "person":
-        return _process(kind, path, _write_person)
-    return _process(kind, path, _write_garment)
+def _do(task: tuple[str, Path, str]) -> dict:
+    kind, path, name = task
+    return _process(kind, path, name, _write_person if kind == "person" else _write_garment)
 
 
 def _files(directory: Path) -> list[Path]:
     if not directory.is_dir():
-        raise ValueError(f"{directory} is not a folder")
+        raise InputError(f"{directory} is not a folder")
     return sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def _listed_pairs(path: Path, person_name: dict[Path, str], garment_name: dict[Path, str]) -> list[tuple[str, str]]:
+    """The pairs of a ``person garment`` file, by the photos' file names, as dataset names."""
+    # a photo's file name, or its name in the dataset
+    persons = {**{n: n for n in person_name.values()}, **{p.name: n for p, n in person_name.items()}}
+    garments = {**{n: n for n in garment_name.values()}, **{g.name: n for g, n in garment_name.items()}}
+    pairs = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) != 2:
+            raise InputError(f"{path}, line {number}: a pair is 'PERSON GARMENT' (two file names), got {line!r}")
+        person, garment = fields
+        if person not in persons or garment not in garments:
+            logger.warning("%s, line %d: %s not found among the photos; the pair is left out", path, number,
+                           person if person not in persons else garment)
+            continue
+        pairs.append((persons[person], garments[garment]))
+    return pairs
 
 
 def prepare(config: PrepareConfig, progress: bool = True) -> list[dict]:
     """Run the preparation; returns the report rows (also written to ``OUT/prepare_report.csv``)."""
     persons, garments = _files(config.persons), _files(config.garments)
-    tasks = [("person", p) for p in persons] + [("garment", g) for g in garments]
+    person_name, garment_name = output_names(persons), output_names(garments)
+    tasks = [("person", p, person_name[p]) for p in persons] + [("garment", g, garment_name[g]) for g in garments]
     rows: list[dict] = []
     bar = tqdm(total=len(tasks), desc="preparing photos", unit="photo", disable=not progress)
     if config.workers > 1:
@@ -168,11 +211,10 @@ def prepare(config: PrepareConfig, progress: bool = True) -> list[dict]:
     rows.sort(key=lambda r: (r["kind"], r["file"]))
 
     done = {(r["kind"], r["name"]) for r in rows if r["status"] in ("ok", "skipped")}
-    person_names = [output_name(p) for p in persons if ("person", output_name(p)) in done]
-    garment_names = [output_name(g) for g in garments if ("garment", output_name(g)) in done]
+    person_names = [person_name[p] for p in persons if ("person", person_name[p]) in done]
+    garment_names = [garment_name[g] for g in garments if ("garment", garment_name[g]) in done]
     if config.pairs is not None:
-        listed = [line.split() for line in config.pairs.read_text().splitlines() if line.strip()]
-        pairs = [(output_name(Path(a)), output_name(Path(b))) for a, b in listed]
+        pairs = _listed_pairs(config.pairs, person_name, garment_name)
     else:
         by_stem = set(garment_names)
         pairs = [(n, n if n in by_stem else garment_names[i % len(garment_names)])

@@ -13,6 +13,7 @@ import torch
 
 from fitroom import imaging
 from fitroom.engines import register_engine
+from fitroom.errors import ConfigurationError, MissingWeightsError
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
 from fitroom.models.cpvton import GMM, TOM, cpvton_inputs, gmm_warp
 from fitroom.models.io import load_pretrained
@@ -35,12 +36,12 @@ class CpvtonEngine:
             root = Path(checkpoint)
             missing = [p for p in (root / "gmm", root / "tom") if not p.is_dir()]
             if missing:
-                raise FileNotFoundError(f"{', '.join(str(p) for p in missing)} not found: the cpvton engine needs a "
+                raise MissingWeightsError(f"{', '.join(str(p) for p in missing)} not found: the cpvton engine needs a "
                                         f"checkpoint folder with gmm/ and tom/, made by `fitroom train gmm` then "
                                         f"`fitroom train tom` (RUN/cpvton)")
             gmm, tom = load_pretrained(root / "gmm"), load_pretrained(root / "tom")
         if gmm is None or tom is None:
-            raise ValueError("the cpvton engine needs a checkpoint folder or both modules")
+            raise ConfigurationError("the cpvton engine needs a checkpoint folder (--checkpoint DIR, or FITROOM_CHECKPOINT for the service) with gmm/ and tom/, made by `fitroom train gmm` then `fitroom train tom`")
         self.device = torch.device(device)
         self.gmm = gmm.to(self.device).eval()
         self.tom = tom.to(self.device).eval()

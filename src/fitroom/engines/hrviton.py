@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from fitroom import imaging
 from fitroom.engines import register_engine
+from fitroom.errors import ConfigurationError, MissingWeightsError
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
 from fitroom.labels import CIHP_TO_13, CONDITION_SIZE, Parse13, View
 from fitroom.models.hrviton import ConditionGenerator, SPADEGenerator, generator_conditions, view_plane
@@ -60,14 +61,14 @@ class HrvitonEngine:
             root = Path(checkpoint)
             missing = [p for p in (root / "condition_generator", root / "generator") if not p.is_dir()]
             if missing:
-                raise FileNotFoundError(
+                raise MissingWeightsError(
                     f"{', '.join(str(p) for p in missing)} not found: the hrviton engine needs a checkpoint folder "
                     f"with condition_generator/ and generator/, made by `fitroom convert hrviton --condition-generator "
                     f"mtviton.pth --generator gen.pth --out DIR` from the official release")
             condition_generator = load_pretrained(root / "condition_generator")
             generator = load_pretrained(root / "generator")
         if condition_generator is None or generator is None:
-            raise ValueError("the hrviton engine needs a checkpoint folder or both networks")
+            raise ConfigurationError("the hrviton engine needs a checkpoint folder (--checkpoint DIR, or FITROOM_CHECKPOINT for the service): one made by `fitroom train condition` and `fitroom train generator`, or by `fitroom convert hrviton` from the official release")
         self.device = torch.device(device)
         self.condition_generator = condition_generator.to(self.device).eval()
         self.generator = generator.to(self.device).eval()

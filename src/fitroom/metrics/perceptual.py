@@ -23,10 +23,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from fitroom.errors import SetupError
 from fitroom.weights import entry, find, verify, weights_dir
 
 
-class MetricUnavailable(RuntimeError):
+class MetricUnavailable(SetupError, RuntimeError):
     """A metric cannot be computed here; the message says which file is missing and how to get it."""
 
 

@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
+from fitroom.errors import MissingWeightsError
 from fitroom.models import create_model
 
 CONFIG = "config.json"
@@ -50,7 +51,7 @@ def load_pretrained(directory: str | Path) -> nn.Module:
     directory = Path(directory)
     for name in (CONFIG, WEIGHTS):
         if not (directory / name).is_file():
-            raise FileNotFoundError(f"{directory / name} not found; a model folder holds {CONFIG} and {WEIGHTS} "
+            raise MissingWeightsError(f"{directory / name} not found; a model folder holds {CONFIG} and {WEIGHTS} "
                                     f"(made by `fitroom train` or `fitroom convert`)")
     meta = json.loads((directory / CONFIG).read_text())
     model = create_model(meta["model"], **meta.get("config", {}))
@@ -73,7 +74,7 @@ def read_checkpoint(path: str | Path, missing: str) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found. {missing}")
+        raise MissingWeightsError(f"{path} not found. {missing}")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, pickled code, not a torch file

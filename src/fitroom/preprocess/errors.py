@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from fitroom.errors import InputError
 
-class PhotoError(ValueError):
+
+class PhotoError(InputError):
     """The photo cannot be used for try-on; ``str(error)`` says why and what to do."""
 
 

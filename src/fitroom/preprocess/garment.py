@@ -14,6 +14,7 @@ import logging
 import cv2
 import numpy as np
 
+from fitroom.errors import InputError
 from fitroom.labels import GarmentCategory
 from fitroom.preprocess.pose import fill_holes
 
@@ -25,7 +26,7 @@ BACKGROUND_DISTANCE = 12.0
 PLAIN_BORDER_STD = 8.0
 
 
-class GarmentError(ValueError):
+class GarmentError(InputError):
     """The product photo cannot be used; the message says why."""
 
 

@@ -377,18 +377,18 @@ def check_photo(observation: PhotoObservation, category: GarmentCategory | str =
         "Use the camera's full resolution, or a photo at least 512 pixels wide.")
     value = sharpness(o.image, o.mask)
     add("blur", _grade(value, t.sharpness_fail, t.sharpness_warn), value,
-        f"sharpness: fail < {t.sharpness_fail:g}, warn < {t.sharpness_warn:g}",
+        f"sharpness: fail < {t.sharpness_fail:.3g}, warn < {t.sharpness_warn:.3g}",
         "The photo is blurry.", "Hold the camera still, or lean it on something, and make sure it focuses on you.")
     value = highlights(o.image)
     dark = _grade(value, t.dark_fail, t.dark_warn)
     burnt = clipped(o.image, o.mask, o.faces)
     if dark is not Status.PASS:
-        add("exposure", dark, value, f"highlights (99th percentile, 0-255): fail < {t.dark_fail:g}, warn < "
-            f"{t.dark_warn:g}", "The photo is too dark.", "Turn on more light or face a window.")
+        add("exposure", dark, value, f"highlights (99th percentile, 0-255): fail < {t.dark_fail:.3g}, warn < "
+            f"{t.dark_warn:.3g}", "The photo is too dark.", "Turn on more light or face a window.")
     else:
         add("exposure", _grade(burnt, t.bright_fail, t.bright_warn, low_is_bad=False), burnt,
-            f"share of burnt-out face pixels (person pixels without a face): fail > {t.bright_fail:g}, warn > "
-            f"{t.bright_warn:g}",
+            f"share of burnt-out face pixels (person pixels without a face): fail > {t.bright_fail:.3g}, warn > "
+            f"{t.bright_warn:.3g}",
             "The photo is too bright: your face is washed out.",
             "Move out of direct sunlight or away from a bright lamp.")
     people = o.people if o.keypoints is not None else 0
@@ -435,12 +435,12 @@ def check_photo(observation: PhotoObservation, category: GarmentCategory | str =
     else:
         crossed, overshoot = arms_crossed(geometry, t.crossing_margin)
         add("crossed_arms", Status.FAIL if crossed else Status.PASS, overshoot,
-            f"both wrists past the body's middle by more than {t.crossing_margin:g} shoulder widths (negative: "
+            f"both wrists past the body's middle by more than {t.crossing_margin:.3g} shoulder widths (negative: "
             f"short of it), or forearms crossing",
             "Your arms are crossed, which hides the garment.", "Let your arms hang by your sides.")
         crossed, gap = legs_crossed(geometry, t.ankle_gap_fail)
         add("crossed_legs", Status.FAIL if crossed else Status.PASS, gap,
-            f"ankle gap over hip width: fail < {t.ankle_gap_fail:g}, or legs crossing",
+            f"ankle gap over hip width: fail < {t.ankle_gap_fail:.3g}, or legs crossing",
             "Your legs are crossed.", "Stand with your feet apart, about hip width.")
     face_score = float(o.faces[:, 4].max()) if len(o.faces) else 0.0
     # the back of the head has no face: a face the mesh found on this person outweighs the shoulders' order,
@@ -452,17 +452,17 @@ def check_photo(observation: PhotoObservation, category: GarmentCategory | str =
             "Face the camera, or choose the back view.")
     else:
         add("facing", _grade(ratio, t.shoulder_ratio_fail, t.shoulder_ratio_warn), ratio,
-            f"shoulder width / torso height: fail < {t.shoulder_ratio_fail:g}, warn < {t.shoulder_ratio_warn:g}",
+            f"shoulder width / torso height: fail < {t.shoulder_ratio_fail:.3g}, warn < {t.shoulder_ratio_warn:.3g}",
             "Your body is turned to the side.", "Turn to face the camera squarely.")
     value = silhouette_contrast(o.image, o.mask) if o.mask is not None and o.mask.any() else None
     add("contrast", _grade(value, t.contrast_fail, t.contrast_warn, low_is_bad=False), value,
-        f"share of your outline that blends into the background: fail > {t.contrast_fail:g}, warn > "
-        f"{t.contrast_warn:g}",
+        f"share of your outline that blends into the background: fail > {t.contrast_fail:.3g}, warn > "
+        f"{t.contrast_warn:.3g}",
         "You blend into the background, so your outline cannot be found reliably.",
         "Stand in front of a plain wall whose colour differs from your clothes and skin.")
     value = outfit_contrast(o.image, o.parse) if o.parse is not None else None
     status = Status.SKIP if value is None else Status.WARN if value < t.outfit_contrast_warn else Status.PASS
-    add("outfit", status, value, f"top/bottom colour difference (CIELAB): warn < {t.outfit_contrast_warn:g}",
+    add("outfit", status, value, f"top/bottom colour difference (CIELAB): warn < {t.outfit_contrast_warn:.3g}",
         "Your top and your trousers or skirt are the same colour, so it is hard to tell where one ends.",
         "Wear a bottom whose colour differs from the top you try on.")
     report.intersections = body_part_intersections(geometry)

@@ -64,13 +64,14 @@ class FittingRoom:
         from fitroom.preprocess.pipeline import Preprocessor
 
         self.settings = settings
+        # the engine first: a missing checkpoint stops the start before anything is written
+        self.engine = engine or create_engine(settings.engine,
+                                              **({"checkpoint": settings.checkpoint} if settings.checkpoint else {}))
         self.root = Path(settings.data_dir)
         for folder in ("garments", "photos", "results"):
             (self.root / folder).mkdir(parents=True, exist_ok=True)
         self.db = storage.connect(settings.database)
         self.schema = storage.migrate(self.db)
-        self.engine = engine or create_engine(settings.engine,
-                                              **({"checkpoint": settings.checkpoint} if settings.checkpoint else {}))
         self.model_version = settings.model_version or (f"{settings.engine}:{Path(settings.checkpoint).name}"
                                                         if settings.checkpoint else settings.engine)
         self._own_preprocessor = preprocessor is None

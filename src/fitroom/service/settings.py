@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
+
+from fitroom.errors import ConfigurationError
 
 
 class Settings(BaseModel):
@@ -38,4 +40,9 @@ class Settings(BaseModel):
             if key in os.environ:
                 values[name] = os.environ[key]
         values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)
+        try:
+            return cls(**values)
+        except ValidationError as error:
+            problems = "; ".join(f"FITROOM_{'_'.join(str(p) for p in e['loc']).upper()} ({e['input']!r}): {e['msg']}"
+                                 for e in error.errors())
+            raise ConfigurationError(f"invalid service setting: {problems}") from None

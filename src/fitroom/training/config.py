@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from fitroom.errors import ConfigurationError
 from fitroom.training.losses import CONDITION_WEIGHTS, GENERATOR_WEIGHTS
 
 #: the reference's settings per stage (``shared/reference/hrviton`` section 2.6), used where a config says nothing
@@ -66,29 +67,33 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.stage not in STAGE_DEFAULTS:
-            raise ValueError(f"stage must be one of {', '.join(STAGE_DEFAULTS)}, got {self.stage!r}")
-        for name, value in STAGE_DEFAULTS[self.stage].items():
+            raise ConfigurationError(f"stage must be one of {', '.join(STAGE_DEFAULTS)}, got {self.stage!r}")
+        defaults = STAGE_DEFAULTS[self.stage]
+        decay_defaulted = self.lr_decay_steps is None
+        for name, value in defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, dict(value) if isinstance(value, dict) else value)
+        if decay_defaulted and self.lr_decay_steps > self.steps:  # a short run decays over the same share of it
+            self.lr_decay_steps = self.steps * defaults["lr_decay_steps"] // defaults["steps"]
         self.size = tuple(self.size)  # type: ignore[assignment]
         self.views = tuple(self.views)  # type: ignore[assignment]
         self.betas = tuple(self.betas)  # type: ignore[assignment]
         if self.mixed_precision in (False, None):  # YAML 1.1 reads a bare `no` as false
             self.mixed_precision = "no"
         if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise ValueError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
+            raise ConfigurationError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
         if self.grad_accum < 1 or self.batch_size < 1 or self.steps < 1:
-            raise ValueError("grad_accum, batch_size and steps must be at least 1")
+            raise ConfigurationError("grad_accum, batch_size and steps must be at least 1")
         multiple = 32 if self.stage == "condition" else 64
         if self.size[0] % multiple or self.size[1] % multiple:
-            raise ValueError(f"size must be multiples of {multiple} for the {self.stage} stage, got {self.size}")
+            raise ConfigurationError(f"size must be multiples of {multiple} for the {self.stage} stage, got {self.size}")
         if not 0 <= self.lr_decay_steps <= self.steps:
-            raise ValueError(f"lr_decay_steps must be between 0 and steps ({self.steps}), got {self.lr_decay_steps}")
+            raise ConfigurationError(f"lr_decay_steps must be between 0 and steps ({self.steps}), got {self.lr_decay_steps}")
         if not 0 <= self.ema < 1:
-            raise ValueError(f"ema is a decay in [0, 1), got {self.ema}")
+            raise ConfigurationError(f"ema is a decay in [0, 1), got {self.ema}")
         first = {"generator": "condition", "tom": "gmm"}
         if self.stage in first and not self.condition:
-            raise ValueError(f"the {self.stage} stage needs condition=<the {first[self.stage]} stage's run folder or "
+            raise ConfigurationError(f"the {self.stage} stage needs condition=<the {first[self.stage]} stage's run folder or "
                              f"model folder>")
 
     def lr_factor(self, step: int) -> float:
@@ -114,11 +119,11 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     for override in overrides or []:
         if "=" not in override:
-            raise ValueError(f"an override is key=value, got {override!r}")
+            raise ConfigurationError(f"an override is key=value, got {override!r}")
         key, raw = override.split("=", 1)
         head, _, rest = key.partition(".")
         if head not in known:
-            raise ValueError(f"unknown setting {head!r}; known: {', '.join(sorted(known))}")
+            raise ConfigurationError(f"unknown setting {head!r}; known: {', '.join(sorted(known))}")
         if rest:
             base = values.get(head) or dict(STAGE_DEFAULTS.get(values.get("stage", "condition"), {}).get(head) or {})
             values[head] = {**base, rest: _parse(raw)}
@@ -126,11 +131,28 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             values[head] = _parse(raw)
     unknown = set(values) - known
     if unknown:
-        raise ValueError(f"unknown settings {sorted(unknown)}")
-    return TrainConfig(**values)
+        raise ConfigurationError(f"unknown settings {sorted(unknown)}")
+    try:
+        return TrainConfig(**values)
+    except TypeError as error:  # a value of the wrong type, e.g. steps=abc
+        raise ConfigurationError(f"a training setting has the wrong type ({error}); see configs/*.yaml for the "
+                                 f"expected values") from None
 
 
 def save_config(config: TrainConfig, path: str | Path) -> None:
     data = dataclasses.asdict(config)
     data = {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
     Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+#: settings a resumed run may change (how long, how often it logs, saves and validates, where things are); the rest
+#: define the run, and a run folder resumed with other values would continue another trajectory
+RESUME_MAY_CHANGE = frozenset({"steps", "lr_decay_steps", "checkpoint_every", "keep_checkpoints", "validate_every",
+                               "validation_samples", "log_every", "workers", "out", "data", "vgg_weights",
+                               "condition"})
+
+
+def changed_settings(before: TrainConfig, now: TrainConfig) -> dict[str, tuple]:
+    """The run-defining settings whose values differ: ``{name: (before, now)}``."""
+    old, new = dataclasses.asdict(before), dataclasses.asdict(now)
+    return {k: (old[k], new[k]) for k in old if k not in RESUME_MAY_CHANGE and old[k] != new[k]}

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from fitroom.errors import MissingWeightsError
 from fitroom.weights import entry, find, weights_dir
 
 VGG_LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)
@@ -39,9 +40,10 @@ class VGGPerceptualLoss(nn.Module):
         path = Path(weights_path) if weights_path else find("vgg19")
         if path is None or not Path(path).is_file():
             known = entry("vgg19")
-            raise FileNotFoundError(
-                f"VGG19 weights not found ({path or weights_dir() / known.filename}). Download {known.filename} from "
-                f"{known.source} into {weights_dir()}, or train without the perceptual loss (vgg weight 0).")
+            raise MissingWeightsError(
+                f"VGG19 weights not found ({path or weights_dir() / known.filename}): run `fitroom weights fetch vgg19` "
+                f"(or download {known.filename} from {known.source} and run `fitroom weights import vgg19 FILE`), or "
+                f"train without the perceptual loss: --set loss_weights.vgg=0")
         network = vgg19(weights=None)
         state = torch.load(path, map_location="cpu", weights_only=True)
         network.load_state_dict(state, strict=True)

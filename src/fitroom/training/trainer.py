@@ -32,12 +32,13 @@ from tqdm import tqdm
 
 from fitroom.data.dataset import TryOnDataset
 from fitroom.data.layout import DatasetError
+from fitroom.errors import ConfigurationError, MissingWeightsError
 from fitroom.labels import CIHP_TO_13, CONDITION_SIZE, Parse13, View
 from fitroom.models import create_model
 from fitroom.models.cpvton import cpvton_inputs, gmm_warp
 from fitroom.models.hrviton import choose_upsampling, generator_conditions, view_plane
 from fitroom.models.io import copy_model_folder, load_pretrained, save_pretrained
-from fitroom.training.config import TrainConfig, save_config
+from fitroom.training.config import TrainConfig, changed_settings, load_config, save_config
 from fitroom.training.losses import (
     VGGPerceptualLoss, feature_matching_loss, hinge_loss, layout_cross_entropy, lsgan_loss, total_variation,
 )
@@ -151,7 +152,7 @@ def condition_folder(path: str | Path) -> Path:
     path = Path(path)
     folder = path / "model" if (path / "model" / "config.json").is_file() else path
     if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"no condition generator at {path}: give the condition stage's run folder (it holds "
+        raise MissingWeightsError(f"no condition generator at {path}: give the condition stage's run folder (it holds "
                                 f"model/) or a model folder with config.json and model.safetensors")
     return folder
 
@@ -482,6 +483,14 @@ class Trainer:
         return path
 
     def _resume(self) -> None:
+        saved = self.out / "config.yaml"
+        if self.checkpoints() and saved.is_file():
+            changed = changed_settings(load_config(saved), self.config)
+            if changed:
+                listed = ", ".join(f"{k} {before!r} -> {now!r}" for k, (before, now) in changed.items())
+                raise ConfigurationError(f"the run folder {self.out} was started with other settings ({listed}); "
+                                         f"resume it with the settings in its config.yaml, or start a new run with "
+                                         f"another out=")
         for path in reversed(self.checkpoints()):
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
