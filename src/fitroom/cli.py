@@ -275,6 +275,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_weights(args: argparse.Namespace) -> int:
     """List, download or import the published weight files fitroom can use."""
     from fitroom import weights
+    from fitroom.errors import InputError
 
     if args.action == "list":
         lines = [f"weights dir {weights.weights_dir()} (set FITROOM_WEIGHTS to change)"]
@@ -283,11 +284,14 @@ def cmd_weights(args: argparse.Namespace) -> int:
             lines.append(f"  {known.name:18s} {state:8s} {known.filename}  ({known.used_by}; {known.source})")
         sys.stdout.write("\n".join(lines) + "\n")
         return 0
+    if not args.name:
+        raise InputError(f"fitroom weights {args.action} NAME: name the weights, one of "
+                         f"{', '.join(w.name for w in weights.KNOWN_WEIGHTS)}")
     if args.action == "fetch":
         path = weights.fetch(args.name)
     else:
         if not args.file:
-            raise ValueError("fitroom weights import NAME FILE: the file to import is missing")
+            raise InputError("fitroom weights import NAME FILE: the file to import is missing")
         path = weights.import_file(args.name, args.file)
     logger.info("%s ready: %s", args.name, path)
     return 0

@@ -189,6 +189,8 @@ def _listed_pairs(path: Path, person_name: dict[Path, str], garment_name: dict[P
 def prepare(config: PrepareConfig, progress: bool = True) -> list[dict]:
     """Run the preparation; returns the report rows (also written to ``OUT/prepare_report.csv``)."""
     persons, garments = _files(config.persons), _files(config.garments)
+    if not persons or not garments:
+        raise InputError(f"{config.persons if not persons else config.garments} holds no photos")
     person_name, garment_name = output_names(persons), output_names(garments)
     tasks = [("person", p, person_name[p]) for p in persons] + [("garment", g, garment_name[g]) for g in garments]
     rows: list[dict] = []

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
-from fitroom.errors import MissingWeightsError
+from fitroom.errors import InputError, MissingWeightsError
 from fitroom.models import create_model
 
 CONFIG = "config.json"
@@ -78,8 +78,9 @@ def read_checkpoint(path: str | Path, missing: str) -> dict[str, torch.Tensor]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated zip, pickled code, not a torch file
-        raise ValueError(f"{path}: cannot read the checkpoint ({type(error).__name__}: {error}); is the file "
-                         f"complete, and a plain tensor file?") from None
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise InputError(f"{path}: cannot read the checkpoint ({reason}); is the file complete, and a plain "
+                         f"tensor file?") from None
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path}: no state dict of tensors inside")

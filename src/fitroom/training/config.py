@@ -111,7 +111,14 @@ def _parse(value: str):
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """A YAML file (optional), then ``key=value`` overrides (``loss_weights.vgg=0`` reaches into a dict)."""
-    values: dict = yaml.safe_load(Path(path).read_text()) if path else {}
+    if path and not Path(path).is_file():
+        raise ConfigurationError(f"{path}: no such configuration file (the examples are in configs/)")
+    try:
+        values: dict = yaml.safe_load(Path(path).read_text()) if path else {}
+    except yaml.YAMLError as error:
+        raise ConfigurationError(f"{path} is not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(values, (dict, type(None))):
+        raise ConfigurationError(f"{path} must hold settings as 'key: value' lines")
     values = values or {}
     stage_overrides = [o for o in overrides or [] if o.startswith("stage=")]
     if stage_overrides:  # the stage decides what a dotted override starts from

@@ -349,11 +349,11 @@ class Trainer:
         self.accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
         torch.manual_seed(config.seed)
         self.out = Path(config.out)
-        self.out.mkdir(parents=True, exist_ok=True)
         self.task = TASKS[config.stage](config)
         dataset = self._dataset("train")
         if len(dataset) < config.batch_size:
             raise ValueError(f"{len(dataset)} training samples are fewer than one batch of {config.batch_size}")
+        self.out.mkdir(parents=True, exist_ok=True)  # after the checks: a refused start leaves no folder behind
         self.sampler = ResumableSampler(len(dataset), config.seed)
         # the loader draws its workers' seeds from its own generator: a resumed run creates its iterators at other
         # moments than an uninterrupted one, and must not shift the models' random stream (dropout) by doing so

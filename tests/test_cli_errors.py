@@ -1,0 +1,94 @@
+"""Every subcommand on broken input: one plain line, the documented exit status (2 bad input, 3 missing weights
+or configuration), no traceback, and nothing left behind."""
+
+import logging
+
+import pytest
+
+from fitroom.cli import main
+from fitroom.weights import KNOWN_WEIGHTS
+
+PERSON = "src/fitroom/assets/samples/person_front.jpg"
+
+# (arguments, exit status, words the message must hold); {bad} is a file that is not an image, {empty} an empty folder
+CASES = [
+    ("synth --out s --count -1", 2, "count must be at least 1"),
+    ("synth --out s --count 1 --size 10x10", 2, "4:3 aspect"),
+    ("dataset check nowhere", 2, "no such folder"),
+    ("dataset check {empty}", 2, "neither a 'train' nor a 'test' folder"),
+    ("tryon --person nope.jpg --garment {bad} --out o.png", 2, "file not found"),
+    ("tryon --person {bad} --garment {bad} --out o.png", 2, "not a photo in a format fitroom reads"),
+    ("tryon --person {person} --garment {person} --out o.png --engine nope", 2, "unknown engine 'nope'"),
+    ("tryon --person {person} --garment {person} --out o.png --engine hrviton", 3, "--checkpoint DIR"),
+    ("tryon --person {person} --garment {person} --out o.png --engine cpvton --checkpoint nowhere", 3,
+     "gmm/ and tom/"),
+    ("convert hrviton --out c", 2, "give --condition-generator"),
+    ("convert hrviton --condition-generator nope.pth --out c", 3, "nope.pth not found"),
+    ("convert hrviton --condition-generator {bad} --out c", 2, "cannot read the checkpoint"),
+    ("eval --engine warp --data nowhere --out r", 2, "no 'test' folder"),
+    ("eval --engine hrviton --data nowhere --out r", 2, "no 'test' folder"),  # the checkpoint: test_evaluation
+    ("feedback export --out fb", 2, "is not a fitroom data folder"),
+    ("feedback export --out fb --data-dir {empty}", 2, "is not a fitroom data folder"),
+    ("weights fetch schp-lip", 3, "fitroom weights import schp-lip FILE"),
+    ("weights fetch nope", 2, "unknown weights 'nope'"),
+    ("weights fetch", 2, "name the weights"),
+    ("weights import vgg19", 2, "the file to import is missing"),
+    ("weights import vgg19 {bad}", 2, "the file is damaged or a different one"),
+    ("train condition --config nope.yaml", 3, "no such configuration file"),
+    ("train condition --config {bad}", 3, "must hold settings"),
+    ("train condition --set bogus=1", 3, "unknown setting 'bogus'"),
+    ("train condition --set steps=x", 3, "wrong type"),
+    ("train condition --set data=nowhere loss_weights.vgg=0", 2, "no 'train' folder"),
+    ("train condition --set data=nowhere", 3, "--set loss_weights.vgg=0"),
+    ("train generator", 3, "needs condition="),
+    ("prepare --persons nope --garments {empty} --out p", 2, "nope is not a folder"),
+    ("prepare --persons {empty} --garments {empty} --out p", 2, "holds no photos"),
+    ("demo --engine nope --out d", 2, "unknown engine 'nope'"),
+    ("serve --engine hrviton", 3, "--checkpoint DIR"),
+    ("serve --engine cpvton --checkpoint nowhere", 3, "gmm/ and tom/"),
+]
+
+
+@pytest.mark.parametrize("command,code,words", CASES, ids=[c[0].split(" --")[0] + f"-{i}" for i, c in
+                                                           enumerate(CASES)])
+def test_broken_input_is_one_line_and_a_documented_exit_status(command, code, words, tmp_path, monkeypatch,
+                                                               caplog, capsys):
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FITROOM_WEIGHTS", str(tmp_path / "weights"))  # no VGG, whatever this machine has
+    (tmp_path / "bad.txt").write_text("x")
+    (tmp_path / "empty").mkdir()
+    person = os.path.join(os.path.dirname(__file__), "..", PERSON)
+    argv = command.format(bad=tmp_path / "bad.txt", empty=tmp_path / "empty", person=person).split()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with caplog.at_level(logging.INFO):
+        assert main(["-q", *argv]) == code
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    message = errors[0].getMessage()
+    assert words in message and "\n" not in message and not errors[0].exc_info
+    streams = capsys.readouterr()
+    assert "Traceback" not in streams.out + streams.err + caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "a refused command left files behind"
+
+
+def test_an_internal_error_says_it_is_a_bug_and_v_shows_the_traceback(monkeypatch, caplog):
+    import fitroom.cli as cli
+
+    def broken(args):
+        raise KeyError("surprise")
+
+    monkeypatch.setattr(cli, "cmd_env", broken)
+    assert main(["-q", "env"]) == 4
+    assert "internal error: KeyError" in caplog.text and "run again with -v" in caplog.text
+    assert not any(r.exc_info for r in caplog.records)
+    caplog.clear()
+    assert main(["-v", "env"]) == 4
+    assert any(r.exc_info for r in caplog.records)  # -v: the traceback goes with the line
+
+
+def test_every_known_weight_either_downloads_or_says_where_to_get_it():
+    for known in KNOWN_WEIGHTS:
+        assert known.source.startswith("https://")
+        assert known.direct == (" " not in known.source)  # a page with a note is not a file to download
