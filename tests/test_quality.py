@@ -1,10 +1,12 @@
 import json
+import logging
 from dataclasses import replace
 
 import cv2
 import numpy as np
 import pytest
 
+from fitroom import imaging
 from fitroom.cli import main
 from fitroom.data.synthetic import render_person, sample_spec
 from fitroom.data.synthetic.spec import ArmPose, LegPose, with_pose
@@ -99,9 +101,13 @@ def test_check_command(tmp_path, capsys):
     assert main(["-q", "check", ASTRONAUT, "--category", "lower"]) == 2
     out = capsys.readouterr().out
     assert "full_length" in out and "Step back" in out
-    assert main(["-q", "check", ASTRONAUT, "--json"]) in (0, 1)
+    assert main(["-q", "check", ASTRONAUT, "--json"]) == 0  # warnings included
     document = json.loads(capsys.readouterr().out)
     assert document["status"] in ("pass", "warn") and {c["name"] for c in document["checks"]} >= {"blur", "people"}
+    assert document["view"] == {"seen": "front", "view": "front", "reason": "a face was found"}
+    # --strict: warnings give exit status 1
+    assert main(["-q", "--strict", "check", ASTRONAUT]) == (1 if document["status"] == "warn" else 0)
+    capsys.readouterr()
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     assert main(["-q", "check", str(broken)]) == 2
@@ -119,3 +125,23 @@ def test_tryon_refuses_a_failing_photo_unless_forced(tmp_path, astronaut):
     assert main(["-q", "tryon", "--person", str(crowd), "--garment", garment, "--out", str(tmp_path / "b.png"),
                  "--force"]) == 0
     assert (tmp_path / "b.png").is_file()
+
+
+def test_the_view_is_detected_and_a_contradiction_warns(preprocessor, tmp_path, caplog):
+    """A back-view photo without --view used to be tried on as a front view; --view back on a front photo passed."""
+    from fitroom.labels import View
+
+    for name, view in (("person_front.jpg", View.FRONT), ("person_back.jpg", View.BACK), ("astronaut.jpg", View.FRONT)):
+        observation, analysis = preprocessor.observe(imaging.load_image(sample_path(name)), None)
+        assert observation.view_guess.view is view and analysis.view is view, (name, observation.view_guess)
+        report = check_photo(observation)
+        assert report.result("view").status is Status.PASS and report.result("facing").status is not Status.FAIL
+        if view is View.FRONT:  # asked for the back of a photo that shows a face
+            warned = check_photo(observation, view="back").result("view")
+            assert warned.status is Status.WARN and "seems to show your front (a face was found" in warned.message
+    caplog.set_level(logging.INFO)
+    out = tmp_path / "back.png"
+    assert main(["tryon", "--person", str(sample_path("person_back.jpg")), "--garment",
+                 str(sample_path("garment_tee_back.jpg")), "--out", str(out)]) == 0
+    assert "view: back (seen: back" in caplog.text and "try-on done (warp engine, back view)" in caplog.text
+    assert "garment: upper (guessed from its shape" in caplog.text

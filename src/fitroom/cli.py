@@ -131,7 +131,7 @@ def cmd_tryon(args: argparse.Namespace) -> int:
     """Dress the person of one photo in the garment of another."""
     from fitroom import imaging
     from fitroom.engines import create_engine
-    from fitroom.labels import CIHP_PALETTE
+    from fitroom.labels import CIHP_PALETTE, View
     from fitroom.preprocess.errors import MissingBodyPartError, NoPersonError
     from fitroom.preprocess.pipeline import Preprocessor
     from fitroom.preprocess.quality import Status, check_photo
@@ -144,9 +144,15 @@ def cmd_tryon(args: argparse.Namespace) -> int:
     with Preprocessor(parser=args.parser, dense=args.dense, dense_options=dense_options,
                       allow_several_people=args.force) as preprocess:
         garment_mask, category = preprocess.analyse_garment(garment, args.category)
+        logger.info("garment: %s (%s)", category.value, "given" if args.category else
+                    "guessed from its shape; --category upper|lower|dress to say otherwise")
         # 1. photo checks first: a photo that will give a bad result is refused before any waiting
         observation, analysis = preprocess.observe(person, args.view, Path(args.person).name)
         report = check_photo(observation, category, args.view)
+        view = View(args.view) if args.view else report.view.view if report.view else View.FRONT
+        if not args.view and report.view is not None:
+            logger.info("view: %s (seen: %s, because %s; --view front|back to say otherwise)", view.value,
+                        report.view.seen, report.view.reason)
         failed = report.status is Status.FAIL
         _log_report(Path(args.person).name, report, logging.ERROR if failed and not args.force else logging.WARNING)
         if failed and not args.force:
@@ -154,12 +160,12 @@ def cmd_tryon(args: argparse.Namespace) -> int:
             return 2
         if analysis is None:  # nothing to dress even with --force
             raise NoPersonError() if observation.keypoints is None else MissingBodyPartError("shoulders")
-        inputs = preprocess.inputs(analysis, person, garment, garment_mask, category, view=args.view,
+        inputs = preprocess.inputs(analysis, person, garment, garment_mask, category, view=view,
                                    name=Path(args.person).name, garment_name=Path(args.garment).name)
     result = engine(inputs)
     out = Path(args.out)
     imaging.save_image(out, result.image)
-    logger.info("try-on done (%s engine, %s view)", args.engine, args.view)
+    logger.info("try-on done (%s engine, %s view)", args.engine, view.value)
     print(out.resolve(), flush=True)  # the result, on stdout (also under -q)
     if args.save_intermediates:
         folder = out.with_name(out.stem + "_intermediates")
@@ -241,7 +247,8 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _preprocessing_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--view", choices=["front", "back"], default="front", help="which side the photo shows")
+    parser.add_argument("--view", choices=["front", "back"], default=None,
+                        help="which side the photo shows (default: detected from the face and the shoulders)")
     parser.add_argument("--category", choices=["upper", "lower", "dress"], default=None,
                         help="garment category (default: guessed from the garment's shape)")
     parser.add_argument("--parser", default="builtin", help="human parser backend: builtin or schp")
@@ -400,7 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.add_argument("--category", choices=["upper", "lower", "dress"], default="upper",
                        help="the garment category to check for (full length depends on it)")
-    check.add_argument("--view", choices=["front", "back"], default="front")
+    check.add_argument("--view", choices=["front", "back"], default=None,
+                       help="the view the photo is for (default: detected; given, a contradiction warns)")
     check.add_argument("--thresholds", help="a thresholds JSON file instead of the calibrated defaults")
     check.set_defaults(func=cmd_check)
 

@@ -19,7 +19,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fitroom import imaging
-from fitroom.data.layout import FOLDERS, PAIRS_FILE, VIEWS_FILE, file_name, write_keypoints, write_pairs
+from fitroom.data.layout import (
+    FOLDERS, PAIRS_FILE, VIEWS_FILE, file_name, read_views, write_keypoints, write_pairs,
+)
 from fitroom.errors import InputError
 from fitroom.labels import CIHP_PALETTE, GarmentCategory, View
 
@@ -64,7 +66,7 @@ class PrepareConfig:
     garments: Path
     out: Path
     split: str = "test"
-    view: View = View.FRONT
+    view: View | None = None  # None: each photo's view is detected
     category: GarmentCategory | None = None
     pairs: Path | None = None
     workers: int = 1
@@ -73,7 +75,8 @@ class PrepareConfig:
     dense_dir: Path | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "view", View(self.view))
+        if self.view is not None:
+            object.__setattr__(self, "view", View(self.view))
         if self.category is not None:
             object.__setattr__(self, "category", GarmentCategory(self.category))
         if self.split not in ("train", "test"):
@@ -122,8 +125,9 @@ def garment_paths(out: Path, split: str, name: str) -> dict[str, Path]:
     return {role: out / split / FOLDERS[role][0] / file_name(role, name) for role in GARMENT_ROLES}
 
 
-def write_person(preprocessor, image, targets: dict[str, Path], view: View, name: str) -> None:
-    """Analyse a person photo and write every per-person modality (the photo itself last)."""
+def write_person(preprocessor, image, targets: dict[str, Path], view: View | None, name: str) -> View:
+    """Analyse a person photo and write every per-person modality (the photo itself last); returns the view it was
+    analysed as (``view``, or the one detected when None)."""
     from fitroom.viz import draw_keypoints
 
     analysis = preprocessor.analyse_person(image, view, name)
@@ -135,6 +139,7 @@ def write_person(preprocessor, image, targets: dict[str, Path], view: View, name
     imaging.save_image(targets["agnostic"], analysis.agnostic)
     # the image is written last, so a killed run leaves the photo unfinished and it is redone
     imaging.save_image(targets["image"], image)
+    return analysis.view
 
 
 def write_garment(preprocessor, image, targets: dict[str, Path], category: GarmentCategory | None) -> GarmentCategory:
@@ -146,8 +151,7 @@ def write_garment(preprocessor, image, targets: dict[str, Path], category: Garme
 
 
 def _write_person(image, targets: dict[str, Path], name: str) -> str:
-    write_person(_worker["pre"], image, targets, _worker["config"].view, name)
-    return ""
+    return write_person(_worker["pre"], image, targets, _worker["config"].view, name).value
 
 
 def _write_garment(image, targets: dict[str, Path], name: str) -> str:
@@ -224,8 +228,12 @@ def prepare(config: PrepareConfig, progress: bool = True) -> list[dict]:
     pairs = [(a, b) for a, b in pairs if a in person_names and b in garment_names]
     split_dir = config.out / config.split
     split_dir.mkdir(parents=True, exist_ok=True)
+    # each person's view: the one given, else the one detected (a skipped photo keeps the one recorded before)
+    before = read_views(split_dir / VIEWS_FILE)
+    detected = {r["name"]: View(r["reason"]) for r in rows if r["kind"] == "person" and r["status"] == "ok"}
+    views = {n: config.view or detected.get(n) or before.get(n, View.FRONT) for n in person_names}
     write_pairs(config.out / PAIRS_FILE.format(split=config.split), pairs)
-    (split_dir / VIEWS_FILE).write_text("".join(f"{n} {config.view.value}\n" for n in person_names))
+    (split_dir / VIEWS_FILE).write_text("".join(f"{n} {views[n].value}\n" for n in person_names))
     with (config.out / REPORT).open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["kind", "file", "name", "status", "reason", "seconds"])
         writer.writeheader()

@@ -23,7 +23,7 @@ from fitroom.preprocess.dense import create_dense_mapper
 from fitroom.preprocess.errors import MissingBodyPartError, MultiplePeopleError, NoPersonError
 from fitroom.preprocess.garment import garment_mask, guess_category
 from fitroom.preprocess.parsing import create_parser
-from fitroom.preprocess.quality import PhotoObservation
+from fitroom.preprocess.quality import PhotoObservation, ViewGuess, guess_view
 from fitroom.preprocess.pose import (
     FaceDetector, FaceMesh, HandLandmarks, PoseEstimator, SelfieSegmenter, count_people, mediapipe_to_body25,
     person_mask, unexplained_share,
@@ -49,6 +49,8 @@ class PersonAnalysis:
     regions: PersonRegions | None = None
     keep: np.ndarray | None = None  # (H, W) bool: what a try-on returns unchanged
     timings: dict[str, float] = field(default_factory=dict)
+    view: View = View.FRONT  # the view the parse and dense map were made for (given, or guessed)
+    view_guess: ViewGuess | None = None  # the view the photo seems to show
 
 
 class Preprocessor:
@@ -90,8 +92,8 @@ class Preprocessor:
         main = pose.segmentation if pose is not None else None
         return pose, faces, everyone, count_people(faces, everyone, main), time.perf_counter() - start
 
-    def _complete(self, image: np.ndarray, view: View, name: str, pose, faces: np.ndarray, everyone: np.ndarray,
-                  people: int, timings: dict[str, float]) -> PersonAnalysis:
+    def _complete(self, image: np.ndarray, view: View | None, name: str, pose, faces: np.ndarray,
+                  everyone: np.ndarray, people: int, timings: dict[str, float]) -> PersonAnalysis:
         keypoints = pose.keypoints
         if not all(keypoints[j, 2] > 0 for j in (Body25.R_SHOULDER, Body25.L_SHOULDER)):
             raise MissingBodyPartError("shoulders")
@@ -103,6 +105,8 @@ class Preprocessor:
         regions = find_regions(mask.shape, mask, keypoints, pose.landmarks, meshes, hands, face_boxes=faces,
                                image=image)
         timings["regions"] = time.perf_counter() - clock
+        guess = guess_view(mediapipe_to_body25(pose.landmarks, threshold=0.0), faces, regions.face_found)
+        view = guess.view if view is None else View(view)
         clock = time.perf_counter()
         parse = self.parser(image, keypoints, mask, view, face=regions.face if regions.face_found else None)
         timings["parse"] = time.perf_counter() - clock
@@ -117,10 +121,11 @@ class Preprocessor:
         timings["agnostic"] = time.perf_counter() - clock
         return PersonAnalysis(keypoints=keypoints, landmarks=pose.landmarks, mask=mask, parse=parse, dense=dense,
                               agnostic=agnostic, parse_agnostic=agnostic_labels, faces=faces, people=people,
-                              regions=regions, keep=keep, timings=timings)
+                              regions=regions, keep=keep, timings=timings, view=view, view_guess=guess)
 
-    def analyse_person(self, image: np.ndarray, view: View = View.FRONT, name: str = "") -> PersonAnalysis:
-        """Analyse a person photo ``(H, W, 3)`` uint8 RGB.
+    def analyse_person(self, image: np.ndarray, view: View | None = View.FRONT, name: str = "") -> PersonAnalysis:
+        """Analyse a person photo ``(H, W, 3)`` uint8 RGB as seen from ``view`` (None: the view it seems to show,
+        see :func:`~fitroom.preprocess.quality.guess_view`; the result's ``view`` says which).
 
         Raises:
             NoPersonError, MultiplePeopleError, MissingBodyPartError: with a message for the shopper.
@@ -130,28 +135,33 @@ class Preprocessor:
             raise NoPersonError()
         if people > 1 and not self.allow_several_people:
             raise MultiplePeopleError(people)
-        return self._complete(image, View(view), name, pose, faces, everyone, people, {"detect": seconds})
+        return self._complete(image, None if view is None else View(view), name, pose, faces, everyone, people,
+                              {"detect": seconds})
 
-    def observe(self, image: np.ndarray, view: View = View.FRONT, name: str = ""
+    def observe(self, image: np.ndarray, view: View | None = View.FRONT, name: str = ""
                 ) -> tuple[PhotoObservation, PersonAnalysis | None]:
         """What the photo checks need, and the full analysis when the photo allows one (never raises for content:
-        no person, several people or hidden shoulders are for the checks to report)."""
+        no person, several people or hidden shoulders are for the checks to report). ``view`` None: analysed as
+        the view the photo seems to show (``observation.view_guess``)."""
         pose, faces, everyone, people, seconds = self._detect(image)
         if pose is None:
-            return PhotoObservation(image=image, keypoints=None, mask=None, faces=faces, people=0), None
+            return PhotoObservation(image=image, keypoints=None, mask=None, faces=faces, people=0,
+                                    view_guess=guess_view(None, faces, None)), None
         raw = mediapipe_to_body25(pose.landmarks, threshold=0.0)
         try:
-            analysis = self._complete(image, View(view), name, pose, faces, everyone, people, {"detect": seconds})
+            analysis = self._complete(image, None if view is None else View(view), name, pose, faces, everyone,
+                                      people, {"detect": seconds})
         except MissingBodyPartError:
             mask = person_mask(image, pose.segmentation if pose.segmentation is not None else everyone,
                                pose.keypoints)
             return PhotoObservation(image=image, keypoints=pose.keypoints, mask=mask, faces=faces,
                                     people=people, raw_keypoints=raw,
-                                    others=unexplained_share(everyone, pose.segmentation)), None
+                                    others=unexplained_share(everyone, pose.segmentation),
+                                    view_guess=guess_view(raw, faces, None)), None
         observation = PhotoObservation(image=image, keypoints=analysis.keypoints, mask=analysis.mask, faces=faces,
                                        people=people, parse=analysis.parse, raw_keypoints=raw,
                                        others=unexplained_share(everyone, pose.segmentation),
-                                       face_found=analysis.regions.face_found)
+                                       face_found=analysis.regions.face_found, view_guess=analysis.view_guess)
         return observation, analysis
 
     def inputs(self, analysis: PersonAnalysis, person: np.ndarray, garment: np.ndarray, garment_mask: np.ndarray,

@@ -137,12 +137,31 @@ class PhotoObservation:
     others: float = 0.0
     #: whether the face mesh found the main person's face (None: not looked for)
     face_found: bool | None = None
+    #: the view the photo seems to show (see :func:`guess_view`), when it was guessed
+    view_guess: "ViewGuess | None" = None
+
+
+@dataclass(frozen=True)
+class ViewGuess:
+    """Which side of the person a photo shows.
+
+    Attributes:
+        seen: ``"front"``, ``"back"`` or ``"side"`` (turned so far that the shoulders nearly overlap).
+        view: the view to try on with: ``seen``, and for a side view the front when a face is seen, else the back.
+        reason: why, in words (``"a face was found"``, ``"no face, and the left shoulder is on the image's left"``).
+    """
+
+    seen: str
+    view: View
+    reason: str
 
 
 @dataclass
 class PhotoReport:
     results: list[CheckResult]
     intersections: list[Intersection] = field(default_factory=list)
+    #: the view the photo seems to show, when it was guessed
+    view: ViewGuess | None = None
 
     @property
     def status(self) -> Status:
@@ -158,7 +177,9 @@ class PhotoReport:
 
     def to_dict(self) -> dict:
         return {"status": self.status.value, "checks": [r.to_dict() for r in self.results],
-                "intersections": [asdict(i) for i in self.intersections]}
+                "intersections": [asdict(i) for i in self.intersections],
+                "view": None if self.view is None else {"seen": self.view.seen, "view": self.view.view.value,
+                                                        "reason": self.view.reason}}
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -337,6 +358,38 @@ def shoulder_ratio(keypoints: np.ndarray) -> float:
     return float("nan")
 
 
+def guess_view(keypoints: np.ndarray | None, faces: np.ndarray, face_found: bool | None,
+               thresholds: "Thresholds | None" = None) -> ViewGuess:
+    """The side of the person a photo shows, from the face and the shoulders' order.
+
+    A face the mesh found on the person means the front; without one, a left shoulder on the image's left (BlazePose
+    tells left from right by the body) or no confident face box means the back. Shoulders closer than
+    ``shoulder_ratio_fail`` torso heights apart mean a side view.
+
+    Args:
+        keypoints: ``(25, 3)`` BODY_25 with every joint's position (``raw_keypoints``), or None.
+        faces: ``(N, 5)`` face boxes with their scores in the last column.
+        face_found: whether the face mesh found the person's face (None: not looked for).
+    """
+    t = thresholds or Thresholds.load()
+    if keypoints is None:
+        return ViewGuess("front", View.FRONT, "no person was found; the front is assumed")
+    face_score = float(faces[:, 4].max()) if len(faces) else 0.0
+    reversed_shoulders = facing_away(keypoints)
+    if face_found:
+        seen, reason = "front", "a face was found"
+    elif reversed_shoulders:
+        seen, reason = "back", "no face, and the left shoulder is on the image's left"
+    elif face_score < t.face_score_min:
+        seen, reason = "back", "no face was found"
+    else:
+        seen, reason = "front", "a face was found, and the right shoulder is on the image's left"
+    ratio = shoulder_ratio(keypoints)
+    if ratio == ratio and ratio < t.shoulder_ratio_fail:
+        return ViewGuess("side", View(seen), f"the shoulders nearly overlap (turned to the side); {reason}")
+    return ViewGuess(seen, View(seen), reason)
+
+
 # ------------------------------------------------------------------------------------------------------------
 # Checks
 # ------------------------------------------------------------------------------------------------------------
@@ -356,11 +409,15 @@ def _grade(value: float | None, fail: float, warn: float, low_is_bad: bool = Tru
 
 
 def check_photo(observation: PhotoObservation, category: GarmentCategory | str = GarmentCategory.UPPER,
-                view: View | str = View.FRONT, thresholds: Thresholds | None = None) -> PhotoReport:
-    """Run every check on one photo."""
+                view: View | str | None = None, thresholds: Thresholds | None = None) -> PhotoReport:
+    """Run every check on one photo. ``view`` is the view asked for; None: the one the photo seems to show
+    (``observation.view_guess``, else the front)."""
     t = thresholds or Thresholds.load()
-    category, view = GarmentCategory(category), View(view)
     o = observation
+    guess = o.view_guess
+    asked = view is not None
+    category = GarmentCategory(category)
+    view = View(view) if asked else guess.view if guess is not None else View.FRONT
     results: list[CheckResult] = []
 
     def add(name: str, status: Status, value, threshold: str, message: str, fix: str) -> None:
@@ -401,7 +458,7 @@ def check_photo(observation: PhotoObservation, category: GarmentCategory | str =
             "No person was found in the photo." if people == 0 else f"{people} people were found in the photo.",
             "Use a photo of yourself alone, facing the camera." if people == 0 else
             "Use a photo with only you in it, or crop the others out.")
-    report = PhotoReport(results)
+    report = PhotoReport(results, view=guess)
     if o.keypoints is None:
         for name in ("full_length", "crossed_arms", "crossed_legs", "facing", "contrast", "outfit"):
             add(name, Status.SKIP, None, "needs a person", "", "")
@@ -442,6 +499,14 @@ def check_photo(observation: PhotoObservation, category: GarmentCategory | str =
         add("crossed_legs", Status.FAIL if crossed else Status.PASS, gap,
             f"ankle gap over hip width: fail < {t.ankle_gap_fail:.3g}, or legs crossing",
             "Your legs are crossed.", "Stand with your feet apart, about hip width.")
+    # a front view asked of a photo of the back is the facing check's to report
+    if asked and view is View.BACK and guess is not None and guess.view is View.FRONT:
+        add("view", Status.WARN, None, f"asked: back; seen: {guess.seen} ({guess.reason})",
+            f"You chose the back view, but the photo seems to show your front ({guess.reason}).",
+            "Choose the front view, or use a photo taken from behind you.")
+    elif guess is not None:
+        add("view", Status.PASS, None, f"{'asked: ' + view.value + '; ' if asked else ''}seen: {guess.seen} "
+            f"({guess.reason})", "", "")
     face_score = float(o.faces[:, 4].max()) if len(o.faces) else 0.0
     # the back of the head has no face: a face the mesh found on this person outweighs the shoulders' order,
     # which BlazePose gets wrong on some frontal real photos
