@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from fitroom import imaging
+from fitroom.cli import main
 from fitroom.inputs import TryOnResult
 from fitroom.service.app import create_app
 from fitroom.service.settings import Settings
@@ -291,11 +292,15 @@ def test_rate_limit_per_client(tmp_path, preprocessor):
         assert client.get("/healthz").status_code == 200
 
 
-def test_feedback_export_writes_shared_rated_try_ons_as_a_dataset(tmp_path, preprocessor, photos):
+def test_feedback_export_writes_shared_rated_try_ons_as_a_dataset_that_trains(tmp_path, preprocessor, photos):
+    """The export used to pass `dataset check` and then break every training sample (the garment was not stored
+    under the person's name), and the ratings were not used."""
     import csv
 
     from fitroom.data.layout import VitonLayout
     from fitroom.service.feedback import export_feedback
+    from fitroom.training.config import load_config
+    from fitroom.training.trainer import Trainer
 
     with make_client(tmp_path, preprocessor) as client:
         garment = add_garment(client, photos)
@@ -304,16 +309,32 @@ def test_feedback_export_writes_shared_rated_try_ons_as_a_dataset(tmp_path, prep
                               data={"garment_id": garment, "force": "true", "share": str(share).lower()}).json()
             wait_done(client, job["id"])
             client.post(f"/v1/tryons/{job['id']}/rating", json={"rating": rating})
+            if rating == "good" and share:
+                result = client.get(wait_done(client, job["id"])["result_url"]).content
     settings = Settings(data_dir=tmp_path / "data")
-    assert export_feedback(settings, tmp_path / "feedback", progress=False) == 2  # the unshared one stays out
-    layout = VitonLayout(tmp_path / "feedback", "train")
+    out = tmp_path / "feedback"
+    assert export_feedback(settings, out, progress=False) == 2  # the unshared one stays out
+    layout = VitonLayout(out, "train")
+    assert len(layout.pairs()) == 1 and len((out / "bad_pairs.txt").read_text().split()) == 2  # good to train on
     person, cloth = layout.pairs()[0]
-    sample = layout.read(person, cloth)
+    assert person == cloth  # paired: the garment is stored under the sample's name
+    sample = layout.read(person)
     assert sample.parse is not None and sample.keypoints is not None and sample.garment_mask.any()
-    with open(tmp_path / "feedback" / "feedback.csv") as handle:
+    # the training picture is the result the shopper rated good, not their photo in their own clothes
+    exported = imaging.load_image(out / "train" / "image" / person).astype(int)
+    assert np.abs(exported - imaging.load_image(result).astype(int)).mean() < 3
+    assert len(list((out / "train" / "photo").iterdir())) == 2
+    with open(out / "feedback.csv") as handle:
         assert sorted(r["rating"] for r in csv.DictReader(handle)) == ["bad", "good"]
-    assert len(list((tmp_path / "feedback" / "train" / "tryon-result").iterdir())) == 2
+    assert main(["-q", "dataset", "check", str(out)]) == 0
+    config = load_config(None, [f"data={out}", f"out={tmp_path / 'run'}", "size=[128, 96]", "batch_size=1",
+                                "model=test_hrviton_condition", "steps=1", "loss_weights.vgg=0", "validate_every=100",
+                                "checkpoint_every=1"])
+    trainer = Trainer(config, progress=False)
+    losses = trainer.run()
+    assert trainer.step == 1 and all(np.isfinite(v) for v in losses.values())
     assert export_feedback(settings, tmp_path / "good-only", only_good=True, progress=False) == 1
+    assert (tmp_path / "good-only" / "bad_pairs.txt").read_text() == ""
 
 
 def test_a_killed_server_finishes_its_jobs_after_a_restart(tmp_path, photos):

@@ -130,3 +130,32 @@ def test_prepare_reports_failures_and_resumes(tmp_path, astronaut):
     with open(out / "prepare_report.csv") as handle:
         statuses = {row["file"].split("/")[-1]: row["status"] for row in csv.DictReader(handle)}
     assert statuses["astronaut.jpg"] == "skipped" and statuses["tee.jpg"] == "skipped"
+
+
+def test_prepare_keeps_every_photo_detects_views_and_writes_a_trainable_split(tmp_path):
+    """me.png and me.jpg used to become one me.jpg (the second 'already done'); `dataset check` looked for a
+    'train' folder a test-split output lacks; and the views were all the --view given (front by default)."""
+    import shutil
+
+    from fitroom.training.config import load_config
+    from fitroom.training.trainer import Trainer
+
+    persons, garments, out = tmp_path / "persons", tmp_path / "garments", tmp_path / "dataset"
+    persons.mkdir()
+    garments.mkdir()
+    shutil.copyfile(sample_path("person_front.jpg"), persons / "me.jpg")
+    Image.open(sample_path("person_back.jpg")).save(persons / "me.png")
+    shutil.copyfile(sample_path("garment_tee_front.jpg"), garments / "me_jpg.jpg")  # each person's own garment
+    shutil.copyfile(sample_path("garment_tee_back.jpg"), garments / "me_png.jpg")
+    assert main(["-q", "prepare", "--persons", str(persons), "--garments", str(garments), "--out", str(out),
+                 "--split", "train"]) == 0
+    layout = VitonLayout(out, "train")
+    assert sorted(layout.pairs()) == [("me_jpg.jpg", "me_jpg.jpg"), ("me_png.jpg", "me_png.jpg")]
+    assert (layout.view("me_jpg.jpg").value, layout.view("me_png.jpg").value) == ("front", "back")
+    assert main(["-q", "dataset", "check", str(out)]) == 0
+    config = load_config(None, [f"data={out}", f"out={tmp_path / 'run'}", "size=[128, 96]", "batch_size=2",
+                                "model=test_hrviton_condition", "steps=1", "loss_weights.vgg=0",
+                                "validate_every=100"])
+    trainer = Trainer(config, progress=False)
+    trainer.run()
+    assert trainer.step == 1

@@ -39,11 +39,29 @@ class TryOnDataset(Dataset):
             raise ValueError(f"pairs must be 'paired' or 'unpaired', got {pairs!r}")
         self.layout = VitonLayout(root, split)
         listed = self.layout.pairs()
+        if pairs == "paired":
+            listed = self._own_garments(listed)
         self.pairs = [(person, person if pairs == "paired" else cloth) for person, cloth in listed]
         self.mode = pairs
         self.size = size
         self.skip_bad = skip_bad
         self.bad: dict[str, str] = {}
+
+    def _own_garments(self, listed: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """The pairs whose person has their own garment (``cloth/`` under the person's name, as VITON-HD stores
+        the garment each person wears); paired samples need it. None at all is an error that says so."""
+        folder = self.layout.path("cloth", "x").parent
+        kept = [(person, cloth) for person, cloth in listed if (folder / person).is_file()]
+        if listed and not kept:
+            raise DatasetError(folder, f"no person of the {self.layout.split} split has their own garment here "
+                                       f"(cloth/<the person's file name>): paired samples (training, paired "
+                                       f"metrics) need the garment each person wears, stored under the person's "
+                                       f"name; `fitroom prepare` does so for a garment photo named like its person "
+                                       f"photo")
+        if len(kept) < len(listed):
+            logger.warning("%d of %d persons of %s have no garment of their own (cloth/<name>) and are left out of "
+                           "the paired samples", len(listed) - len(kept), len(listed), self.layout.directory)
+        return kept
 
     def __len__(self) -> int:
         return len(self.pairs)

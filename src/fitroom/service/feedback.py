@@ -1,10 +1,15 @@
 """``fitroom feedback export``: rated try-ons whose shoppers agreed to share them, as a VITON-HD layout dataset for
 fine-tuning.
 
-Each exported sample is the shopper's photo with every per-person modality (computed again by the preprocessing),
-the garment's product photo and mask, the service's result in ``tryon-result/``, and a row of ``feedback.csv``
-(rating, reason, view, engine, model version). Only try-ons with ``share`` set, a rating and a result are
-exported; ``--only-good`` keeps the ones rated good.
+A try-on rated good is a picture of the shopper wearing the garment, as the shopper accepted it: each becomes a
+*paired* training sample whose person image is the service's result, with every per-person modality computed from
+it (pose, parse, dense map, agnostic person), and whose garment (``cloth/`` under the sample's own name, as VITON-HD
+pairs them) is the product photo of the view tried on. ``fitroom train STAGE --set data=OUT`` fine-tunes on them.
+
+The ratings filter: ``train_pairs.txt`` lists the try-ons rated good; the ones rated bad are exported beside them
+(``bad_pairs.txt``) for inspection, and never trained on, unless ``only_good`` leaves them out altogether. Every
+exported try-on has a row of ``feedback.csv`` (rating, reason, view, engine, model version) and the shopper's
+original photo in ``photo/``.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from fitroom.service.settings import Settings
 logger = logging.getLogger(__name__)
 
 SPLIT = "train"
-RESULTS = "tryon-result"
+ORIGINALS = "photo"  # the shoppers' own photos, for reference
+BAD_PAIRS = "bad_pairs.txt"  # try-ons rated bad: exported for inspection, not trained on
 
 
 def export_feedback(settings: Settings, out: str | Path, only_good: bool = False, progress: bool = True) -> int:
@@ -43,8 +49,9 @@ def export_feedback(settings: Settings, out: str | Path, only_good: bool = False
         database = storage.connect(settings.database)
         storage.migrate(database)
     except sa.exc.SQLAlchemyError as error:
+        cause = getattr(error, "orig", None) or error
         raise ConfigurationError(f"cannot open the service's database {settings.database} "
-                                 f"({type(error.orig or error).__name__}: {error.orig or error})") from None
+                                 f"({type(cause).__name__}: {str(cause).splitlines()[0]})") from None
     t, r, g = storage.tryons, storage.ratings, storage.garments
     query = (sa.select(t.c.id, t.c.view, t.c.photo, t.c.result, t.c.engine, t.c.model_version, r.c.good, r.c.reason,
                        g.c.id.label("garment"), g.c.category, g.c.front, g.c.back)
@@ -57,34 +64,41 @@ def export_feedback(settings: Settings, out: str | Path, only_good: bool = False
     with database.connect() as connection:
         rows = connection.execute(query).fetchall()
     database.dispose()
-    pairs, views, records, garments_written = [], [], [], set()
+    good, bad, views, records = [], [], [], []
     with Preprocessor() as preprocessor:
         for row in tqdm(rows, desc="exporting rated try-ons", unit="try-on", disable=not progress):
-            name, cloth = f"{row.id}.jpg", f"{row.garment}_{row.view}.jpg"
+            name = f"{row.id}.jpg"
+            targets = person_paths(out, SPLIT, name)
             try:
-                write_person(preprocessor, imaging.load_image(root / row.photo), person_paths(out, SPLIT, name),
-                             View(row.view), name)
-                if cloth not in garments_written:
-                    write_garment(preprocessor, imaging.load_image(root / (row.front if row.view == "front"
-                                                                           else row.back)),
-                                  garment_paths(out, SPLIT, cloth), GarmentCategory(row.category))
-                    garments_written.add(cloth)
-            except (ValueError, OSError) as error:  # a photo the preprocessing cannot use is left out, and said
+                result = imaging.load_image(root / row.result)
+                view = write_person(preprocessor, result, targets, View(row.view), name)
+                write_garment(preprocessor, imaging.load_image(root / (row.front if row.view == "front"
+                                                                       else row.back)),
+                              garment_paths(out, SPLIT, name), GarmentCategory(row.category))
+            except (ValueError, OSError) as error:  # a picture the preprocessing cannot use is left out, and said
                 logger.warning("try-on %s left out: %s", row.id, error)
+                for path in targets.values():
+                    path.unlink(missing_ok=True)
                 continue
-            (out / SPLIT / RESULTS).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(root / row.result, out / SPLIT / RESULTS / f"{row.id}.png")
-            pairs.append((name, cloth))
-            views.append(f"{name} {row.view}\n")
-            records.append({"name": name, "garment": cloth, "view": row.view, "rating": "good" if row.good else "bad",
-                            "reason": row.reason or "", "engine": row.engine, "model_version": row.model_version})
+            (out / SPLIT / ORIGINALS).mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(root / row.photo, out / SPLIT / ORIGINALS / f"{row.id}{Path(row.photo).suffix}")
+            (good if row.good else bad).append((name, name))
+            views.append(f"{name} {view.value}\n")
+            records.append({"name": name, "garment": row.garment, "view": row.view,
+                            "rating": "good" if row.good else "bad", "reason": row.reason or "", "engine": row.engine,
+                            "model_version": row.model_version})
     (out / SPLIT).mkdir(parents=True, exist_ok=True)
-    write_pairs(out / PAIRS_FILE.format(split=SPLIT), pairs)
+    write_pairs(out / PAIRS_FILE.format(split=SPLIT), good)
+    write_pairs(out / BAD_PAIRS, bad)
     (out / SPLIT / VIEWS_FILE).write_text("".join(views))
     with open(out / "feedback.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["name", "garment", "view", "rating", "reason", "engine",
                                                     "model_version"])
         writer.writeheader()
         writer.writerows(records)
-    logger.info("exported %d rated try-ons (of %d shared and rated) to %s", len(records), len(rows), out)
+    if not good:
+        logger.warning("no try-on rated good was exported, so %s lists nothing to train on",
+                       out / PAIRS_FILE.format(split=SPLIT))
+    logger.info("exported %d rated try-ons (%d good: train_pairs.txt, %d bad: %s; of %d shared and rated) to %s",
+                len(records), len(good), len(bad), BAD_PAIRS, len(rows), out)
     return len(records)
