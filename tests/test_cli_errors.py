@@ -44,7 +44,9 @@ CASES = [
     ("prepare --persons nope --garments {empty} --out p", 2, "nope is not a folder"),
     ("prepare --persons {empty} --garments {empty} --out p", 2, "holds no photos"),
     ("demo --engine nope --out d", 2, "unknown engine 'nope'"),
+    ("tryon --person {person} --garment {person} --out o.png --checkpoint nowhere", 3, "takes no checkpoint"),
     ("serve --engine hrviton", 3, "--checkpoint DIR"),
+    ("serve --engine warp --checkpoint nowhere", 3, "takes no checkpoint"),
     ("serve --engine cpvton --checkpoint nowhere", 3, "gmm/ and tom/"),
 ]
 
@@ -92,3 +94,23 @@ def test_every_known_weight_either_downloads_or_says_where_to_get_it():
     for known in KNOWN_WEIGHTS:
         assert known.source.startswith("https://")
         assert known.direct == (" " not in known.source)  # a page with a note is not a file to download
+
+
+def test_a_device_that_is_not_here_is_a_plain_error(tmp_path, monkeypatch, caplog):
+    import torch
+
+    from fitroom.devices import resolve_device
+    from fitroom.errors import ConfigurationError
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(ConfigurationError, match="device must be one of"):
+        resolve_device("tpu")
+    if torch.cuda.is_available():
+        assert resolve_device("auto").type == "cuda"
+        return
+    with pytest.raises(ConfigurationError, match="no CUDA GPU is available here"):
+        resolve_device("cuda")
+    monkeypatch.chdir(tmp_path)
+    assert main(["-q", "serve", "--engine", "hrviton", "--checkpoint", "x", "--device", "cuda"]) == 3
+    assert "no CUDA GPU is available here" in caplog.text
+    assert not (tmp_path / "fitroom-data").exists()

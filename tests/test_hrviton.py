@@ -145,9 +145,16 @@ def test_hrviton_engine_from_a_converted_checkpoint(fixture, tmp_path, astronaut
     out = tmp_path / "result.png"
     assert main(["-q", "tryon", "--person", str(sample_path("person_front.jpg")), "--garment",
                  str(sample_path("garment_tee_front.jpg")), "--out", str(out), "--engine", "hrviton",
-                 "--checkpoint", str(tmp_path / "ckpt")]) == 0
+                 "--checkpoint", str(tmp_path / "ckpt"), "--device", "cpu"]) == 0
     result = imaging.load_image(out)
     assert result.shape == imaging.load_image(sample_path("person_front.jpg")).shape
+    from fitroom.engines import create_engine
+
+    # --device auto (the default) picks the accelerator where there is one
+    expected = "cuda" if torch.cuda.is_available() else "mps" if torch.backends.mps.is_available() else "cpu"
+    engine = create_engine("hrviton", checkpoint=tmp_path / "ckpt", device="auto")
+    assert engine.device.type == expected
+    assert next(engine.generator.parameters()).device.type == expected
     assert result.std() > 1  # random tiny weights draw noise, but something was drawn
     with pytest.raises(FileNotFoundError, match="fitroom convert hrviton"):
         from fitroom.engines import create_engine

@@ -139,7 +139,7 @@ def cmd_tryon(args: argparse.Namespace) -> int:
 
     person = imaging.load_image(args.person)
     garment = imaging.load_image(args.garment)
-    engine = create_engine(args.engine, **({"checkpoint": args.checkpoint} if args.checkpoint else {}))
+    engine = create_engine(args.engine, checkpoint=args.checkpoint, device=args.device)
     dense_options = {"directory": args.dense_dir} if args.dense == "file" else {}
     with Preprocessor(parser=args.parser, dense=args.dense, dense_options=dense_options,
                       allow_several_people=args.force) as preprocess:
@@ -246,6 +246,12 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0  # photos that failed are warnings (exit 1 under --strict)
 
 
+def _device_option(parser: argparse.ArgumentParser, default: str | None = "auto", extra: str = "") -> None:
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=default,
+                        help=f"where a learned engine runs: auto (default: a CUDA GPU, else Apple MPS, else the CPU), "
+                             f"cpu, cuda or mps{extra}")
+
+
 def _preprocessing_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--view", choices=["front", "back"], default=None,
                         help="which side the photo shows (default: detected from the face and the shoulders)")
@@ -309,7 +315,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from fitroom.evaluation import EvalConfig, evaluate, markdown
 
     results = evaluate(EvalConfig(engine=args.engine, data=args.data, out=args.out, pairs=args.pairs,
-                                  checkpoint=args.checkpoint or "", split=args.split, limit=args.limit),
+                                  checkpoint=args.checkpoint or "", split=args.split, limit=args.limit,
+                                  device=args.device),
                        progress=not args.quiet)
     table = markdown({k: v for k, v in results.items() if k != "protocol"})
     sys.stdout.write(table + "\n")
@@ -326,9 +333,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from fitroom.service.settings import Settings
 
     settings = Settings.from_env(data_dir=args.data_dir, engine=args.engine, checkpoint=args.checkpoint,
-                                 workers=args.workers)
+                                 workers=args.workers, device=args.device)
     # the engine is loaded before the server starts: a missing checkpoint is one line and exit status 3
-    engine = create_engine(settings.engine, **({"checkpoint": settings.checkpoint} if settings.checkpoint else {}))
+    engine = create_engine(settings.engine, checkpoint=settings.checkpoint, device=settings.device)
     logger.info("serving on http://%s:%d (API docs at /docs); data in %s", args.host, args.port,
                 Path(settings.data_dir).resolve())
     uvicorn.run(create_app(settings, engine=engine), host=args.host, port=args.port, log_level="warning")
@@ -395,6 +402,7 @@ def build_parser() -> argparse.ArgumentParser:
     tryon.add_argument("--engine", default="warp",
                        help="try-on engine: warp (default, needs no weights), hrviton or cpvton (need --checkpoint)")
     tryon.add_argument("--checkpoint", help="model folder for a learned engine (e.g. from `fitroom convert hrviton`)")
+    _device_option(tryon)
     tryon.add_argument("--save-intermediates", action="store_true",
                        help="also write pose, parse, dense map, agnostic person and warped garment")
     tryon.add_argument("--force", action="store_true", help="try on even when a photo check fails")
@@ -423,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation = sub.add_parser("eval", help="evaluate an engine on a dataset (SSIM, LPIPS, FID, KID; resumable)")
     evaluation.add_argument("--engine", required=True, help="warp, hrviton or cpvton")
     evaluation.add_argument("--checkpoint", help="the engine's checkpoint folder (hrviton, cpvton)")
+    _device_option(evaluation)
     evaluation.add_argument("--data", required=True, help="a dataset in the VITON-HD layout")
     evaluation.add_argument("--pairs", choices=["paired", "unpaired"], default="paired")
     evaluation.add_argument("--split", choices=["train", "test"], default="test")
@@ -435,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--engine", default=None, help="try-on engine (default warp; FITROOM_ENGINE)")
     serve.add_argument("--checkpoint", default=None)
+    _device_option(serve, default=None, extra="; FITROOM_DEVICE")
     serve.add_argument("--data-dir", default=None, help="database and images (default ./fitroom-data)")
     serve.add_argument("--workers", type=int, default=None, help="try-ons run at once")
     serve.set_defaults(func=cmd_serve)

@@ -52,6 +52,7 @@ class EvalConfig:
     split: str = "test"
     limit: int = 0  # evaluate the first N pairs only (0: all)
     seed: int = 0  # KID's subset sampling
+    device: str = "auto"  # where a learned engine runs (fitroom.devices.resolve_device)
 
     def __post_init__(self) -> None:
         if self.pairs not in ("paired", "unpaired"):
@@ -145,7 +146,7 @@ def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
         raise DatasetError(layout.directory, "the pairs file lists no samples")
     pairs = [(person, person if config.pairs == "paired" else partner) for person, partner in listed]
     if engine is None:
-        engine = create_engine(config.engine, **({"checkpoint": config.checkpoint} if config.checkpoint else {}))
+        engine = create_engine(config.engine, checkpoint=config.checkpoint, device=config.device)
     out = Path(config.out)
     images = out / "images"
     images.mkdir(parents=True, exist_ok=True)

@@ -5,9 +5,14 @@ An engine composes preprocessing products, models and post-processing; it never 
 
 from __future__ import annotations
 
+import inspect
+import logging
 from typing import Callable, Protocol
 
+from fitroom.errors import ConfigurationError, InputError
 from fitroom.inputs import TryOnInputs, TryOnResult
+
+logger = logging.getLogger(__name__)
 
 
 class Engine(Protocol):
@@ -33,12 +38,33 @@ def available_engines() -> list[str]:
     return sorted(_ENGINES)
 
 
-def create_engine(name: str = "warp", **options) -> Engine:
-    """Build the engine registered as ``name`` with its options."""
+def create_engine(name: str = "warp", checkpoint: str | None = None, device: str | None = None,
+                  **options) -> Engine:
+    """Build the engine registered as ``name`` with its options.
+
+    Args:
+        checkpoint: the model folder of a learned engine (an engine without weights refuses one).
+        device: ``auto``, ``cpu``, ``cuda[:N]`` or ``mps`` (:func:`fitroom.devices.resolve_device`), for an engine
+            that runs networks; one that does not runs where it always does (the CPU).
+    """
     _load_builtin()
     if name not in _ENGINES:
-        raise ValueError(f"unknown engine {name!r}; available: {', '.join(sorted(_ENGINES))}")
-    return _ENGINES[name](**options)
+        raise InputError(f"unknown engine {name!r}; available: {', '.join(sorted(_ENGINES))}")
+    factory = _ENGINES[name]
+    accepted = inspect.signature(factory).parameters
+    if checkpoint:
+        if "checkpoint" not in accepted:
+            learned = [e for e in sorted(_ENGINES) if "checkpoint" in inspect.signature(_ENGINES[e]).parameters]
+            raise ConfigurationError(f"the {name} engine uses no weights, so it takes no checkpoint; the learned "
+                                     f"engines are {', '.join(learned)}")
+        options["checkpoint"] = checkpoint
+    if "device" in accepted:
+        from fitroom.devices import resolve_device
+
+        options["device"] = resolve_device(device)
+    elif device not in (None, "auto", "cpu"):
+        logger.warning("the %s engine runs on the CPU; --device %s applies to the learned engines", name, device)
+    return factory(**options)
 
 
 def _load_builtin() -> None:

@@ -15,6 +15,7 @@ class Settings(BaseModel):
     database_url: str = ""  # default: sqlite:///DATA_DIR/fitroom.db; e.g. postgresql+psycopg://user@host/db
     engine: str = "warp"
     checkpoint: str = ""  # the engine's checkpoint folder (hrviton, cpvton)
+    device: str = "auto"  # where a learned engine runs: auto, cpu, cuda, cuda:N or mps
     workers: int = Field(1, ge=1)  # try-ons run at once
     queue_size: int = Field(8, ge=1)  # try-ons waiting or running before new ones get 429
     max_upload_bytes: int = Field(15 * 2**20, ge=1024)

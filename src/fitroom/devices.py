@@ -1,0 +1,39 @@
+"""Which device a learned engine or a training run uses: ``--device auto|cpu|cuda|mps`` (``FITROOM_DEVICE``)."""
+
+from __future__ import annotations
+
+import torch
+
+from fitroom.errors import ConfigurationError
+
+CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
+    """The torch device for ``name``: ``auto`` picks CUDA, then Apple's MPS, then the CPU; ``cuda`` (or ``cuda:N``)
+    and ``mps`` must be present here, or a :class:`~fitroom.errors.ConfigurationError` says what is missing."""
+    if isinstance(name, torch.device):
+        return name
+    name = (name or "auto").strip().lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps") if _mps_available() else torch.device("cpu")
+    kind = name.split(":")[0]
+    if kind not in CHOICES:
+        raise ConfigurationError(f"device must be one of {', '.join(CHOICES)} (or cuda:N), got {name!r}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        built = "with CUDA " + torch.version.cuda if torch.version.cuda else "without CUDA"
+        raise ConfigurationError(f"--device {name}: no CUDA GPU is available here (torch {torch.__version__}, built "
+                                 f"{built}); use --device auto or cpu")
+    if kind == "cuda" and ":" in name and int(name.split(":")[1]) >= torch.cuda.device_count():
+        raise ConfigurationError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if kind == "mps" and not _mps_available():
+        raise ConfigurationError(f"--device {name}: Apple's MPS backend is not available here; use --device auto "
+                                 f"or cpu")
+    return torch.device(name)
