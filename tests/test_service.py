@@ -413,3 +413,51 @@ def test_odd_but_decodable_photos_get_a_report_not_an_error(tmp_path, preprocess
             response = client.post("/v1/checks", files={"photo": ("x.png", buffer.getvalue(), "image/png")})
             assert response.status_code == 200, (shape, response.text)
             assert response.json()["status"] == "fail"  # too small, or nobody in it
+
+
+def test_on_a_shops_site_cors_root_path_and_forwarded_addresses(tmp_path, preprocessor, photos):
+    """No CORS (preflight 405), absolute /v1 paths in the pages, the rate limit keyed on the proxy's address."""
+    preflight = {"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"}
+    with make_client(tmp_path / "plain", preprocessor) as client:
+        answer = client.options("/v1/tryons", headers=preflight)
+        assert "access-control-allow-origin" not in answer.headers  # no origin is allowed unless configured
+    with make_client(tmp_path / "shop", preprocessor, cors_origins="https://shop.example, https://www.shop.example",
+                     root_path="/fitroom", trusted_proxies="testclient", rate_limit_per_minute=2) as client:
+        answer = client.options("/v1/tryons", headers=preflight)
+        assert answer.status_code == 200 and answer.headers["access-control-allow-origin"] == "https://shop.example"
+        assert client.options("/v1/tryons", headers={**preflight, "Origin": "https://evil.example"}).status_code == 400
+        listed = client.get("/v1/garments", headers={"Origin": "https://shop.example"})
+        assert listed.headers["access-control-allow-origin"] == "https://shop.example"
+        # the pages start every request from the root path, and the API's URLs carry it
+        for page in ("/", "/admin"):
+            html = client.get(page).text
+            assert '<meta name="fitroom-root" content="/fitroom">' in html and '"/v1/' not in html
+        assert client.get("/fitroom/healthz").status_code == 200  # a proxy that keeps the prefix works as well
+        garment = add_garment(client, photos)
+        job = client.post("/v1/tryons", files={"photo": ("me.png", photos["person"], "image/png")},
+                          data={"garment_id": garment, "force": "true"}, headers={"X-Forwarded-For": "10.0.0.9"})
+        assert wait_done(client, job.json()["id"])["result_url"].startswith("/fitroom/v1/tryons/")
+        # the client is the address the trusted proxy forwards: each shopper has their own limit
+        codes = [client.post("/v1/checks", files={"photo": ("x.jpg", b"junk", "image/jpeg")},
+                             headers={"X-Forwarded-For": address}).status_code
+                 for address in ("10.0.0.1", "10.0.0.1", "10.0.0.1", "10.0.0.2")]
+        assert codes == [415, 415, 429, 415]
+    with make_client(tmp_path / "untrusted", preprocessor, rate_limit_per_minute=2) as client:
+        codes = [client.post("/v1/checks", files={"photo": ("x.jpg", b"junk", "image/jpeg")},
+                             headers={"X-Forwarded-For": address}).status_code
+                 for address in ("10.0.0.1", "10.0.0.2", "10.0.0.3")]
+        assert codes == [415, 415, 429]  # without a trusted proxy the header is anyone's to forge
+
+
+def test_serve_passes_the_access_log_and_root_path_to_the_server(tmp_path, monkeypatch):
+    import uvicorn
+
+    seen = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs, root=app.state.settings.root_path))
+    monkeypatch.chdir(tmp_path)
+    assert main(["-q", "serve", "--access-log", "--root-path", "/fitroom", "--port", "8123"]) == 0
+    assert seen["access_log"] is True and seen["log_level"] == "info" and seen["proxy_headers"] is False
+    assert seen["root"] == "/fitroom" and seen["port"] == 8123
+    seen.clear()
+    assert main(["-q", "serve"]) == 0
+    assert seen["access_log"] is False and seen["log_level"] == "warning"

@@ -2,6 +2,7 @@
 photo, see the guidance, choose a garment, get a result, rate it; the screenshot is kept in test-artifacts/.
 Hostile strings (a garment's name, a rating's reason) are shown as text on both pages and never run."""
 
+import contextlib
 import shutil
 import socket
 import threading
@@ -34,9 +35,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(tmp_path, preprocessor):
-    settings = Settings(data_dir=tmp_path / "data", admin_token="secret", api_key="shop-key")
+@contextlib.contextmanager
+def _serve(settings: Settings, preprocessor):
     app = create_app(settings, engine=create_engine("warp"), preprocessor=preprocessor)
     port = _free_port()
     instance = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -46,16 +46,28 @@ def server(tmp_path, preprocessor):
     while not instance.started and time.time() < deadline:
         time.sleep(0.05)
     assert instance.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(30)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        instance.should_exit = True
+        thread.join(30)
+
+
+@pytest.fixture
+def server(tmp_path, preprocessor):
+    with _serve(Settings(data_dir=tmp_path / "data", admin_token="secret", api_key="shop-key"), preprocessor) as url:
+        yield url
+
+
+def _chromium(playwright):
+    assert Path(CHROMIUM).is_file() or shutil.which("chromium"), (
+        "the browser test needs Debian's chromium (apt-get install -y chromium); scripts/test installs it")
+    return playwright.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).is_file()
+                                      else shutil.which("chromium"), headless=True, args=FLAGS)
 
 
 def test_shopper_page_end_to_end(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
-
-    assert Path(CHROMIUM).is_file() or shutil.which("chromium"), (
-        "the browser test needs Debian's chromium (apt-get install -y chromium); scripts/test installs it")
     import httpx
 
     with open(sample_path("garment_tee_front.jpg"), "rb") as front:
@@ -68,8 +80,7 @@ def test_shopper_page_end_to_end(server, tmp_path):
     ARTIFACTS.mkdir(exist_ok=True)
     ran: list[str] = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM if Path(CHROMIUM).is_file()
-                                             else shutil.which("chromium"), headless=True, args=FLAGS)
+        browser = _chromium(playwright)
         try:
             page = browser.new_page(viewport={"width": 1000, "height": 1400})
             page.on("dialog", lambda dialog: (ran.append(dialog.message), dialog.dismiss()))
@@ -102,3 +113,34 @@ def test_shopper_page_end_to_end(server, tmp_path):
     stats = httpx.get(f"{server}/v1/stats", headers={"Authorization": "Bearer shop-key"}).json()
     assert stats["ratings"] == 1 and stats["success_rate"] == 1.0
     assert (ARTIFACTS / "shopper_page.png").stat().st_size > 10_000
+
+
+def test_a_garment_linked_from_a_shop_page_under_a_sub_path(tmp_path, preprocessor):
+    """`/?garment=ID` chooses that garment; under a path prefix every request of the page keeps the prefix."""
+    from playwright.sync_api import expect, sync_playwright
+    import httpx
+
+    settings = Settings(data_dir=tmp_path / "data", api_key="shop-key", root_path="/shop/fitroom")
+    with _serve(settings, preprocessor) as server, sync_playwright() as playwright:
+        ids = []
+        for name in ("tee", "long sleeve"):
+            photo = "garment_tee_front.jpg" if name == "tee" else "garment_long_sleeve_front.jpg"
+            with open(sample_path(photo), "rb") as front:
+                created = httpx.post(f"{server}/shop/fitroom/v1/garments", data={"name": name, "category": "upper"},
+                                     files={"front": (photo, front, "image/jpeg")},
+                                     headers={"Authorization": "Bearer shop-key"}, timeout=60)
+            assert created.status_code == 201, created.text
+            ids.append(created.json()["id"])
+        browser = _chromium(playwright)
+        try:
+            page = browser.new_page()
+            failed: list[str] = []
+            page.on("response", lambda r: failed.append(r.url) if r.status >= 400 else None)
+            page.goto(f"{server}/shop/fitroom/?garment={ids[1]}")
+            expect(page.locator(".garment")).to_have_count(2)
+            expect(page.locator(f'.garment[data-id="{ids[1]}"]')).to_have_class("garment chosen")
+            expect(page.locator(f'.garment[data-id="{ids[0]}"]')).to_have_class("garment")
+            page.wait_for_function("[...document.querySelectorAll('.garment img')].every(i => i.naturalWidth > 0)")
+            assert not failed, failed
+        finally:
+            browser.close()

@@ -333,12 +333,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from fitroom.service.settings import Settings
 
     settings = Settings.from_env(data_dir=args.data_dir, engine=args.engine, checkpoint=args.checkpoint,
-                                 workers=args.workers, device=args.device)
+                                 workers=args.workers, device=args.device, root_path=args.root_path,
+                                 access_log=args.access_log or None)
     # the engine is loaded before the server starts: a missing checkpoint is one line and exit status 3
     engine = create_engine(settings.engine, checkpoint=settings.checkpoint, device=settings.device)
     logger.info("serving on http://%s:%d (API docs at /docs); data in %s", args.host, args.port,
                 Path(settings.data_dir).resolve())
-    uvicorn.run(create_app(settings, engine=engine), host=args.host, port=args.port, log_level="warning")
+    # forwarded addresses are the app's to believe (FITROOM_TRUSTED_PROXIES), not the server's default
+    uvicorn.run(create_app(settings, engine=engine), host=args.host, port=args.port, proxy_headers=False,
+                log_level="info" if settings.access_log else "warning", access_log=settings.access_log)
     return 0
 
 
@@ -447,6 +450,11 @@ def build_parser() -> argparse.ArgumentParser:
     _device_option(serve, default=None, extra="; FITROOM_DEVICE")
     serve.add_argument("--data-dir", default=None, help="database and images (default ./fitroom-data)")
     serve.add_argument("--workers", type=int, default=None, help="try-ons run at once")
+    serve.add_argument("--root-path", default=None,
+                       help="the path prefix a reverse proxy serves the service under, e.g. /fitroom "
+                            "(FITROOM_ROOT_PATH)")
+    serve.add_argument("--access-log", action="store_true",
+                       help="log one line per request (FITROOM_ACCESS_LOG)")
     serve.set_defaults(func=cmd_serve)
 
     feedback = sub.add_parser("feedback", help="export shoppers' shared, rated try-ons for fine-tuning")

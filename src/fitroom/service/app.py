@@ -14,6 +14,7 @@ import hmac
 import logging
 import re
 import threading
+from html import escape as html_escape
 import time
 from collections import defaultdict, deque
 from contextlib import asynccontextmanager
@@ -22,11 +23,13 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, Security, UploadFile
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from fitroom.labels import GarmentCategory, View
 from fitroom.service.core import FittingRoom, PhotoRefused, QueueFull, ServiceError
@@ -91,6 +94,21 @@ def content_security_policy(html: str) -> str:
             "form-action 'self'")
 
 
+class RootPathMiddleware:
+    """Serve under a reverse proxy's path prefix (``FITROOM_ROOT_PATH``), whichever server runs the app: the
+    prefix becomes the request's ``root_path``, from which the pages and the API's URLs start; a request whose
+    path still carries the prefix (a proxy that does not strip it) is routed as well."""
+
+    def __init__(self, app, root_path: str) -> None:
+        self.app = app
+        self.root_path = root_path
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            scope = dict(scope, root_path=self.root_path)
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, engine=None, preprocessor=None) -> FastAPI:
     settings = settings or Settings.from_env()
     state: dict = {}
@@ -121,6 +139,7 @@ def create_app(settings: Settings | None = None, engine=None, preprocessor=None)
 
     app = FastAPI(title="fitroom", version="1", lifespan=lifespan,
                   description="Virtual fitting room: photo guidance, garments, try-ons, ratings.")
+    app.state.settings = settings
     limiter = RateLimiter(settings.rate_limit_per_minute)
 
     def room() -> FittingRoom:
@@ -134,12 +153,23 @@ def create_app(settings: Settings | None = None, engine=None, preprocessor=None)
         if length and length.isdigit() and int(length) > settings.max_upload_bytes * 2 + 65536:
             return _error(413, "too_large", "the request body is too large")
         # uploads and changes are limited; reading (the page polls a try-on's status) is not
-        if request.url.path.startswith("/v1/") and request.method not in ("GET", "HEAD", "OPTIONS"):
+        if "/v1/" in request.url.path and request.method not in ("GET", "HEAD", "OPTIONS"):
             wait = limiter.allow(request.client.host if request.client else "unknown")
             if wait:
                 return _error(429, "rate_limited", "too many requests; slow down",
                               headers={"Retry-After": str(int(wait) + 1)})
         return await call_next(request)
+
+    # added last, so they run first (Starlette wraps each new middleware around the ones before)
+    if settings.trusted_proxies:
+        # behind a trusted reverse proxy the client is the address it forwards (rate limit, access log)
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+    if settings.root_path.strip("/"):
+        app.add_middleware(RootPathMiddleware, root_path="/" + settings.root_path.strip("/"))
+    if settings.origins():
+        # a shop's own pages may call the API from their origin; the keys travel in the Authorization header
+        app.add_middleware(CORSMiddleware, allow_origins=settings.origins(), allow_methods=["GET", "POST", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"], max_age=600)
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, error: ServiceError):
@@ -246,11 +276,12 @@ def create_app(settings: Settings | None = None, engine=None, preprocessor=None)
         return await run_in_threadpool(fitting.submit, image, garment_id, view, share, force)
 
     @api.get("/tryons/{tryon_id}", tags=["try-ons"])
-    async def get_tryon(tryon_id: str, fitting: FittingRoom = Depends(room)) -> dict:
+    async def get_tryon(tryon_id: str, request: Request, fitting: FittingRoom = Depends(room)) -> dict:
         document = await run_in_threadpool(fitting.tryon, tryon_id)
-        if document["status"] == "done":
-            document["result_url"] = f"/v1/tryons/{tryon_id}/result.png"
-            document["photo_url"] = f"/v1/tryons/{tryon_id}/photo.png"
+        if document["status"] == "done":  # under the service's root path, wherever a proxy serves it
+            base = request.scope.get("root_path", "").rstrip("/")
+            document["result_url"] = f"{base}/v1/tryons/{tryon_id}/result.png"
+            document["photo_url"] = f"{base}/v1/tryons/{tryon_id}/photo.png"
         return document
 
     @api.get("/tryons/{tryon_id}/{which}.png", tags=["try-ons"])
@@ -277,16 +308,19 @@ def create_app(settings: Settings | None = None, engine=None, preprocessor=None)
 
     app.include_router(api)
 
-    def page(name: str) -> HTMLResponse:
+    def page(name: str, request: Request) -> HTMLResponse:
         html = (resources.files("fitroom.service") / "static" / name).read_text()
+        # the page's requests start from the service's root (a proxy's sub-path), written into the page as data
+        root = html_escape(request.scope.get("root_path", "").rstrip("/"), quote=True)
+        html = html.replace('<meta name="fitroom-root" content="">', f'<meta name="fitroom-root" content="{root}">')
         return HTMLResponse(html, headers={"Content-Security-Policy": content_security_policy(html)})
 
     @app.get("/", include_in_schema=False)
-    async def shopper_page():
-        return page("index.html")
+    async def shopper_page(request: Request):
+        return page("index.html", request)
 
     @app.get("/admin", include_in_schema=False)
-    async def admin_page():
-        return page("admin.html")
+    async def admin_page(request: Request):
+        return page("admin.html", request)
 
     return app

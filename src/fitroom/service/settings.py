@@ -26,6 +26,14 @@ class Settings(BaseModel):
     admin_token: str = ""  # the admin page and its API; empty: disabled
     api_key: str = ""  # the shop's key for catalogue changes and statistics; empty: those are refused
     model_version: str = ""  # recorded with every try-on (default: the engine name and its checkpoint)
+    # putting the service on a shop's site
+    cors_origins: str = ""  # comma-separated origins whose pages may call the API (e.g. https://shop.example); "*": any
+    root_path: str = ""  # the path prefix a reverse proxy serves the service under (e.g. /fitroom)
+    trusted_proxies: str = ""  # comma-separated proxy addresses whose X-Forwarded-For/-Proto are believed; "*": any
+    access_log: bool = False  # one line per request (method, path, status, client) on the log
+
+    def origins(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     @property
     def database(self) -> str:
