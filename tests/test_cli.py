@@ -33,3 +33,35 @@ def test_bad_arguments_exit_nonzero(tmp_path, capsys):
         main(["synth", "--out", str(tmp_path), "--size", "big"])
     assert exit_info.value.code == 2
     assert main(["-q", "synth", "--out", str(tmp_path), "--count", "2", "--size", "100x100"]) == 2
+
+
+def test_version_and_json_output(tmp_path, capsys):
+    import json
+
+    from fitroom import __version__
+    from fitroom.demo import sample_path
+
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out.strip() == f"fitroom {__version__}"
+    assert main(["env", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["versions"]["fitroom"] == __version__ and {w["name"] for w in document["weights"]} >= {"vgg19"}
+    assert main(["weights", "list", "--json"]) == 0
+    assert any(not w["direct_download"] for w in json.loads(capsys.readouterr().out)["weights"])
+    out = tmp_path / "d"
+    assert main(["-q", "synth", "--out", str(out), "--count", "3", "--size", "64x48", "--workers", "1"]) == 0
+    capsys.readouterr()
+    assert main(["-q", "dataset", "check", str(out), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["train"]["problems"] == [] and document["test"]["pairs"] == 4
+    result = tmp_path / "r.png"
+    assert main(["-q", "tryon", "--person", str(sample_path("person_back.jpg")), "--garment",
+                 str(sample_path("garment_tee_back.jpg")), "--out", str(result), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["result"] == str(result.resolve()) and document["view"] == "back"
+    assert document["category"] == "upper" and not document["category_given"]
+    assert document["guidance"]["view"]["seen"] == "back" and document["seconds"]
+    assert main(["-q", "eval", "--engine", "warp", "--data", str(out), "--out", str(tmp_path / "e"), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["protocol"]["samples"] == 4 and document["summary"]["all"]["samples"] == 4

@@ -116,3 +116,16 @@ def test_problem_photos_are_labelled(tmp_path):
 
     sharpness = lambda image: cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()  # noqa: E731
     assert sharpness(blurred) < sharpness(clean)
+
+
+def test_four_identities_give_unpaired_ground_truth(tmp_path):
+    """`fitroom synth --count 4` used to put one identity in the test split, which has no partner to swap
+    garments with, and wrote 0 unpaired truths."""
+    from fitroom.cli import main
+    from fitroom.data.layout import UNPAIRED_GT, read_pairs
+
+    assert main(["-q", "synth", "--out", str(tmp_path), "--count", "4", "--size", "64x48", "--workers", "1"]) == 0
+    truths = sorted(p.name for p in (tmp_path / "test" / UNPAIRED_GT).iterdir())
+    pairs = read_pairs(tmp_path / "test_pairs.txt")
+    assert len(truths) == 4 and len(pairs) == 4  # 2 test identities x front and back
+    assert all(person != cloth for person, cloth in pairs)

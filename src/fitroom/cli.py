@@ -36,26 +36,38 @@ def cmd_env(args: argparse.Namespace) -> int:
     from fitroom import __version__
     from fitroom.weights import KNOWN_WEIGHTS, find, weights_dir
 
-    lines = [f"fitroom {__version__}", f"python {platform.python_version()} ({platform.platform()})"]
+    from fitroom.devices import resolve_device
+
+    versions = {"fitroom": __version__, "python": f"{platform.python_version()} ({platform.platform()})"}
     for module in ("torch", "torchvision", "numpy", "cv2", "mediapipe", "kornia", "PIL"):
         try:
-            version = importlib.import_module(module).__version__
+            versions[module] = importlib.import_module(module).__version__
         except ImportError:
-            version = "not installed"
-        lines.append(f"{module:12s} {version}")
-    try:
-        import torch
+            versions[module] = "not installed"
+    import torch
 
-        lines.append(f"cuda         {'available: ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'not available'}")
-        lines.append(f"threads      {torch.get_num_threads()}")
-    except ImportError:
-        pass
-    lines.append(f"weights dir  {weights_dir()}  (set FITROOM_WEIGHTS to change)")
-    for weight in KNOWN_WEIGHTS:
-        state = "present" if find(weight.name) else "missing"
-        lines.append(f"  {weight.name:18s} {state:8s} {weight.filename}  ({weight.used_by})")
+    cuda = f"available: {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else "not available"
+    weights = [{"name": w.name, "present": find(w.name) is not None, "file": w.filename, "used_by": w.used_by}
+               for w in KNOWN_WEIGHTS]
+    if args.json:
+        _print_json({"versions": versions, "cuda": cuda, "device_auto": str(resolve_device("auto")),
+                     "threads": torch.get_num_threads(), "weights_dir": str(weights_dir()), "weights": weights})
+        return 0
+    lines = [f"fitroom {versions.pop('fitroom')}", f"python {versions.pop('python')}"]
+    lines += [f"{module:12s} {version}" for module, version in versions.items()]
+    lines += [f"cuda         {cuda}", f"device auto  {resolve_device('auto')}", f"threads      {torch.get_num_threads()}",
+              f"weights dir  {weights_dir()}  (set FITROOM_WEIGHTS to change)"]
+    lines += [f"  {w['name']:18s} {'present' if w['present'] else 'missing':8s} {w['file']}  ({w['used_by']})"
+              for w in weights]
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
+
+
+def _print_json(document) -> None:
+    """A command's result as JSON on stdout (``--json``)."""
+    import json
+
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
@@ -84,12 +96,14 @@ def cmd_dataset_check(args: argparse.Namespace) -> int:
     if not splits:
         raise DatasetError(root, "neither a 'train' nor a 'test' folder: is this a VITON-HD layout dataset?")
     problems = 0
+    document = {}
     for split in splits:
         try:
             layout = VitonLayout(Path(args.root), split)
         except DatasetError as error:
             logger.error("%s", error)
             problems += 1
+            document[split] = {"pairs": 0, "problems": [str(error)]}
             continue
         found = layout.check()
         for error in found:
@@ -97,6 +111,9 @@ def cmd_dataset_check(args: argparse.Namespace) -> int:
         pairs = len(layout.pairs()) if layout.pairs_file.is_file() else 0
         logger.info("%s: %d pairs, %d problems", split, pairs, len(found))
         problems += len(found)
+        document[split] = {"pairs": pairs, "problems": [str(e) for e in found]}
+    if args.json:
+        _print_json(document)
     return 2 if problems else 0
 
 
@@ -166,7 +183,12 @@ def cmd_tryon(args: argparse.Namespace) -> int:
     out = Path(args.out)
     imaging.save_image(out, result.image)
     logger.info("try-on done (%s engine, %s view)", args.engine, view.value)
-    print(out.resolve(), flush=True)  # the result, on stdout (also under -q)
+    if args.json:
+        _print_json({"result": str(out.resolve()), "engine": args.engine, "view": view.value,
+                     "category": category.value, "category_given": bool(args.category), "forced": failed,
+                     "guidance": report.to_dict(), "seconds": result.timings})
+    else:
+        print(out.resolve(), flush=True)  # the result, on stdout (also under -q)
     if args.save_intermediates:
         folder = out.with_name(out.stem + "_intermediates")
         pictures = {
@@ -239,11 +261,17 @@ def cmd_prepare(args: argparse.Namespace) -> int:
                            pairs=Path(args.pairs) if args.pairs else None, workers=args.workers, parser=args.parser,
                            dense=args.dense, dense_dir=Path(args.dense_dir) if args.dense_dir else None)
     rows = prepare(config, progress=not args.quiet)
+    if args.json:
+        _print_json({"report": str(Path(args.out) / "prepare_report.csv"), "files": rows})
     if not any(r["status"] != "failed" for r in rows if r["kind"] == "person"):
         logger.error("no person photo could be prepared (%s)", "the reasons are above and in "
                      f"{Path(args.out) / 'prepare_report.csv'}" if rows else f"{args.persons} holds no photos")
         return 2
     return 0  # photos that failed are warnings (exit 1 under --strict)
+
+
+def _json_option(parser: argparse.ArgumentParser, what: str = "machine-readable output") -> None:
+    parser.add_argument("--json", action="store_true", help=what)
 
 
 def _device_option(parser: argparse.ArgumentParser, default: str | None = "auto", extra: str = "") -> None:
@@ -290,6 +318,12 @@ def cmd_weights(args: argparse.Namespace) -> int:
     from fitroom import weights
     from fitroom.errors import InputError
 
+    if args.action == "list" and args.json:
+        _print_json({"weights_dir": str(weights.weights_dir()),
+                     "weights": [{"name": k.name, "present": weights.find(k.name) is not None, "file": k.filename,
+                                  "used_by": k.used_by, "source": k.source, "direct_download": k.direct}
+                                 for k in weights.KNOWN_WEIGHTS]})
+        return 0
     if args.action == "list":
         lines = [f"weights dir {weights.weights_dir()} (set FITROOM_WEIGHTS to change)"]
         for known in weights.KNOWN_WEIGHTS:
@@ -318,8 +352,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                   checkpoint=args.checkpoint or "", split=args.split, limit=args.limit,
                                   device=args.device),
                        progress=not args.quiet)
-    table = markdown({k: v for k, v in results.items() if k != "protocol"})
-    sys.stdout.write(table + "\n")
+    if args.json:
+        _print_json(results)
+    else:
+        sys.stdout.write(markdown({k: v for k, v in results.items() if k != "protocol"}) + "\n")
     logger.info("report: %s", Path(args.out).resolve())
     return 0
 
@@ -365,8 +401,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="debug logging, and the traceback of an error")
     common.add_argument("--strict", action="store_true", default=argparse.SUPPRESS,
                         help="exit with status 1 when there were warnings (a photo check, a left-out file)")
+    from fitroom import __version__
+
     parser = argparse.ArgumentParser(prog="fitroom", description="An open-source virtual fitting room.",
                                      parents=[common])
+    parser.add_argument("--version", action="version", version=f"fitroom {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_parser = sub.add_parser
 
@@ -376,6 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser = subcommand  # type: ignore[method-assign]
 
     env = sub.add_parser("env", help="print versions and which optional weights are present")
+    _json_option(env)
     env.set_defaults(func=cmd_env)
 
     synth = sub.add_parser("synth", help="render a synthetic front/back try-on dataset (VITON-HD layout)")
@@ -396,6 +436,7 @@ def build_parser() -> argparse.ArgumentParser:
     dataset_check.add_argument("root")
     dataset_check.add_argument("--splits", nargs="+", choices=["train", "test"], default=None,
                                help="the splits to check (default: those the dataset has)")
+    _json_option(dataset_check)
     dataset_check.set_defaults(func=cmd_dataset_check)
 
     tryon = sub.add_parser("tryon", help="dress the person in a photo in a garment")
@@ -410,12 +451,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also write pose, parse, dense map, agnostic person and warped garment")
     tryon.add_argument("--force", action="store_true", help="try on even when a photo check fails")
     _preprocessing_options(tryon)
+    _json_option(tryon, "the result's path, the view, the category, the guidance and the timings as JSON")
     tryon.set_defaults(func=cmd_tryon)
 
     check = sub.add_parser("check", help="photo guidance: will these photos give good try-ons? (exit 2 on a "
                                          "failed photo, 1 on warnings with --strict)")
     check.add_argument("photos", nargs="+", help="person photos")
-    check.add_argument("--json", action="store_true", help="machine-readable output")
+    _json_option(check)
     check.add_argument("--category", choices=["upper", "lower", "dress"], default="upper",
                        help="the garment category to check for (full length depends on it)")
     check.add_argument("--view", choices=["front", "back"], default=None,
@@ -440,6 +482,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--split", choices=["train", "test"], default="test")
     evaluation.add_argument("--limit", type=int, default=0, help="only the first N pairs")
     evaluation.add_argument("--out", required=True, help="report folder")
+    _json_option(evaluation, "the results and the protocol as JSON instead of the table")
     evaluation.set_defaults(func=cmd_eval)
 
     serve = sub.add_parser("serve", help="run the fitting-room web service and page")
@@ -468,6 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
     weights.add_argument("action", choices=["list", "fetch", "import"])
     weights.add_argument("name", nargs="?", default="", help="a name from `fitroom weights list`")
     weights.add_argument("file", nargs="?", help="import: the file obtained elsewhere")
+    _json_option(weights, "list: as JSON")
     weights.set_defaults(func=cmd_weights)
 
     train = sub.add_parser("train", help="train a model stage (accelerate; resumes from its run folder)")
@@ -487,6 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--pairs", help="file of 'person garment' lines (default: same name, else in turn)")
     prepare.add_argument("--workers", type=int, default=1)
     _preprocessing_options(prepare)
+    _json_option(prepare, "every file's outcome as JSON")
     prepare.set_defaults(func=cmd_prepare)
 
     demo = sub.add_parser("demo", help="the main job on the embedded defaults (what the README's quick start runs)")

@@ -63,10 +63,13 @@ class SynthConfig:
 
     @property
     def test_count(self) -> int:
-        if self.count == 1:
+        """Identities in the test split: ``count * test_fraction`` rounded, and at least 2 when there are 3 or
+        more identities (each test identity wears the next one's garment in the unpaired pairs, so one alone would
+        have no unpaired ground truth), always leaving one for training."""
+        if self.count == 1 or self.test_fraction == 0:
             return 0
-        return int(min(max(round(self.count * self.test_fraction), 1 if self.test_fraction > 0 else 0),
-                       self.count - 1))
+        least = 2 if self.count >= 3 else 1
+        return int(min(max(round(self.count * self.test_fraction), least), self.count - 1))
 
     def split_of(self, index: int) -> str:
         return "test" if index >= self.count - self.test_count else "train"
@@ -153,6 +156,9 @@ def synthesize(config: SynthConfig, progress: bool = True) -> SynthReport:
         write_pairs(config.out / PAIRS_FILE.format(split=split), pairs)
         report.samples[split] = len(names)
     report.seconds = time.perf_counter() - start
+    if config.test_count < 2 and report.samples["test"]:
+        logger.warning("one test identity only: the test split has no unpaired pairs with ground truth (use "
+                       "--count 3 or more)")
     logger.info("wrote %d train and %d test samples (%d unpaired ground truths) to %s in %.1f s",
                 report.samples["train"], report.samples["test"], report.unpaired, config.out, report.seconds)
     return report
