@@ -39,6 +39,7 @@ CASES = [
     ("train condition --set bogus=1", 3, "unknown setting 'bogus'"),
     ("train condition --set steps=x", 3, "wrong type"),
     ("train condition --set data=nowhere loss_weights.vgg=0", 2, "no 'train' folder"),
+    ("train condition --set data=nowhere", 3, "`fitroom weights fetch vgg19`"),
     ("train condition --set data=nowhere", 3, "--set loss_weights.vgg=0"),
     ("train generator", 3, "needs condition="),
     ("prepare --persons nope --garments {empty} --out p", 2, "nope is not a folder"),

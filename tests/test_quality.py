@@ -105,6 +105,11 @@ def test_check_command(tmp_path, capsys):
     document = json.loads(capsys.readouterr().out)
     assert document["status"] in ("pass", "warn") and {c["name"] for c in document["checks"]} >= {"blur", "people"}
     assert document["view"] == {"seen": "front", "view": "front", "reason": "a face was found"}
+    import re
+
+    # thresholds are written for people: at most 3 significant figures (they used to carry 6, e.g. 9.67977)
+    numbers = [n for c in document["checks"] for n in re.findall(r"\d+\.\d+", c["threshold"])]
+    assert numbers and all(len(n.replace(".", "").lstrip("0")) <= 3 for n in numbers), numbers
     # --strict: warnings give exit status 1
     assert main(["-q", "--strict", "check", ASTRONAUT]) == (1 if document["status"] == "warn" else 0)
     capsys.readouterr()
