@@ -115,3 +115,28 @@ def test_a_device_that_is_not_here_is_a_plain_error(tmp_path, monkeypatch, caplo
     assert main(["-q", "serve", "--engine", "hrviton", "--checkpoint", "x", "--device", "cuda"]) == 3
     assert "no CUDA GPU is available here" in caplog.text
     assert not (tmp_path / "fitroom-data").exists()
+
+
+def test_strict_counts_warnings_that_quiet_does_not_show(tmp_path):
+    """A new process, as a script runs it: under -q the warnings are not printed, and --strict still sees them."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    persons, garments = tmp_path / "persons", tmp_path / "garments"
+    persons.mkdir()
+    garments.mkdir()
+    shutil.copyfile(os.path.join(os.path.dirname(__file__), "..", PERSON), persons / "me.jpg")
+    (persons / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    shutil.copyfile(os.path.join(os.path.dirname(__file__), "..", "src/fitroom/assets/samples/garment_tee_front.jpg"),
+                    garments / "me.jpg")
+    command = [sys.executable, "-m", "fitroom.cli", "-q", "prepare", "--persons", str(persons), "--garments",
+               str(garments), "--view", "front"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    plain = subprocess.run([*command, "--out", str(tmp_path / "a")], capture_output=True, text=True, timeout=300,
+                           env=environment)
+    assert plain.returncode == 0 and plain.stderr == "", plain.stderr
+    strict = subprocess.run([*command, "--out", str(tmp_path / "b"), "--strict"], capture_output=True, text=True,
+                            timeout=300, env=environment)
+    assert strict.returncode == 1 and strict.stderr == "", strict.stderr

@@ -568,7 +568,14 @@ def main(argv: list[str] | None = None) -> int:
     for flag in ("quiet", "verbose", "strict", "json"):
         setattr(args, flag, getattr(args, flag, False))
     level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s")
+    root = logging.getLogger()
+    fresh = not root.handlers
+    # warnings are always made (--strict counts them); -q filters them at the terminal's handler
+    logging.basicConfig(level=min(level, logging.WARNING),
+                        format="%(levelname)s %(name)s: %(message)s" if args.verbose else "%(message)s")
+    if fresh:
+        for handler in root.handlers:
+            handler.setLevel(level)
     warnings_seen = _WarningCounter()
     logger.addHandler(warnings_seen)
     try:
