@@ -49,6 +49,7 @@ CASES = [
     ("serve --engine hrviton", 3, "--checkpoint DIR"),
     ("serve --engine warp --checkpoint nowhere", 3, "takes no checkpoint"),
     ("serve --engine cpvton --checkpoint nowhere", 3, "gmm/ and tom/"),
+    ("serve --data-dir {bad}", 2, "is not a folder"),
 ]
 
 
@@ -140,3 +141,16 @@ def test_strict_counts_warnings_that_quiet_does_not_show(tmp_path):
     strict = subprocess.run([*command, "--out", str(tmp_path / "b"), "--strict"], capture_output=True, text=True,
                             timeout=300, env=environment)
     assert strict.returncode == 1 and strict.stderr == "", strict.stderr
+
+
+def test_an_unreachable_database_is_one_line_without_its_password(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FITROOM_DATABASE_URL", "postgresql+psycopg://shop:s3cret@127.0.0.1:9/fitroom")
+    assert main(["-q", "feedback", "export", "--out", "fb"]) == 3
+    # without the driver installed the line says so; with it, that the server cannot be reached
+    assert ("cannot open the service's database postgresql+psycopg://shop:***@127.0.0.1:9/fitroom" in caplog.text
+            or "the database driver for postgresql+psycopg://shop:***@127.0.0.1:9/fitroom" in caplog.text)
+    assert "s3cret" not in caplog.text and not (tmp_path / "fb").exists()
+    caplog.clear()
+    assert main(["-q", "serve"]) == 3  # before the server starts
+    assert "postgresql+psycopg://shop:***@127.0.0.1:9/fitroom" in caplog.text and "s3cret" not in caplog.text

@@ -365,14 +365,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fitroom.engines import create_engine
+    from fitroom.errors import InputError
+    from fitroom.service import storage
     from fitroom.service.app import create_app
     from fitroom.service.settings import Settings
 
     settings = Settings.from_env(data_dir=args.data_dir, engine=args.engine, checkpoint=args.checkpoint,
                                  workers=args.workers, device=args.device, root_path=args.root_path,
                                  access_log=args.access_log or None)
-    # the engine is loaded before the server starts: a missing checkpoint is one line and exit status 3
+    # the engine and the database are opened before the server starts: a missing checkpoint or an unreachable
+    # database is one line and exit status 3
     engine = create_engine(settings.engine, checkpoint=settings.checkpoint, device=settings.device)
+    if Path(settings.data_dir).exists() and not Path(settings.data_dir).is_dir():
+        raise InputError(f"{settings.data_dir} is not a folder: --data-dir (FITROOM_DATA_DIR) is where the service "
+                         f"keeps its database and images")
+    if not settings.database_url:
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    storage.open_database(settings.database)[0].dispose()
     logger.info("serving on http://%s:%d (API docs at /docs); data in %s", args.host, args.port,
                 Path(settings.data_dir).resolve())
     # forwarded addresses are the app's to believe (FITROOM_TRUSTED_PROXIES), not the server's default

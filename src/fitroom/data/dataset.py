@@ -50,10 +50,9 @@ class TryOnDataset(Dataset):
     def _own_garments(self, listed: list[tuple[str, str]]) -> list[tuple[str, str]]:
         """The pairs whose person has their own garment (``cloth/`` under the person's name, as VITON-HD stores
         the garment each person wears); paired samples need it. None at all is an error that says so."""
-        folder = self.layout.path("cloth", "x").parent
-        kept = [(person, cloth) for person, cloth in listed if (folder / person).is_file()]
+        kept = [(person, cloth) for person, cloth in listed if self.layout.path("cloth", person).is_file()]
         if listed and not kept:
-            raise DatasetError(folder, f"no person of the {self.layout.split} split has their own garment here "
+            raise DatasetError(self.layout.directory, f"no person of the {self.layout.split} split has their own garment here "
                                        f"(cloth/<the person's file name>): paired samples (training, paired "
                                        f"metrics) need the garment each person wears, stored under the person's "
                                        f"name; `fitroom prepare` does so for a garment photo named like its person "

@@ -50,7 +50,7 @@ def output_names(paths: list[Path]) -> dict[Path, str]:
     for path in paths:
         name = plain[path]
         if counts[name.lower()] > 1:
-            stem = name.removesuffix(".jpg") + "_" + re.sub(r"[^A-Za-z0-9]", "", path.suffix) or "file"
+            stem = name.removesuffix(".jpg") + "_" + re.sub(r"[^A-Za-z0-9]", "", path.suffix)
             name, number = stem + ".jpg", 2
             while name.lower() in taken:
                 name, number = f"{stem}_{number}.jpg", number + 1

@@ -41,7 +41,9 @@ class CpvtonEngine:
                                         f"`fitroom train tom` (RUN/cpvton)")
             gmm, tom = load_pretrained(root / "gmm"), load_pretrained(root / "tom")
         if gmm is None or tom is None:
-            raise ConfigurationError("the cpvton engine needs a checkpoint folder (--checkpoint DIR, or FITROOM_CHECKPOINT for the service) with gmm/ and tom/, made by `fitroom train gmm` then `fitroom train tom`")
+            raise ConfigurationError("the cpvton engine needs a checkpoint folder (--checkpoint DIR, or "
+                                     "FITROOM_CHECKPOINT for the service) with gmm/ and tom/, made by `fitroom train "
+                                     "gmm` then `fitroom train tom`")
         self.device = torch.device(device)
         self.gmm = gmm.to(self.device).eval()
         self.tom = tom.to(self.device).eval()

@@ -68,7 +68,10 @@ class HrvitonEngine:
             condition_generator = load_pretrained(root / "condition_generator")
             generator = load_pretrained(root / "generator")
         if condition_generator is None or generator is None:
-            raise ConfigurationError("the hrviton engine needs a checkpoint folder (--checkpoint DIR, or FITROOM_CHECKPOINT for the service): one made by `fitroom train condition` and `fitroom train generator`, or by `fitroom convert hrviton` from the official release")
+            raise ConfigurationError("the hrviton engine needs a checkpoint folder (--checkpoint DIR, or "
+                                     "FITROOM_CHECKPOINT for the service): one made by `fitroom train condition` and "
+                                     "`fitroom train generator`, or by `fitroom convert hrviton` from the official "
+                                     "release")
         self.device = torch.device(device)
         self.condition_generator = condition_generator.to(self.device).eval()
         self.generator = generator.to(self.device).eval()

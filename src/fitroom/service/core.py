@@ -69,8 +69,7 @@ class FittingRoom:
         self.root = Path(settings.data_dir)
         for folder in ("garments", "photos", "results"):
             (self.root / folder).mkdir(parents=True, exist_ok=True)
-        self.db = storage.connect(settings.database)
-        self.schema = storage.migrate(self.db)
+        self.db, self.schema = storage.open_database(settings.database)
         self.model_version = settings.model_version or (f"{settings.engine}:{Path(settings.checkpoint).name}"
                                                         if settings.checkpoint else settings.engine)
         self._own_preprocessor = preprocessor is None

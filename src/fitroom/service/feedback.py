@@ -25,7 +25,7 @@ from tqdm import tqdm
 from fitroom import imaging
 from fitroom.data.layout import PAIRS_FILE, VIEWS_FILE, write_pairs
 from fitroom.data.prepare import garment_paths, person_paths, write_garment, write_person
-from fitroom.errors import ConfigurationError, InputError
+from fitroom.errors import InputError
 from fitroom.labels import GarmentCategory, View
 from fitroom.service import storage
 from fitroom.service.settings import Settings
@@ -45,13 +45,7 @@ def export_feedback(settings: Settings, out: str | Path, only_good: bool = False
     if not settings.database_url and not (root / "fitroom.db").is_file():
         raise InputError(f"{root.resolve()} is not a fitroom data folder (it has no fitroom.db): give the folder "
                          f"`fitroom serve` writes with --data-dir (or FITROOM_DATA_DIR / FITROOM_DATABASE_URL)")
-    try:
-        database = storage.connect(settings.database)
-        storage.migrate(database)
-    except sa.exc.SQLAlchemyError as error:
-        cause = getattr(error, "orig", None) or error
-        raise ConfigurationError(f"cannot open the service's database {settings.database} "
-                                 f"({type(cause).__name__}: {str(cause).splitlines()[0]})") from None
+    database, _ = storage.open_database(settings.database)
     t, r, g = storage.tryons, storage.ratings, storage.garments
     query = (sa.select(t.c.id, t.c.view, t.c.photo, t.c.result, t.c.engine, t.c.model_version, r.c.good, r.c.reason,
                        g.c.id.label("garment"), g.c.category, g.c.front, g.c.back)

@@ -16,6 +16,8 @@ from typing import Callable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from fitroom.errors import ConfigurationError
+
 logger = logging.getLogger(__name__)
 
 metadata = sa.MetaData()
@@ -97,7 +99,12 @@ def new_id() -> str:
 
 def connect(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
-    engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+    try:
+        engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+    except ImportError as error:  # the URL names a driver this installation lacks
+        shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+        extra = ' (pip install "fitroom[postgres]")' if shown.startswith("postgresql") else ""
+        raise ConfigurationError(f"the database driver for {shown} is not installed: {error}{extra}") from None
     if engine.dialect.name == "sqlite":
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
@@ -116,8 +123,8 @@ def migrate(engine: Engine) -> int:
         current = connection.execute(sa.select(sa.func.max(schema_version.c.version))).scalar() or 0
         latest = MIGRATIONS[-1][0]
         if current > latest:
-            raise RuntimeError(f"the database is at schema version {current}, newer than this fitroom ({latest}); "
-                               f"upgrade fitroom")
+            raise ConfigurationError(f"the database is at schema version {current}, newer than this fitroom "
+                                     f"({latest}); upgrade fitroom")
         for version, description, apply in MIGRATIONS:
             if version > current:
                 logger.info("database migration %d: %s", version, description)
@@ -125,6 +132,21 @@ def migrate(engine: Engine) -> int:
                 connection.execute(schema_version.insert().values(version=version, applied_at=now()))
                 current = version
     return current
+
+
+def open_database(url: str) -> tuple[Engine, int]:
+    """Connect to ``url`` and bring its schema up to date: ``(engine, schema version)``. A database that cannot
+    be reached or read is a :class:`~fitroom.errors.ConfigurationError` whose message shows the URL without its
+    password."""
+    engine = connect(url)
+    try:
+        return engine, migrate(engine)
+    except sa.exc.SQLAlchemyError as error:
+        engine.dispose()
+        cause = getattr(error, "orig", None) or error
+        shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+        raise ConfigurationError(f"cannot open the service's database {shown} "
+                                 f"({type(cause).__name__}: {str(cause).strip().splitlines()[0]})") from None
 
 
 def aware(value: dt.datetime | None) -> dt.datetime | None:
