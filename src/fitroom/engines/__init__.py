@@ -9,8 +9,9 @@ import inspect
 import logging
 from typing import Callable, Protocol
 
-from fitroom.errors import ConfigurationError, InputError
+from fitroom.errors import ConfigurationError
 from fitroom.inputs import TryOnInputs, TryOnResult
+from fitroom.registry import Registry
 
 logger = logging.getLogger(__name__)
 
@@ -21,21 +22,21 @@ class Engine(Protocol):
     def __call__(self, inputs: TryOnInputs) -> TryOnResult: ...
 
 
-_ENGINES: dict[str, Callable[..., Engine]] = {}
+#: every try-on engine by name (the built-in ones: ``warp``, ``hrviton``, ``cpvton``)
+ENGINES: Registry[Callable[..., Engine]] = Registry(
+    "engines", builtin=("fitroom.engines.warp", "fitroom.engines.hrviton", "fitroom.engines.cpvton"))
 
 
 def register_engine(name: str):
-    """Class decorator: make an engine available to :func:`create_engine` under ``name``."""
+    """Class decorator: make an engine available to :func:`create_engine` under ``name`` (its ``name``)."""
     def decorator(factory):
-        _ENGINES[name] = factory
         factory.name = name
-        return factory
+        return ENGINES.register(name)(factory)
     return decorator
 
 
 def available_engines() -> list[str]:
-    _load_builtin()
-    return sorted(_ENGINES)
+    return ENGINES.names()
 
 
 def create_engine(name: str = "warp", checkpoint: str | None = None, device: str | None = None,
@@ -47,14 +48,11 @@ def create_engine(name: str = "warp", checkpoint: str | None = None, device: str
         device: ``auto``, ``cpu``, ``cuda[:N]`` or ``mps`` (:func:`fitroom.devices.resolve_device`), for an engine
             that runs networks; one that does not runs where it always does (the CPU).
     """
-    _load_builtin()
-    if name not in _ENGINES:
-        raise InputError(f"unknown engine {name!r}; available: {', '.join(sorted(_ENGINES))}")
-    factory = _ENGINES[name]
+    factory = ENGINES.get(name)
     accepted = inspect.signature(factory).parameters
     if checkpoint:
         if "checkpoint" not in accepted:
-            learned = [e for e in sorted(_ENGINES) if "checkpoint" in inspect.signature(_ENGINES[e]).parameters]
+            learned = [e for e, f in ENGINES.items() if "checkpoint" in inspect.signature(f).parameters]
             raise ConfigurationError(f"the {name} engine uses no weights, so it takes no checkpoint; the learned "
                                      f"engines are {', '.join(learned)}")
         options["checkpoint"] = checkpoint
@@ -65,7 +63,3 @@ def create_engine(name: str = "warp", checkpoint: str | None = None, device: str
     elif device not in (None, "auto", "cpu"):
         logger.warning("the %s engine runs on the CPU; --device %s applies to the learned engines", name, device)
     return factory(**options)
-
-
-def _load_builtin() -> None:
-    from fitroom.engines import cpvton, hrviton, warp  # noqa: F401  (register themselves)

@@ -28,7 +28,7 @@ from scipy import ndimage
 from kornia.geometry.transform import get_tps_transform, warp_image_tps
 
 from fitroom import imaging
-from fitroom.data.synthetic import draw
+from fitroom import geometry
 from fitroom.engines import register_engine
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
 from fitroom.labels import (
@@ -187,7 +187,7 @@ def body_frame(keypoints: np.ndarray, landmarks: GarmentLandmarks, image_side: d
     mid_hip = (k[Body25.R_HIP, :2] + k[Body25.L_HIP, :2]) / 2 if hips_seen else neck + np.array([0, 1.5 * width])
     garment_chest = float(np.hypot(*(landmarks.armpit["b"] - landmarks.armpit["a"])))
     hip_half = float(np.hypot(*(k[Body25.L_HIP, :2] - k[Body25.R_HIP, :2]))) / 2 if hips_seen else 0.35 * width
-    across, down = draw.unit(shoulder["b"] - shoulder["a"]), draw.unit(mid_hip - neck)
+    across, down = geometry.unit(shoulder["b"] - shoulder["a"]), geometry.unit(mid_hip - neck)
     # a top ends a little below the hip joints; it reaches as far down and out as the old garment's torso did
     hem_depth = float(np.dot(mid_hip - neck, down)) + 0.12 * width
     hem_half = hip_half + 0.25 * width
@@ -249,8 +249,8 @@ def sleeve_strip(mask: np.ndarray, side_value: int, landmarks: GarmentLandmarks,
     body_out = garment_body[1][4 * (0 if side == "a" else 1) + 1]  # the torso's shoulder target
     body_in = garment_body[1][4 * (0 if side == "a" else 1) + 2]  # the torso's armpit target
     middle = (seam_out + seam_in) / 2
-    axis = draw.unit(landmarks.cuff[side] - middle)
-    normal = draw.perp(axis)
+    axis = geometry.unit(landmarks.cuff[side] - middle)
+    normal = geometry.perp(axis)
     if np.dot(normal, seam_out - seam_in) < 0:
         normal = -normal
     along = (xs - middle[0]) * axis[0] + (ys - middle[1]) * axis[1]
@@ -271,7 +271,7 @@ def sleeve_strip(mask: np.ndarray, side_value: int, landmarks: GarmentLandmarks,
     fractions = [0.5, 1.0] if body_length <= upper else [upper / body_length, 1.0]
     garment_points = [seam_out, seam_in]
     body_points = [body_out, body_in]
-    sign = 1.0 if np.dot(draw.perp(draw.unit(elbow - shoulder)), body_out - body_in) > 0 else -1.0
+    sign = 1.0 if np.dot(geometry.perp(geometry.unit(elbow - shoulder)), body_out - body_in) > 0 else -1.0
     for fraction in fractions:
         t = fraction * length
         w = half_width(min(t, length * 0.97))
@@ -280,14 +280,14 @@ def sleeve_strip(mask: np.ndarray, side_value: int, landmarks: GarmentLandmarks,
         distance = fraction * body_length
         if distance <= upper:
             point = shoulder + (elbow - shoulder) * distance / max(upper, 1e-6)
-            direction = draw.unit(elbow - shoulder)
+            direction = geometry.unit(elbow - shoulder)
         else:
             fore = float(np.hypot(*(wrist - elbow)))
             point = elbow + (wrist - elbow) * min((distance - upper) / max(fore, 1e-6), 1.15)
-            direction = draw.unit(wrist - elbow)
+            direction = geometry.unit(wrist - elbow)
             if abs(fraction * body_length - upper) < 1e-6:
-                direction = draw.unit(draw.unit(elbow - shoulder) + direction)
-        body_normal = draw.perp(direction) * sign
+                direction = geometry.unit(geometry.unit(elbow - shoulder) + direction)
+        body_normal = geometry.perp(direction) * sign
         body_points += [point + body_normal * w * frame.scale, point - body_normal * w * frame.scale]
     return np.array(garment_points), np.array(body_points)
 
@@ -392,8 +392,8 @@ class WarpEngine:
             if strip is None:
                 continue
             source = np.dstack([garment, (parts == value).astype(np.float32)])
-            triangles = draw.strip_triangles(len(strip[0]) // 2)
-            sleeve, _ = draw.piecewise_affine(source, strip[0] * to_canvas, strip[1], triangles, (height, width))
+            triangles = geometry.strip_triangles(len(strip[0]) // 2)
+            sleeve, _ = geometry.piecewise_affine(source, strip[0] * to_canvas, strip[1], triangles, (height, width))
             on = sleeve[..., 3] > 0.5
             warped_rgb[on] = sleeve[..., :3][on]
             coverage = np.maximum(coverage, sleeve[..., 3])
@@ -420,7 +420,7 @@ class WarpEngine:
         skin_zone = arm_zone & uncovered
         skin = skin_colour(result, parse, arms | neck_skin)
         if skin is not None and skin_zone.any():
-            shade = draw.roundness(skin_zone | (arms & arm_zone), 0.2)
+            shade = geometry.roundness(skin_zone | (arms & arm_zone), 0.2)
             result[skin_zone] = skin[None] * shade[skin_zone][:, None]
         extend = uncovered & ~skin_zone
         if extend.any() and drawn.any():

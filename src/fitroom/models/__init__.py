@@ -9,28 +9,22 @@ from typing import Callable
 
 import torch.nn as nn
 
-_MODELS: dict[str, Callable[..., nn.Module]] = {}
+from fitroom.registry import Registry
+
+#: every network by name; each real configuration has a tiny ``test_*`` sibling
+MODELS: Registry[Callable[..., nn.Module]] = Registry(
+    "models", builtin=("fitroom.models.cpvton", "fitroom.models.hrviton", "fitroom.models.schp"))
 
 
 def register_model(name: str):
-    def decorator(factory: Callable[..., nn.Module]):
-        _MODELS[name] = factory
-        return factory
-    return decorator
+    """Decorator: make a network factory available to :func:`create_model` under ``name``."""
+    return MODELS.register(name)
 
 
 def create_model(name: str, **options) -> nn.Module:
     """Build the model registered as ``name``."""
-    _load_builtin()
-    if name not in _MODELS:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(_MODELS))}")
-    return _MODELS[name](**options)
+    return MODELS.create(name, **options)
 
 
 def available_models() -> list[str]:
-    _load_builtin()
-    return sorted(_MODELS)
-
-
-def _load_builtin() -> None:
-    from fitroom.models import cpvton, hrviton, schp  # noqa: F401
+    return MODELS.names()

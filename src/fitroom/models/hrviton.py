@@ -443,3 +443,13 @@ def hrviton_image_discriminator(**overrides) -> MultiscaleDiscriminator:
     return MultiscaleDiscriminator(DiscriminatorConfig(**{"input_channels": GENERATOR_SEMANTIC_CLASSES + 3,
                                                          "image": True, "downsample_first": False,
                                                          "dropout": False, **overrides}))
+
+
+@register_model("test_hrviton_condition_discriminator")
+def test_hrviton_condition_discriminator(**overrides) -> MultiscaleDiscriminator:
+    return hrviton_condition_discriminator(**{"num_scales": 1, **overrides})
+
+
+@register_model("test_hrviton_image_discriminator")
+def test_hrviton_image_discriminator(**overrides) -> MultiscaleDiscriminator:
+    return hrviton_image_discriminator(**{"num_scales": 1, **overrides})

@@ -211,16 +211,26 @@ class SchpNet(nn.Module):
 
 
 @register_model("schp_lip")
-def schp_lip() -> SchpNet:
-    return SchpNet(SchpConfig(classes=NUM_CLASSES["lip"]))
+def schp_lip(**overrides) -> SchpNet:
+    return SchpNet(SchpConfig(**{"classes": NUM_CLASSES["lip"], **overrides}))
 
 
 @register_model("schp_atr")
-def schp_atr() -> SchpNet:
-    return SchpNet(SchpConfig(classes=NUM_CLASSES["atr"]))
+def schp_atr(**overrides) -> SchpNet:
+    return SchpNet(SchpConfig(**{"classes": NUM_CLASSES["atr"], **overrides}))
 
 
 @register_model("test_schp")
-def test_schp(classes: int = 20) -> SchpNet:
+def test_schp(**overrides) -> SchpNet:
     """One block per stage: the real code at a tenth of the depth, for tests."""
-    return SchpNet(SchpConfig(classes=classes, layers=(1, 1, 1, 1)))
+    return SchpNet(SchpConfig(**{"classes": NUM_CLASSES["lip"], "layers": (1, 1, 1, 1), **overrides}))
+
+
+@register_model("test_schp_lip")
+def test_schp_lip(**overrides) -> SchpNet:
+    return test_schp(**{"classes": NUM_CLASSES["lip"], **overrides})
+
+
+@register_model("test_schp_atr")
+def test_schp_atr(**overrides) -> SchpNet:
+    return test_schp(**{"classes": NUM_CLASSES["atr"], **overrides})

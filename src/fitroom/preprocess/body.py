@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fitroom.data.synthetic import draw
+from fitroom import geometry
 from fitroom.labels import BodyPart, Body25
 from fitroom.preprocess.errors import MissingBodyPartError
 
@@ -59,13 +59,13 @@ class BodyGeometry:
             centre = neck - np.array([0, 2.2 * half])
         axes = (half * scale, half * 1.32 * scale)
 
-        parts: dict[BodyPart, list[np.ndarray]] = {BodyPart.HEAD: [draw.ellipse(centre, *axes)]}
+        parts: dict[BodyPart, list[np.ndarray]] = {BodyPart.HEAD: [geometry.ellipse(centre, *axes)]}
         shoulders = (p[Body25.R_SHOULDER], p[Body25.L_SHOULDER])
         hips_present = _present(k, Body25.R_HIP, Body25.L_HIP)
         if hips_present:
             right_hip, left_hip = p[Body25.R_HIP], p[Body25.L_HIP]
-            out = draw.unit(shoulders[1] - shoulders[0])
-            down = draw.unit((right_hip + left_hip) / 2 - neck)
+            out = geometry.unit(shoulders[1] - shoulders[0])
+            down = geometry.unit((right_hip + left_hip) / 2 - neck)
             margin = 0.12 * width * scale
             torso = np.array([
                 shoulders[0] - out * margin - down * margin, shoulders[1] + out * margin - down * margin,
@@ -74,8 +74,9 @@ class BodyGeometry:
             parts[BodyPart.TORSO] = [torso]
         else:
             down = np.array([0.0, 1.0])
-            parts[BodyPart.TORSO] = [draw.capsule(neck, neck + down * 1.2 * width, 0.55 * width, 0.5 * width)]
-        parts[BodyPart.TORSO].append(draw.capsule(neck, (centre + neck) / 2, 0.12 * width * scale, 0.1 * width * scale))
+            parts[BodyPart.TORSO] = [geometry.capsule(neck, neck + down * 1.2 * width, 0.55 * width, 0.5 * width)]
+        parts[BodyPart.TORSO].append(geometry.capsule(neck, (centre + neck) / 2, 0.12 * width * scale,
+                                                      0.1 * width * scale))
 
         def limb(part: BodyPart, kind: str, a: int, b: int, extend: float = 0.0) -> None:
             if not _present(k, a, b):
@@ -84,7 +85,7 @@ class BodyGeometry:
             if extend:
                 start, end = end, end + (end - start) * extend
             r0, r1 = (r * width * scale for r in RADIUS[kind])
-            parts.setdefault(part, []).append(draw.capsule(start, end, r0, r1))
+            parts.setdefault(part, []).append(geometry.capsule(start, end, r0, r1))
 
         for side, joints in (("right", (Body25.R_SHOULDER, Body25.R_ELBOW, Body25.R_WRIST, Body25.R_HIP,
                                         Body25.R_KNEE, Body25.R_ANKLE, Body25.R_BIG_TOE, Body25.R_HEEL)),
@@ -105,4 +106,4 @@ class BodyGeometry:
         polygons = [polygon for part in parts for polygon in self.parts.get(part, [])]
         if not polygons:
             return np.zeros(shape, bool)
-        return draw.polygon_mask(shape, *polygons)
+        return geometry.polygon_mask(shape, *polygons)

@@ -11,13 +11,13 @@ Both return ``(H, W, 3)`` uint8 RGB; :func:`render_to_parts` turns a render back
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Protocol
 
 import numpy as np
 from scipy import ndimage
 
 from fitroom import imaging
 from fitroom.labels import DENSE_COLORMAP, DENSE_PART_BY_VIEW, BodyPart, View
+from fitroom.preprocess.backends import DENSE, create_dense_mapper  # noqa: F401  (create_dense_mapper: here too)
 from fitroom.preprocess.body import BodyGeometry
 
 #: drawing order: what is drawn later is in front
@@ -26,21 +26,6 @@ _ORDER = (
     BodyPart.LEFT_FOOT, BodyPart.RIGHT_FOOT, BodyPart.TORSO, BodyPart.LEFT_UPPER_ARM, BodyPart.RIGHT_UPPER_ARM,
     BodyPart.LEFT_LOWER_ARM, BodyPart.RIGHT_LOWER_ARM, BodyPart.LEFT_HAND, BodyPart.RIGHT_HAND, BodyPart.HEAD,
 )
-
-
-class DenseMapper(Protocol):
-    def __call__(self, image: np.ndarray, keypoints: np.ndarray, mask: np.ndarray, view: View = View.FRONT,
-                 name: str = "") -> np.ndarray:
-        """-> ``(H, W, 3)`` uint8 DensePose-coloured render."""
-
-
-_MAPPERS: dict[str, Callable[..., DenseMapper]] = {}
-
-
-def create_dense_mapper(name: str = "builtin", **options) -> DenseMapper:
-    if name not in _MAPPERS:
-        raise ValueError(f"unknown dense mapper {name!r}; choose from {sorted(_MAPPERS)}")
-    return _MAPPERS[name](**options)
 
 
 def parts_to_render(parts: np.ndarray) -> np.ndarray:
@@ -95,5 +80,5 @@ class FileDenseMapper:
         raise ValueError(f"no dense map for {name!r} in {self.directory} (looked for {stem}.png and {stem}.jpg)")
 
 
-_MAPPERS["builtin"] = BuiltinDenseMapper
-_MAPPERS["file"] = FileDenseMapper
+DENSE.register("builtin")(BuiltinDenseMapper)
+DENSE.register("file")(FileDenseMapper)

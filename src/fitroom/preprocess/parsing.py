@@ -14,42 +14,16 @@ Backends, chosen by name with :func:`create_parser`:
 from __future__ import annotations
 
 import logging
-from typing import Callable, Protocol
 
 import cv2
 import numpy as np
 from scipy import ndimage
 
 from fitroom.labels import BodyPart, Body25, Cihp, View
+from fitroom.preprocess.backends import PARSERS, create_parser  # noqa: F401  (create_parser: here too)
 from fitroom.preprocess.body import BodyGeometry
 
 logger = logging.getLogger(__name__)
-
-
-class HumanParser(Protocol):
-    def __call__(self, image: np.ndarray, keypoints: np.ndarray, mask: np.ndarray,
-                 view: View = View.FRONT, face: np.ndarray | None = None) -> np.ndarray:
-        """``image`` ``(H, W, 3)`` uint8, ``keypoints`` ``(25, 3)``, ``mask`` ``(H, W)`` bool, ``face`` ``(H, W)``
-        bool face oval when known -> ``(H, W)`` uint8."""
-
-
-_PARSERS: dict[str, Callable[..., HumanParser]] = {}
-
-
-def register_parser(name: str):
-    def decorator(factory):
-        _PARSERS[name] = factory
-        return factory
-    return decorator
-
-
-def create_parser(name: str = "builtin", **options) -> HumanParser:
-    """Build a parser by name (``builtin`` or ``schp``)."""
-    if name == "schp":
-        from fitroom.preprocess import schp  # noqa: F401  (registers itself; imports torch)
-    if name not in _PARSERS:
-        raise ValueError(f"unknown parser {name!r}; choose from {sorted(_PARSERS)}")
-    return _PARSERS[name](**options)
 
 
 class ColourModel:
@@ -83,7 +57,7 @@ def lower_face(face: np.ndarray) -> np.ndarray:
     return face & (np.arange(face.shape[0])[:, None] > rows[0] + 0.35 * (rows[-1] - rows[0]))
 
 
-@register_parser("builtin")
+@PARSERS.register("builtin")
 class BuiltinParser:
     """Skeleton regions split by colour; see the module docstring.
 

@@ -19,10 +19,9 @@ import numpy as np
 from fitroom.inputs import TryOnInputs
 from fitroom.labels import Body25, GarmentCategory, View
 from fitroom.preprocess.agnostic import agnostic_person, parse_agnostic
-from fitroom.preprocess.dense import create_dense_mapper
+from fitroom.preprocess.backends import create_dense_mapper, create_parser
 from fitroom.preprocess.errors import MissingBodyPartError, MultiplePeopleError, NoPersonError
 from fitroom.preprocess.garment import garment_mask, guess_category
-from fitroom.preprocess.parsing import create_parser
 from fitroom.preprocess.quality import PhotoObservation, ViewGuess, guess_view
 from fitroom.preprocess.pose import (
     FaceDetector, FaceMesh, HandLandmarks, PoseEstimator, SelfieSegmenter, count_people, mediapipe_to_body25,

@@ -19,7 +19,7 @@ from fitroom.labels import ATR_TO_CIHP, LIP_TO_CIHP, View
 from fitroom.models import create_model
 from fitroom.models.io import check_state, read_checkpoint
 from fitroom.models.schp import BGR_MEAN, BGR_STD, INPUT_SIZE
-from fitroom.preprocess.parsing import register_parser
+from fitroom.preprocess.backends import PARSERS
 from fitroom.weights import entry, find, weights_dir
 
 logger = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def load_schp_checkpoint(path: str | Path, dataset: str = "lip", model_name: str
     return model.eval()
 
 
-@register_parser("schp")
+@PARSERS.register("schp")
 class SchpParser:
     """Human parsing with a released SCHP network, labels remapped to CIHP.
 

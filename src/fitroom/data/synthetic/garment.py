@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fitroom.data.synthetic import draw
+from fitroom import geometry
 from fitroom.data.synthetic.spec import GarmentKind, GarmentSpec, Graphic, Neckline, Pattern
 from fitroom.labels import View
 
@@ -104,11 +104,11 @@ def _fabric(spec: GarmentSpec, shape: tuple[int, int], period: float, rng: np.ra
             colour = tuple(float(c) for c in (accent if rng.random() < 0.7 else accent * 0.6 + 0.4 * base))
             if rng.random() < 0.5:
                 for k in range(5):  # a five-petal flower
-                    offset = draw.rotate(np.array([0.0, size * 0.9]), 72 * k)
+                    offset = geometry.rotate(np.array([0.0, size * 0.9]), 72 * k)
                     cv2.circle(out, (int(centre[0] + offset[0]), int(centre[1] + offset[1])), max(size // 2, 1),
                                colour, -1, cv2.LINE_AA)
             else:
-                tri = draw.ellipse(np.array(centre, float), size, size, rng.uniform(0, 120), steps=3)
+                tri = geometry.ellipse(np.array(centre, float), size, size, rng.uniform(0, 120), steps=3)
                 cv2.fillPoly(out, [np.round(tri).astype(np.int32)], colour, cv2.LINE_AA)
     grain = rng.normal(0, 0.018, size=(height // 2 + 1, width // 2 + 1)).astype(np.float32)
     grain = cv2.resize(grain, (width, height), interpolation=cv2.INTER_LINEAR)[..., None]
@@ -151,7 +151,7 @@ def _graphic(canvas: np.ndarray, graphic: Graphic, spec: GarmentSpec, centre_x: 
             if rng.random() < 0.5:
                 cv2.circle(canvas, (int(centre[0]), int(centre[1])), int(radius), shade, -1, cv2.LINE_AA)
             else:
-                tri = draw.ellipse(centre, radius, radius, rng.uniform(0, 120), steps=3)
+                tri = geometry.ellipse(centre, radius, radius, rng.uniform(0, 120), steps=3)
                 cv2.fillPoly(canvas, [np.round(tri).astype(np.int32)], shade, cv2.LINE_AA)
         cv2.rectangle(canvas, (int(x0), int(y0)), (int(x1), int(y1)), tuple(c * 0.5 for c in colour),
                       max(int(unit * 0.03), 1), cv2.LINE_AA)
@@ -204,12 +204,12 @@ def build_template(spec: GarmentSpec, view: View, shape: tuple[int, int]) -> Tem
     else:
         outline = [np.array([cx - neck, top]), tl, armpit_l, hem_l, hem_r, armpit_r, tr, np.array([cx + neck, top])]
     torso_outline = np.array(outline)
-    torso_all = draw.polygon_mask(shape, torso_outline)
+    torso_all = geometry.polygon_mask(shape, torso_outline)
     if spec.kind is GarmentKind.TANK:
         for sign in (-1, 1):  # carve the armholes between the strap and the armpit
-            hole = draw.ellipse(np.array([cx + sign * (hw + 0.05 * unit), top + 0.35 * unit]),
+            hole = geometry.ellipse(np.array([cx + sign * (hw + 0.05 * unit), top + 0.35 * unit]),
                                 hw - neck - 0.26 * unit, 0.72 * unit)
-            torso_all &= ~draw.polygon_mask(shape, hole)
+            torso_all &= ~geometry.polygon_mask(shape, hole)
 
     # neckline: the front cut is deep, the back one shallow; the product photo shows the inner back through it
     front_depth = {Neckline.CREW: 0.3, Neckline.V: 0.9, Neckline.COLLAR: 0.5}[spec.neckline]
@@ -217,10 +217,10 @@ def build_template(spec: GarmentSpec, view: View, shape: tuple[int, int]) -> Tem
     if spec.neckline is Neckline.V and view is View.FRONT:
         cut = np.array([[cx - neck, top - 1], [cx + neck, top - 1], [cx, top + depth]])
     else:
-        cut = draw.ellipse(np.array([cx, top]), neck, depth)
-    back_cut = draw.ellipse(np.array([cx, top]), neck, 0.12 * unit)
-    torso_mask = torso_all & ~draw.polygon_mask(shape, cut)
-    product_mask = torso_all & ~draw.polygon_mask(shape, back_cut)
+        cut = geometry.ellipse(np.array([cx, top]), neck, depth)
+    back_cut = geometry.ellipse(np.array([cx, top]), neck, 0.12 * unit)
+    torso_mask = torso_all & ~geometry.polygon_mask(shape, cut)
+    product_mask = torso_all & ~geometry.polygon_mask(shape, back_cut)
 
     albedo = _fabric(spec, shape, spec.pattern_scale * 2 * hw * 2.2, rng)
     # inner back of the neck, seen through the front opening, is in shadow
@@ -233,7 +233,7 @@ def build_template(spec: GarmentSpec, view: View, shape: tuple[int, int]) -> Tem
     if sections:
         for side, sign, seam_out, seam_in in (("a", -1, tl, armpit_l), ("b", 1, tr, armpit_r)):
             direction = np.array([sign * np.sin(np.deg2rad(sleeve_angle)), np.cos(np.deg2rad(sleeve_angle))])
-            normal = draw.perp(direction)
+            normal = geometry.perp(direction)
             if np.dot(normal, seam_out - seam_in) < 0:
                 normal = -normal
             middle = (seam_out + seam_in) / 2
@@ -248,7 +248,7 @@ def build_template(spec: GarmentSpec, view: View, shape: tuple[int, int]) -> Tem
             strip = np.array(vertices)
             sleeve_points[side] = strip
             outline_ = np.concatenate([strip[0::2], strip[1::2][::-1]])
-            sleeve_masks[side] = draw.polygon_mask(shape, outline_) & ~torso_all
+            sleeve_masks[side] = geometry.polygon_mask(shape, outline_) & ~torso_all
             if len(sections) == 2:  # a cuff band near the wrist
                 cuff = np.concatenate([strip[-2:], (strip[-2:] * 0.85 + strip[-4:-2] * 0.15)[::-1]])
                 cv2.fillPoly(albedo, [np.round(cuff).astype(np.int32)],
@@ -282,7 +282,7 @@ def build_template(spec: GarmentSpec, view: View, shape: tuple[int, int]) -> Tem
             if view is View.FRONT:
                 cv2.fillPoly(albedo, [np.round(flap).astype(np.int32)], collar_colour, cv2.LINE_AA)
                 cv2.polylines(albedo, [np.round(flap).astype(np.int32)], True, dark, line, cv2.LINE_AA)
-                flap_mask = draw.polygon_mask(shape, flap)
+                flap_mask = geometry.polygon_mask(shape, flap)
                 torso_mask |= flap_mask
                 product_mask |= flap_mask
     hem_line = int(rows_y[3] - 0.12 * unit)
@@ -302,8 +302,8 @@ def product_photo(template: Template, rng: np.random.Generator) -> tuple[np.ndar
     """
     mask = template.product_mask
     unit = template.unit
-    shading = draw.roundness(mask, 0.12, reach=0.5 * unit)
-    creases = draw.soft_lines(mask.shape, [
+    shading = geometry.roundness(mask, 0.12, reach=0.5 * unit)
+    creases = geometry.soft_lines(mask.shape, [
         (np.array([rng.uniform(0.3, 0.7) * mask.shape[1], rng.uniform(0.2, 0.4) * mask.shape[0]]),
          np.array([rng.uniform(0.3, 0.7) * mask.shape[1], rng.uniform(0.6, 0.8) * mask.shape[0]]), 1.0)
         for _ in range(2)], blur=0.08 * unit)

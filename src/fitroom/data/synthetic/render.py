@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from fitroom.data.synthetic import draw
+from fitroom import geometry
 from fitroom.data.synthetic.garment import ARMPIT, FOREARM, UPPER_ARM, WAIST, Template, build_template
 from fitroom.data.synthetic.spec import (
     ArmPose, Background, Bottom, GarmentSpec, HairStyle, LegPose, PersonSpec,
@@ -76,10 +76,10 @@ def _two_bone(start: np.ndarray, target: np.ndarray, first: float, second: float
     """Inverse kinematics: the middle joint (the one farther from the body's midline) and the reachable end."""
     offset = target - start
     distance = float(np.clip(np.hypot(*offset), abs(first - second) + 1e-3, first + second - 1e-3))
-    direction = draw.unit(offset)
+    direction = geometry.unit(offset)
     cos_angle = (first ** 2 + distance ** 2 - second ** 2) / (2 * first * distance)
     angle = np.rad2deg(np.arccos(np.clip(cos_angle, -1, 1)))
-    candidates = [start + first * draw.rotate(direction, sign * angle) for sign in (-1, 1)]
+    candidates = [start + first * geometry.rotate(direction, sign * angle) for sign in (-1, 1)]
     middle = max(candidates, key=lambda p: away_x * (p[0] - centre_x))
     return middle, start + direction * distance
 
@@ -213,11 +213,11 @@ class _Canvas:
 
     def paint(self, mask: np.ndarray, colour, label: int, shade: float = 0.22, reach: float | None = None,
               texture: np.ndarray | None = None) -> None:
-        box = draw.bbox(mask, pad=2)
+        box = geometry.bbox(mask, pad=2)
         if box is None:
             return
         local = mask[box]
-        shading = draw.roundness(local, shade, reach)
+        shading = geometry.roundness(local, shade, reach)
         if texture is not None:
             colour_patch = texture[box]
         else:
@@ -269,8 +269,8 @@ def _background(look, shape: tuple[int, int], sk: Skeleton, rng: np.random.Gener
 def _torso_mesh(sk: Skeleton, garment: GarmentSpec, person: PersonSpec) -> np.ndarray:
     """Body positions of the template's torso grid: rows (top, armpit, waist, hem) x columns."""
     hu, body = sk.hu, person.body
-    down = draw.unit(sk.mid_hip - sk.neck)
-    across = draw.perp(down) * -1  # towards side "b" (image right)
+    down = geometry.unit(sk.mid_hip - sk.neck)
+    across = geometry.perp(down) * -1  # towards side "b" (image right)
     if across[0] < 0:
         across = -across
     torso_length = np.hypot(*(sk.mid_hip - sk.neck)) / hu
@@ -308,19 +308,20 @@ def _arm_point(sk: Skeleton, side: str, fraction: float) -> tuple[np.ndarray, np
     elbow_fraction = UPPER_ARM / (UPPER_ARM + FOREARM)
     if fraction <= elbow_fraction:
         t = fraction / elbow_fraction
-        return sk.shoulder[side] + t * (sk.elbow[side] - sk.shoulder[side]), draw.unit(sk.elbow[side] - sk.shoulder[side])
+        upper = sk.elbow[side] - sk.shoulder[side]
+        return sk.shoulder[side] + t * upper, geometry.unit(upper)
     t = (fraction - elbow_fraction) / (1 - elbow_fraction)
-    return sk.elbow[side] + t * (sk.wrist[side] - sk.elbow[side]), draw.unit(sk.wrist[side] - sk.elbow[side])
+    return sk.elbow[side] + t * (sk.wrist[side] - sk.elbow[side]), geometry.unit(sk.wrist[side] - sk.elbow[side])
 
 
 def _sleeve_mesh(sk: Skeleton, side: str, torso_body: np.ndarray, template: Template, limb: float) -> np.ndarray:
     """Body positions of one sleeve strip: the seam shared with the torso grid, then one section per fraction."""
     column = 0 if side == "a" else 4
     seam_out, seam_in = torso_body[column], torso_body[5 + column]
-    upper_dir = draw.unit(sk.elbow[side] - sk.shoulder[side])
-    sign = 1.0 if np.dot(draw.perp(upper_dir), seam_out - seam_in) > 0 else -1.0
+    upper_dir = geometry.unit(sk.elbow[side] - sk.shoulder[side])
+    sign = 1.0 if np.dot(geometry.perp(upper_dir), seam_out - seam_in) > 0 else -1.0
     # the sleeve is its own piece: its seam crosses the shoulder joint, wide enough to cover the deltoid
-    normal = draw.perp(upper_dir) * sign
+    normal = geometry.perp(upper_dir) * sign
     cap = sk.shoulder[side] - upper_dir * 0.24 * sk.hu
     vertices = [cap + normal * 0.3 * sk.hu * limb, cap - normal * 0.3 * sk.hu * limb]
     sections = template.sleeve_sections
@@ -328,10 +329,10 @@ def _sleeve_mesh(sk: Skeleton, side: str, torso_body: np.ndarray, template: Temp
     for k, fraction in enumerate(sections):
         point, direction = _arm_point(sk, side, fraction)
         if abs(fraction - elbow_fraction) < 1e-6:  # at the elbow, cut along the bisector
-            direction = draw.unit(upper_dir + draw.unit(sk.wrist[side] - sk.elbow[side]))
+            direction = geometry.unit(upper_dir + geometry.unit(sk.wrist[side] - sk.elbow[side]))
         arm_half = np.interp(fraction, [0, elbow_fraction, 1], [0.24, 0.18, 0.12]) * sk.hu * limb
         half = arm_half * (1.45 if len(sections) == 1 else (1.35 if k == 0 else 1.3))
-        normal = draw.perp(direction) * sign
+        normal = geometry.perp(direction) * sign
         vertices += [point + normal * half, point - normal * half]
     return np.array(vertices, dtype=np.float64)
 
@@ -356,17 +357,17 @@ def render_person(person: PersonSpec, garment: GarmentSpec, view: View, size: tu
     # 2. garment template and its mesh on the body
     template = build_template(garment, view, shape)
     torso_body = _torso_mesh(sk, garment, person)
-    torso_warp, _ = draw.piecewise_affine(
+    torso_warp, _ = geometry.piecewise_affine(
         np.dstack([template.albedo, template.torso_mask.astype(np.float32)]), template.torso_points, torso_body,
-        draw.grid_triangles(4, 5), shape)
+        geometry.grid_triangles(4, 5), shape)
     sleeves: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for side, strip in template.sleeve_points.items():
         body_strip = _sleeve_mesh(sk, side, torso_body, template, limb)
         source = np.dstack([template.albedo, template.sleeve_masks[side].astype(np.float32)])
         parts = []
         for k in range(len(template.sleeve_sections)):  # one piece per arm segment, for layering
-            triangles = draw.strip_triangles(len(template.sleeve_sections) + 1)[2 * k: 2 * k + 2]
-            parts.append(draw.piecewise_affine(source, strip, body_strip, triangles, shape))
+            triangles = geometry.strip_triangles(len(template.sleeve_sections) + 1)[2 * k: 2 * k + 2]
+            parts.append(geometry.piecewise_affine(source, strip, body_strip, triangles, shape))
         sleeves[side] = parts
     garment_label = Cihp.COAT if garment.label_is_coat else Cihp.UPPER_CLOTHES
     garment_pixels = np.zeros(shape, bool)
@@ -392,21 +393,21 @@ def render_person(person: PersonSpec, garment: GarmentSpec, view: View, size: tu
     long_hair = look.hair_style is HairStyle.LONG
     hair_drop = sk.head[1] + b_y + look.hair_length * hu
     if long_hair and view is View.FRONT:  # hair falling behind the shoulders
-        fall = draw.smooth_closed(np.array([
+        fall = geometry.smooth_closed(np.array([
             sk.head + [-a_x * 1.15, -0.2 * b_y], sk.head + [a_x * 1.15, -0.2 * b_y],
             [sk.head[0] + a_x * 1.3, hair_drop], [sk.head[0] - a_x * 1.3, hair_drop]]))
-        canvas.paint(draw.polygon_mask(shape, fall), hair, Cihp.HAIR, shade=0.3)
+        canvas.paint(geometry.polygon_mask(shape, fall), hair, Cihp.HAIR, shade=0.3)
 
     def paint_forearm(side: str) -> None:
         """Forearm skin and hand (the sleeve goes on afterwards, so the cuff covers the wrist)."""
-        fore = draw.capsule(sk.elbow[side], sk.wrist[side], 0.18 * hu * limb, 0.12 * hu * limb)
-        fore_mask = draw.polygon_mask(shape, fore)
+        fore = geometry.capsule(sk.elbow[side], sk.wrist[side], 0.18 * hu * limb, 0.12 * hu * limb)
+        fore_mask = geometry.polygon_mask(shape, fore)
         canvas.paint(fore_mask, skin, arm_label[side], shade=0.25)
         canvas.dense_paint(fore_mask, dense_id("lower_arm", side))
-        direction = draw.unit(sk.wrist[side] - sk.elbow[side])
-        hand = draw.ellipse(sk.wrist[side] + direction * 0.27 * hu * limb, 0.28 * hu * limb, 0.12 * hu * limb,
+        direction = geometry.unit(sk.wrist[side] - sk.elbow[side])
+        hand = geometry.ellipse(sk.wrist[side] + direction * 0.27 * hu * limb, 0.28 * hu * limb, 0.12 * hu * limb,
                             np.rad2deg(np.arctan2(direction[1], direction[0])))
-        hand_mask = draw.polygon_mask(shape, hand)
+        hand_mask = geometry.polygon_mask(shape, hand)
         canvas.paint(hand_mask, skin * 0.97, arm_label[side], shade=0.25)
         canvas.dense_paint(hand_mask, dense_id("hand", side))
 
@@ -423,61 +424,62 @@ def render_person(person: PersonSpec, garment: GarmentSpec, view: View, size: tu
     order = ("b", "a") if person.pose(view).legs is LegPose.CROSSED else ("a", "b")
     bottom = np.array(look.bottom_colour, np.float32)
     for side in order:
-        thigh = draw.polygon_mask(shape, draw.capsule(sk.hip[side], sk.knee[side], 0.36 * hu * limb, 0.23 * hu * limb))
-        calf = draw.polygon_mask(shape, draw.capsule(sk.knee[side], sk.ankle[side], 0.22 * hu * limb,
+        thigh = geometry.polygon_mask(shape, geometry.capsule(sk.hip[side], sk.knee[side], 0.36 * hu * limb,
+                                                              0.23 * hu * limb))
+        calf = geometry.polygon_mask(shape, geometry.capsule(sk.knee[side], sk.ankle[side], 0.22 * hu * limb,
                                                      0.11 * hu * limb))
         canvas.paint(thigh | calf, skin, leg_label[side], shade=0.25)
         canvas.dense_paint(thigh, dense_id("upper_leg", side))
         canvas.dense_paint(calf & ~thigh, dense_id("lower_leg", side))
         o = sk.out[side]
-        shoe = draw.ellipse(sk.ankle[side] + np.array([o * 0.06, 0.1]) * hu, 0.17 * hu, 0.12 * hu, o * 12)
-        shoe_mask = draw.polygon_mask(shape, shoe)
+        shoe = geometry.ellipse(sk.ankle[side] + np.array([o * 0.06, 0.1]) * hu, 0.17 * hu, 0.12 * hu, o * 12)
+        shoe_mask = geometry.polygon_mask(shape, shoe)
         canvas.paint(shoe_mask, look.shoes, shoe_label[side], shade=0.3)
         canvas.dense_paint(shoe_mask, dense_id("foot", side))
         if look.bottom in (Bottom.TROUSERS, Bottom.SHORTS):
             end = sk.ankle[side] - np.array([0, 0.05 * hu]) if look.bottom is Bottom.TROUSERS else \
                 sk.hip[side] + 0.55 * (sk.knee[side] - sk.hip[side])
-            leg = draw.capsule(sk.hip[side], end, 0.42 * hu * limb, (0.2 if look.bottom is Bottom.TROUSERS else 0.3)
+            leg = geometry.capsule(sk.hip[side], end, 0.42 * hu * limb, (0.2 if look.bottom is Bottom.TROUSERS else 0.3)
                                * hu * limb)
-            canvas.paint(draw.polygon_mask(shape, leg), bottom, Cihp.PANTS, shade=0.28)
+            canvas.paint(geometry.polygon_mask(shape, leg), bottom, Cihp.PANTS, shade=0.28)
     waist_y = sk.neck[1] + 2.2 * hu
     crotch_y = sk.mid_hip[1] + 0.45 * hu
-    pelvis = draw.smooth_closed(np.array([
+    pelvis = geometry.smooth_closed(np.array([
         [sk.centre_x - (body.waist + 0.05) * hu * sk.width_scale, waist_y],
         [sk.centre_x + (body.waist + 0.05) * hu * sk.width_scale, waist_y],
         [sk.hip["b"][0] + 0.38 * hu, sk.mid_hip[1]], [sk.hip["b"][0] + 0.3 * hu, crotch_y],
         [sk.hip["a"][0] - 0.3 * hu, crotch_y], [sk.hip["a"][0] - 0.38 * hu, sk.mid_hip[1]]]), 1)
-    pelvis_mask = draw.polygon_mask(shape, pelvis)
+    pelvis_mask = geometry.polygon_mask(shape, pelvis)
     if look.bottom is Bottom.SKIRT:
         hem_y = max(sk.knee["a"][1], sk.knee["b"][1]) - 0.15 * hu
         flare = max(abs(sk.knee[s][0] - sk.centre_x) for s in "ab") + 0.45 * hu
         skirt = np.array([pelvis[0], pelvis[len(pelvis) // 6], [sk.centre_x + flare, hem_y],
                           [sk.centre_x - flare, hem_y]])
-        skirt_mask = draw.polygon_mask(shape, skirt) | pelvis_mask
+        skirt_mask = geometry.polygon_mask(shape, skirt) | pelvis_mask
         canvas.paint(skirt_mask, bottom, Cihp.SKIRT, shade=0.2)
     else:
         canvas.paint(pelvis_mask, bottom, Cihp.PANTS, shade=0.2)
 
     # torso skin and neck
     w = sk.width_scale
-    torso_outline = draw.smooth_closed(np.array([
+    torso_outline = geometry.smooth_closed(np.array([
         sk.neck + [-0.3 * hu * w, -0.35 * hu], sk.shoulder["a"] + [-0.1 * hu * w, -0.15 * hu],
         sk.shoulder["a"] + [-0.2 * hu * w, 0.2 * hu], [sk.centre_x - body.chest * hu * w, sk.neck[1] + ARMPIT * hu],
         [sk.centre_x - body.waist * hu * w, sk.neck[1] + 1.6 * hu], sk.hip["a"] + [-0.35 * hu * w, 0],
         sk.hip["b"] + [0.35 * hu * w, 0], [sk.centre_x + body.waist * hu * w, sk.neck[1] + 1.6 * hu],
         [sk.centre_x + body.chest * hu * w, sk.neck[1] + ARMPIT * hu], sk.shoulder["b"] + [0.2 * hu * w, 0.2 * hu],
         sk.shoulder["b"] + [0.1 * hu * w, -0.15 * hu], sk.neck + [0.3 * hu * w, -0.35 * hu]]), 2)
-    torso_mask = draw.polygon_mask(shape, torso_outline)
+    torso_mask = geometry.polygon_mask(shape, torso_outline)
     neck_poly = np.array([sk.head + [-0.22 * hu, 0.3 * hu], sk.head + [0.22 * hu, 0.3 * hu],
                           sk.neck + [0.3 * hu * w, 0], sk.neck + [-0.3 * hu * w, 0]])
-    neck_mask = draw.polygon_mask(shape, neck_poly)
+    neck_mask = geometry.polygon_mask(shape, neck_poly)
     canvas.paint(torso_mask | neck_mask, skin * 0.96, Cihp.TORSO_SKIN, shade=0.2)
     canvas.dense_paint(torso_mask | neck_mask, dense_id("torso"))
     paint_garment(torso_warp)
 
     # arms: skin first, then the sleeves over it, one whole arm after the other
     for side in "ab":
-        upper_arm = draw.polygon_mask(shape, draw.capsule(sk.shoulder[side], sk.elbow[side], 0.25 * hu * limb,
+        upper_arm = geometry.polygon_mask(shape, geometry.capsule(sk.shoulder[side], sk.elbow[side], 0.25 * hu * limb,
                                                           0.18 * hu * limb))
         canvas.paint(upper_arm, skin, arm_label[side], shade=0.25)
         canvas.dense_paint(upper_arm, dense_id("upper_arm", side))
@@ -489,8 +491,9 @@ def render_person(person: PersonSpec, garment: GarmentSpec, view: View, size: tu
             paint_lower_sleeve(side)
 
     # head
-    head_mask = draw.polygon_mask(shape, draw.ellipse(sk.head, a_x, b_y, person.pose(view).head_tilt))
-    ears = [draw.polygon_mask(shape, draw.ellipse(sk.head + [sk.out[s] * a_x * 0.98, 0.08 * b_y], 0.1 * hu, 0.17 * hu))
+    head_mask = geometry.polygon_mask(shape, geometry.ellipse(sk.head, a_x, b_y, person.pose(view).head_tilt))
+    ears = [geometry.polygon_mask(shape, geometry.ellipse(sk.head + [sk.out[s] * a_x * 0.98, 0.08 * b_y], 0.1 * hu,
+                                                          0.17 * hu))
             for s in "ab"]
     face_mask = head_mask | ears[0] | ears[1]
     canvas.paint(face_mask, skin, Cihp.FACE, shade=0.2)
@@ -499,27 +502,27 @@ def render_person(person: PersonSpec, garment: GarmentSpec, view: View, size: tu
         _face_details(canvas.rgb, sk, look, skin, person.pose(view).turn)
     cap_centre = sk.head + [0, -0.12 * b_y]
     if look.hair_style is HairStyle.BUZZ:
-        cap = draw.ellipse(cap_centre, a_x * 1.02, b_y * 0.9)
+        cap = geometry.ellipse(cap_centre, a_x * 1.02, b_y * 0.9)
     else:
-        cap = draw.ellipse(cap_centre, a_x * 1.12, b_y * 0.98)
-    cap_mask = draw.polygon_mask(shape, cap)
+        cap = geometry.ellipse(cap_centre, a_x * 1.12, b_y * 0.98)
+    cap_mask = geometry.polygon_mask(shape, cap)
     if view is View.FRONT:
-        face_window = draw.polygon_mask(shape, draw.ellipse(sk.head + [0, 0.3 * b_y], a_x * 0.92, b_y * 0.92))
+        face_window = geometry.polygon_mask(shape, geometry.ellipse(sk.head + [0, 0.3 * b_y], a_x * 0.92, b_y * 0.92))
         cap_mask &= ~face_window
         if long_hair:
             for s in "ab":  # strands framing the face
-                strand = draw.capsule(sk.head + [sk.out[s] * a_x * 0.9, -0.1 * b_y],
+                strand = geometry.capsule(sk.head + [sk.out[s] * a_x * 0.9, -0.1 * b_y],
                                       sk.head + [sk.out[s] * a_x * 1.0, b_y * 1.1], 0.2 * hu, 0.14 * hu)
-                cap_mask |= draw.polygon_mask(shape, strand) & ~face_window
+                cap_mask |= geometry.polygon_mask(shape, strand) & ~face_window
     else:
-        cap_mask &= draw.polygon_mask(shape, draw.ellipse(sk.head + [0, -0.05 * b_y], a_x * 1.2, b_y * 0.97))
+        cap_mask &= geometry.polygon_mask(shape, geometry.ellipse(sk.head + [0, -0.05 * b_y], a_x * 1.2, b_y * 0.97))
         if long_hair:
-            fall = draw.smooth_closed(np.array([
+            fall = geometry.smooth_closed(np.array([
                 sk.head + [-a_x * 1.1, 0], sk.head + [a_x * 1.1, 0],
                 [sk.head[0] + a_x * 1.25, hair_drop], [sk.head[0] - a_x * 1.25, hair_drop]]))
-            cap_mask |= draw.polygon_mask(shape, fall)
+            cap_mask |= geometry.polygon_mask(shape, fall)
     if look.hair_style is HairStyle.BUN:
-        cap_mask |= draw.polygon_mask(shape, draw.ellipse(sk.head + [0, -b_y * 0.95], a_x * 0.5, b_y * 0.35))
+        cap_mask |= geometry.polygon_mask(shape, geometry.ellipse(sk.head + [0, -b_y * 0.95], a_x * 0.5, b_y * 0.35))
     strands = cv2.resize(rng.normal(0, 1, (shape[0] // 16 + 1, shape[1] // 2 + 1)).astype(np.float32),
                          (shape[1], shape[0]))
     hair_texture = np.clip(hair * (1 + 0.12 * strands[..., None]), 0, 1)
@@ -600,11 +603,11 @@ def _folds(sk: Skeleton, torso_body: np.ndarray, shape: tuple[int, int], rng: np
                          rng.uniform(0.4, 0.8)))
     for side in "ab":
         elbow = sk.elbow[side]
-        direction = draw.perp(draw.unit(sk.elbow[side] - sk.shoulder[side]))
+        direction = geometry.perp(geometry.unit(sk.elbow[side] - sk.shoulder[side]))
         for k in (-1, 1):
-            centre = elbow + k * 0.1 * hu * draw.unit(sk.elbow[side] - sk.shoulder[side])
+            centre = elbow + k * 0.1 * hu * geometry.unit(sk.elbow[side] - sk.shoulder[side])
             segments.append((centre - direction * 0.15 * hu, centre + direction * 0.15 * hu, 0.7))
-    return draw.soft_lines(shape, segments, blur=0.07 * hu)
+    return geometry.soft_lines(shape, segments, blur=0.07 * hu)
 
 
 def render_garment(garment: GarmentSpec, view: View, size: tuple[int, int], supersample: int = 2

@@ -1,4 +1,5 @@
-"""Drawing primitives for the synthetic renderer: shapes as polygons, piecewise-affine warps, shading.
+"""Plane geometry and drawing primitives shared by the renderer, the preprocessing and the warp engine: shapes
+as polygons, piecewise-affine warps, shading.
 
 All functions work in render pixels (the renderer draws at a multiple of the output size and averages down, which
 anti-aliases every edge while label maps stay exact).

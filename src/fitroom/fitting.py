@@ -1,0 +1,1 @@
+"""One orchestration of a try-on, shared by the command line, the service and the evaluation."""
