@@ -34,3 +34,14 @@ def test_every_model_has_a_tiny_variant_that_survives_save_and_load(tmp_path):
         assert type(loaded) is type(model)
         before, after = model.state_dict(), loaded.state_dict()
         assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before), name
+
+
+def test_every_built_in_converter_names_a_function_that_exists():
+    import importlib
+
+    from fitroom.converters import CONVERTERS
+
+    assert {"hrviton", "schp"} <= set(CONVERTERS.names())
+    for name, converter in CONVERTERS.items():
+        module, _, function = converter.run.partition(":")
+        assert callable(getattr(importlib.import_module(module), function)), name

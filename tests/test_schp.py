@@ -49,6 +49,18 @@ def test_published_layout_round_trip(tiny, tmp_path):
         torch.testing.assert_close(loaded(x).fusion, tiny(x).fusion, atol=0, rtol=0)
 
 
+def test_the_schp_converter_writes_a_model_folder_the_parser_loads(tiny, tmp_path):
+    from fitroom.converters import CONVERTERS
+
+    path = tmp_path / "schp.pth"
+    torch.save(_published_style(tiny), path)
+    written = CONVERTERS.get("schp")(out=tmp_path / "folder", checkpoint=path, dataset="lip", model_name="test_schp")
+    parser = SchpParser(weights=written["parser"], dataset="lip")
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(parser.model(x).fusion, tiny(x).fusion, atol=0, rtol=0)
+
+
 def test_checkpoint_errors_are_plain(tiny, tmp_path):
     with pytest.raises(FileNotFoundError, match="exp-schp-201908261155-lip.pth"):
         load_schp_checkpoint(tmp_path / "missing.pth", "lip")

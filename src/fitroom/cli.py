@@ -290,11 +290,13 @@ def _preprocessing_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dense-dir", help="folder of DensePose renders for --dense file")
 
 
-def cmd_convert_hrviton(args: argparse.Namespace) -> int:
-    """Official HR-VITON checkpoints -> fitroom model folders."""
-    from fitroom.models.hrviton_convert import convert_hrviton
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Published checkpoints -> fitroom model folders, by the family's converter."""
+    from fitroom.converters import CONVERTERS
 
-    written = convert_hrviton(args.condition_generator, args.generator, args.out)
+    converter = CONVERTERS.get(args.convert_command)
+    options = {o.keyword: getattr(args, o.keyword) for o in converter.options}
+    written = converter(out=args.out, **options)
     for part, folder in written.items():
         logger.info("%s: %s", part.replace("_", " "), Path(folder).resolve())
     return 0
@@ -474,13 +476,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--thresholds", help="a thresholds JSON file instead of the calibrated defaults")
     check.set_defaults(func=cmd_check)
 
+    from fitroom.converters import CONVERTERS
+
     convert = sub.add_parser("convert", help="convert published checkpoints into fitroom model folders")
     convert_sub = convert.add_subparsers(dest="convert_command", required=True, metavar="FAMILY")
-    hrviton = convert_sub.add_parser("hrviton", help="official HR-VITON mtviton.pth and gen.pth")
-    hrviton.add_argument("--condition-generator", help="the released condition generator (mtviton.pth)")
-    hrviton.add_argument("--generator", help="the released image generator (gen.pth)")
-    hrviton.add_argument("--out", required=True, help="folder for the converted models")
-    hrviton.set_defaults(func=cmd_convert_hrviton)
+    for family, converter in CONVERTERS.items():  # one subcommand per registered converter
+        command = convert_sub.add_parser(family, help=converter.help)
+        for option in converter.options:
+            command.add_argument(option.flag, help=option.help, required=option.required, choices=option.choices,
+                                 default=option.default)
+        command.add_argument("--out", required=True, help="folder for the converted model(s)")
+        command.set_defaults(func=cmd_convert)
 
     evaluation = sub.add_parser("eval", help="evaluate an engine on a dataset (SSIM, LPIPS, FID, KID; resumable)")
     evaluation.add_argument("--engine", required=True, help="warp, hrviton or cpvton")
@@ -524,9 +530,8 @@ def build_parser() -> argparse.ArgumentParser:
     weights.set_defaults(func=cmd_weights)
 
     train = sub.add_parser("train", help="train a model stage (accelerate; resumes from its run folder)")
-    train.add_argument("stage", choices=["condition", "generator", "gmm", "tom"],
-                       help="HR-VITON: condition, then generator (condition=RUN); "
-                            "CP-VTON: gmm, then tom (condition=RUN)")
+    train.add_argument("stage", help="a training stage; built in: HR-VITON's condition, then generator "
+                                      "(condition=RUN), CP-VTON's gmm, then tom (condition=RUN)")
     train.add_argument("--config", help="a YAML experiment file (e.g. configs/condition.yaml)")
     train.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                        help="overrides, e.g. data=data/synth steps=100 loss_weights.vgg=0")

@@ -16,31 +16,17 @@ import torch
 import torch.nn.functional as F
 
 from fitroom.labels import ATR_TO_CIHP, LIP_TO_CIHP, View
-from fitroom.models import create_model
-from fitroom.models.io import check_state, read_checkpoint
+from fitroom.models.io import load_pretrained
 from fitroom.models.schp import BGR_MEAN, BGR_STD, INPUT_SIZE
+from fitroom.models.schp_convert import load_schp_checkpoint
 from fitroom.preprocess.backends import PARSERS
 from fitroom.weights import entry, find, weights_dir
+
+__all__ = ["SchpParser", "load_schp_checkpoint"]
 
 logger = logging.getLogger(__name__)
 
 REMAP = {"lip": LIP_TO_CIHP, "atr": ATR_TO_CIHP}
-
-
-def load_schp_checkpoint(path: str | Path, dataset: str = "lip", model_name: str | None = None) -> torch.nn.Module:
-    """Load a released SCHP checkpoint (``{"state_dict": {"module.<name>": tensor}}`` or a bare state dict).
-
-    Raises:
-        FileNotFoundError: the file is missing (the message says where to get it).
-        ValueError: the file is unreadable (e.g. half-downloaded) or not in the published layout.
-    """
-    known = entry(f"schp-{dataset}")
-    state = read_checkpoint(path, f"SCHP {dataset.upper()} weights: download {known.filename} from {known.source} "
-                                  f"and put it in {weights_dir()} (or pass its path).")
-    model = create_model(model_name or f"schp_{dataset}")
-    check_state(model, state, f"{path} (the published SCHP-{dataset.upper()} layout)")
-    model.load_state_dict(state, strict=True)
-    return model.eval()
 
 
 @PARSERS.register("schp")
@@ -48,7 +34,8 @@ class SchpParser:
     """Human parsing with a released SCHP network, labels remapped to CIHP.
 
     Args:
-        weights: checkpoint path (default: the weights folder's ``exp-schp-*-{dataset}.pth``).
+        weights: the released checkpoint's path (default: the weights folder's ``exp-schp-*-{dataset}.pth``), or a
+            model folder made from it by ``fitroom convert schp``.
         dataset: ``"lip"`` or ``"atr"``.
         model: an already loaded network (tests inject a tiny one).
     """
@@ -61,7 +48,8 @@ class SchpParser:
         if model is None:
             if weights is None:
                 weights = find(f"schp-{dataset}") or weights_dir() / entry(f"schp-{dataset}").filename
-            model = load_schp_checkpoint(weights, dataset)
+            converted = Path(weights).is_dir() and (Path(weights) / "config.json").is_file()
+            model = load_pretrained(weights) if converted else load_schp_checkpoint(weights, dataset)
         self.model = model.eval()
         self.input_size = INPUT_SIZE[dataset]
 

@@ -10,23 +10,18 @@ from pathlib import Path
 import yaml
 
 from fitroom.errors import ConfigurationError
-from fitroom.training.losses import CONDITION_WEIGHTS, GENERATOR_WEIGHTS
+from fitroom.training.tasks import TASKS
 
-#: the reference's settings per stage (``shared/reference/hrviton`` section 2.6), used where a config says nothing
-STAGE_DEFAULTS: dict[str, dict] = {
-    "condition": {"model": "hrviton_condition", "discriminator": "hrviton_condition_discriminator",
-                  "lr": 2e-4, "lr_discriminator": 2e-4, "betas": (0.5, 0.999), "steps": 300_000,
-                  "lr_decay_steps": 0, "loss_weights": CONDITION_WEIGHTS},
-    # TTUR, 100k steps at a constant rate then 100k decaying linearly to zero
-    "generator": {"model": "hrviton_generator", "discriminator": "hrviton_image_discriminator",
-                  "lr": 1e-4, "lr_discriminator": 4e-4, "betas": (0.0, 0.9), "steps": 200_000,
-                  "lr_decay_steps": 100_000, "loss_weights": GENERATOR_WEIGHTS},
-    # CP-VTON (no discriminators): Adam (0.5, 0.999) lr 1e-4; its scheduler is never stepped, so the rate is constant
-    "gmm": {"model": "cpvton_gmm", "discriminator": "", "lr": 1e-4, "lr_discriminator": 0.0, "betas": (0.5, 0.999),
-            "steps": 200_000, "lr_decay_steps": 0, "loss_weights": {"l1": 1.0}},
-    "tom": {"model": "cpvton_tom", "discriminator": "", "lr": 1e-4, "lr_discriminator": 0.0, "betas": (0.5, 0.999),
-            "steps": 200_000, "lr_decay_steps": 0, "loss_weights": {"l1": 1.0, "vgg": 1.0, "mask": 1.0}},
-}
+
+
+def stage_task(stage: str):
+    """The :class:`~fitroom.training.tasks.TrainingTask` class registered as ``stage``."""
+    from fitroom.errors import InputError
+
+    try:
+        return TASKS.get(stage)
+    except InputError as error:
+        raise ConfigurationError(str(error)) from None
 
 
 @dataclass
@@ -39,7 +34,7 @@ class TrainConfig:
     views: tuple[str, ...] = ("front", "back")  # which samples to train on
     view_input: bool = True  # one set of weights for both views: the view is an extra input plane
     condition: str = ""  # generator / tom stage: the first stage's run folder (or its model folder), kept frozen
-    # None: the stage's reference value (STAGE_DEFAULTS)
+    # None: the stage's reference value (its task's ``defaults``)
     model: str | None = None
     model_options: dict = field(default_factory=dict)
     discriminator: str | None = None
@@ -66,9 +61,8 @@ class TrainConfig:
     workers: int = 0
 
     def __post_init__(self) -> None:
-        if self.stage not in STAGE_DEFAULTS:
-            raise ConfigurationError(f"stage must be one of {', '.join(STAGE_DEFAULTS)}, got {self.stage!r}")
-        defaults = STAGE_DEFAULTS[self.stage]
+        task = stage_task(self.stage)
+        defaults = task.defaults
         decay_defaulted = self.lr_decay_steps is None
         for name, value in defaults.items():
             if getattr(self, name) is None:
@@ -84,17 +78,18 @@ class TrainConfig:
             raise ConfigurationError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
         if self.grad_accum < 1 or self.batch_size < 1 or self.steps < 1:
             raise ConfigurationError("grad_accum, batch_size and steps must be at least 1")
-        multiple = 32 if self.stage == "condition" else 64
+        multiple = task.size_multiple
         if self.size[0] % multiple or self.size[1] % multiple:
-            raise ConfigurationError(f"size must be multiples of {multiple} for the {self.stage} stage, got {self.size}")
+            raise ConfigurationError(f"size must be multiples of {multiple} for the {self.stage} stage, got "
+                                     f"{self.size}")
         if not 0 <= self.lr_decay_steps <= self.steps:
-            raise ConfigurationError(f"lr_decay_steps must be between 0 and steps ({self.steps}), got {self.lr_decay_steps}")
+            raise ConfigurationError(f"lr_decay_steps must be between 0 and steps ({self.steps}), got "
+                                     f"{self.lr_decay_steps}")
         if not 0 <= self.ema < 1:
             raise ConfigurationError(f"ema is a decay in [0, 1), got {self.ema}")
-        first = {"generator": "condition", "tom": "gmm"}
-        if self.stage in first and not self.condition:
-            raise ConfigurationError(f"the {self.stage} stage needs condition=<the {first[self.stage]} stage's run folder or "
-                             f"model folder>")
+        if task.needs and not self.condition:
+            raise ConfigurationError(f"the {self.stage} stage needs condition=<the {task.needs} stage's run folder or "
+                                     f"model folder>")
 
     def lr_factor(self, step: int) -> float:
         """The learning-rate multiplier after ``step`` optimizer steps: 1, then a linear decay to 0 over the last
@@ -132,7 +127,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if head not in known:
             raise ConfigurationError(f"unknown setting {head!r}; known: {', '.join(sorted(known))}")
         if rest:
-            base = values.get(head) or dict(STAGE_DEFAULTS.get(values.get("stage", "condition"), {}).get(head) or {})
+            base = values.get(head) or dict(stage_task(values.get("stage", "condition")).defaults.get(head) or {})
             values[head] = {**base, rest: _parse(raw)}
         else:
             values[head] = _parse(raw)
