@@ -461,3 +461,30 @@ def test_serve_passes_the_access_log_and_root_path_to_the_server(tmp_path, monke
     seen.clear()
     assert main(["-q", "serve"]) == 0
     assert seen["access_log"] is False and seen["log_level"] == "warning"
+
+
+def test_the_service_and_the_command_line_give_the_same_try_on(tmp_path, preprocessor, photos):
+    """One orchestration (fitroom.fitting) behind both: the same photo and garment give the same pixels, and the
+    same refusal."""
+    from fitroom.demo import sample_path
+    from fitroom.engines import create_engine
+
+    with make_client(tmp_path, preprocessor, engine=create_engine("warp")) as client:
+        garment = add_garment(client, photos)
+        job = client.post("/v1/tryons", files={"photo": ("me.jpg", photos["person"], "image/jpeg")},
+                          data={"garment_id": garment, "view": "front"}).json()
+        served = imaging.load_image(client.get(wait_done(client, job["id"])["result_url"]).content)
+        crowd = imaging.load_image(sample_path("astronaut.jpg"))
+        two = io.BytesIO()
+        Image.fromarray(np.concatenate([crowd, crowd], axis=1)).save(two, format="PNG")
+        refused = client.post("/v1/tryons", files={"photo": ("two.png", two.getvalue(), "image/png")},
+                              data={"garment_id": garment, "view": "front"}).json()
+    out = tmp_path / "cli.png"
+    assert main(["-q", "tryon", "--person", str(sample_path("person_front.jpg")), "--garment",
+                 str(sample_path("garment_tee_front.jpg")), "--category", "upper", "--view", "front",
+                 "--out", str(out)]) == 0
+    np.testing.assert_array_equal(imaging.load_image(out), served)
+    (tmp_path / "two.png").write_bytes(two.getvalue())
+    assert main(["-q", "tryon", "--person", str(tmp_path / "two.png"), "--garment",
+                 str(sample_path("garment_tee_front.jpg")), "--out", str(tmp_path / "no.png")]) == 2
+    assert refused["error"]["code"] == "photo_refused" and "2 people were found" in refused["error"]["message"]

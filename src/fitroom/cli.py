@@ -146,47 +146,46 @@ def _log_report(name: str, report, level: int = logging.WARNING) -> None:
 
 def cmd_tryon(args: argparse.Namespace) -> int:
     """Dress the person of one photo in the garment of another."""
-    from fitroom import imaging
+    from fitroom import fitting, imaging
     from fitroom.engines import create_engine
-    from fitroom.labels import CIHP_PALETTE, View
-    from fitroom.preprocess.errors import MissingBodyPartError, NoPersonError
+    from fitroom.labels import CIHP_PALETTE
     from fitroom.preprocess.pipeline import Preprocessor
-    from fitroom.preprocess.quality import Status, check_photo
     from fitroom.viz import draw_keypoints
 
     person = imaging.load_image(args.person)
     garment = imaging.load_image(args.garment)
     engine = create_engine(args.engine, checkpoint=args.checkpoint, device=args.device)
     dense_options = {"directory": args.dense_dir} if args.dense == "file" else {}
-    with Preprocessor(parser=args.parser, dense=args.dense, dense_options=dense_options,
-                      allow_several_people=args.force) as preprocess:
-        garment_mask, category = preprocess.analyse_garment(garment, args.category)
+    name = Path(args.person).name
+
+    def report(checked: fitting.Checked, category) -> None:  # after the checks, before any refusal
         logger.info("garment: %s (%s)", category.value, "given" if args.category else
                     "guessed from its shape; --category upper|lower|dress to say otherwise")
-        # 1. photo checks first: a photo that will give a bad result is refused before any waiting
-        observation, analysis = preprocess.observe(person, args.view, Path(args.person).name)
-        report = check_photo(observation, category, args.view)
-        view = View(args.view) if args.view else report.view.view if report.view else View.FRONT
-        if not args.view and report.view is not None:
-            logger.info("view: %s (seen: %s, because %s; --view front|back to say otherwise)", view.value,
-                        report.view.seen, report.view.reason)
-        failed = report.status is Status.FAIL
-        _log_report(Path(args.person).name, report, logging.ERROR if failed and not args.force else logging.WARNING)
-        if failed and not args.force:
+        seen = checked.report.view
+        if not args.view and seen is not None:
+            logger.info("view: %s (seen: %s, because %s; --view front|back to say otherwise)", checked.view.value,
+                        seen.seen, seen.reason)
+        _log_report(name, checked.report, logging.ERROR if checked.failed and not args.force else logging.WARNING)
+
+    with Preprocessor(parser=args.parser, dense=args.dense, dense_options=dense_options,
+                      allow_several_people=args.force) as preprocess:
+        try:
+            prepared = fitting.check_and_prepare(preprocess, person, garment, category=args.category,
+                                                 view=args.view, force=args.force, name=name,
+                                                 garment_name=Path(args.garment).name, on_checked=report)
+        except fitting.PhotoRefusedError:
             logger.error("the photo was refused; fix the problems above or pass --force to try anyway")
             return 2
-        if analysis is None:  # nothing to dress even with --force
-            raise NoPersonError() if observation.keypoints is None else MissingBodyPartError("shoulders")
-        inputs = preprocess.inputs(analysis, person, garment, garment_mask, category, view=view,
-                                   name=Path(args.person).name, garment_name=Path(args.garment).name)
-    result = engine(inputs)
+    inputs, view, category = prepared.inputs, prepared.view, prepared.category
+    result = fitting.try_on(engine, inputs)
     out = Path(args.out)
     imaging.save_image(out, result.image)
     logger.info("try-on done (%s engine, %s view)", args.engine, view.value)
     if args.json:
         _print_json({"result": str(out.resolve()), "engine": args.engine, "view": view.value,
-                     "category": category.value, "category_given": bool(args.category), "forced": failed,
-                     "guidance": report.to_dict(), "seconds": result.timings})
+                     "category": category.value, "category_given": prepared.category_given,
+                     "forced": prepared.checked.failed, "guidance": prepared.report.to_dict(),
+                     "seconds": result.timings})
     else:
         print(out.resolve(), flush=True)  # the result, on stdout (also under -q)
     if args.save_intermediates:
@@ -195,14 +194,14 @@ def cmd_tryon(args: argparse.Namespace) -> int:
             "pose.png": draw_keypoints(person.shape[:2], inputs.keypoints, person),
             "parse.png": imaging.colorize_labels(inputs.parse, CIHP_PALETTE),
             "dense.png": inputs.dense, "agnostic.png": inputs.agnostic,
-            "garment_mask.png": garment_mask,
+            "garment_mask.png": inputs.garment_mask,
         }
         if result.warped_garment is not None:
             pictures["warped_garment.png"] = result.warped_garment
         if result.parse is not None:
             pictures["result_parse.png"] = imaging.colorize_labels(result.parse, CIHP_PALETTE)
-        for name, picture in pictures.items():
-            imaging.save_image(folder / name, picture)
+        for file_name, picture in pictures.items():
+            imaging.save_image(folder / file_name, picture)
         logger.info("intermediates: %s", folder.resolve())
     return 0
 
@@ -212,9 +211,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     ``--strict`` is given, else 0."""
     import json
 
-    from fitroom import imaging
+    from fitroom import fitting, imaging
     from fitroom.preprocess.pipeline import Preprocessor
-    from fitroom.preprocess.quality import Thresholds, check_photo
+    from fitroom.preprocess.quality import Thresholds
 
     thresholds = Thresholds.load(args.thresholds) if args.thresholds else Thresholds.load()
     worst = 0
@@ -230,8 +229,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                     sys.stdout.write(f"{path}: FAIL\n  the file cannot be used: "
                                      f"{str(error).removeprefix(f'{path}: ')}\n")
                 continue
-            observation, _ = preprocess.observe(image, args.view, Path(path).name)
-            report = check_photo(observation, args.category, args.view, thresholds)
+            report = fitting.check(preprocess, image, args.category, args.view, Path(path).name, thresholds).report
             worst = max(worst, report.exit_code)
             documents.append({"file": path, **report.to_dict()})
             if not args.json:

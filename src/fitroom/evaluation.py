@@ -136,6 +136,7 @@ def _save_png(image: np.ndarray, path: Path) -> None:
 def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
     """Run the evaluation ``config`` describes (``engine`` overrides ``config.engine``); returns the results."""
     from fitroom.engines import create_engine
+    from fitroom.fitting import try_on
     from fitroom.metrics import FeatureDistances, psnr, ssim_gray_hrviton, ssim_rgb
 
     layout = VitonLayout(config.data, config.split)
@@ -189,7 +190,7 @@ def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
         else:
             start = time.perf_counter()
             try:
-                result = engine(inputs).image
+                result = try_on(engine, inputs).image
             except (ValueError, RuntimeError) as error:  # one sample the engine cannot handle: listed, not fatal
                 logger.warning("%s / %s: %s", person, cloth, error)
                 rows.append({"person": person, "garment": cloth, "view": view, "seconds": float("nan"),

@@ -1,1 +1,127 @@
-"""One orchestration of a try-on, shared by the command line, the service and the evaluation."""
+"""One orchestration of a try-on, shared by the command line (``fitroom tryon``), the service (a check at upload,
+the try-on in a job) and the evaluation:
+
+    observe the photo -> check it -> refuse it, or go on (``force``) -> engine inputs -> engine
+
+:func:`check` observes and checks (the report, the analysis made on the way, the view to use), :func:`admit`
+refuses a failing photo unless forced, :func:`prepare` makes the engine's inputs, :func:`try_on` runs the engine;
+:func:`check_and_prepare` is the first three in one call.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fitroom.errors import InputError
+from fitroom.labels import GarmentCategory, View
+from fitroom.preprocess.errors import MissingBodyPartError, NoPersonError
+from fitroom.preprocess.quality import PhotoReport, Status, Thresholds, check_photo
+
+if TYPE_CHECKING:
+    from fitroom.inputs import TryOnInputs, TryOnResult
+    from fitroom.preprocess.pipeline import PersonAnalysis, Preprocessor
+
+
+class PhotoRefusedError(InputError):
+    """The photo failed a check and ``force`` was not given; ``report`` says which checks and how to fix them."""
+
+    def __init__(self, report: PhotoReport) -> None:
+        self.report = report
+        failed = [r.message for r in report.results if r.status is Status.FAIL]
+        super().__init__("this photo will not give a good try-on: " + " ".join(failed))
+
+
+@dataclass
+class Checked:
+    """A person photo after the checks.
+
+    Attributes:
+        report: every check's verdict (and the view seen).
+        analysis: the full person analysis, or None when there is nobody to dress (no person, hidden shoulders).
+        view: the view to try on with: the one asked for, else the one the photo seems to show.
+        keypoints_found: whether a person was found at all.
+    """
+
+    report: PhotoReport
+    analysis: PersonAnalysis | None
+    view: View
+    keypoints_found: bool
+
+    @property
+    def failed(self) -> bool:
+        return self.report.status is Status.FAIL
+
+
+def check(preprocessor: Preprocessor, person: np.ndarray, category: GarmentCategory | str,
+          view: View | str | None = None, name: str = "", thresholds: Thresholds | None = None) -> Checked:
+    """Observe ``person`` ``(H, W, 3)`` uint8 and run the photo checks for a garment of ``category``, as the
+    ``view`` asked for (None: the view the photo seems to show)."""
+    observation, analysis = preprocessor.observe(person, None if view is None else View(view), name)
+    report = check_photo(observation, category, view, thresholds)
+    chosen = View(view) if view is not None else report.view.view if report.view is not None else View.FRONT
+    return Checked(report, analysis, chosen, observation.keypoints is not None)
+
+
+def admit(checked: Checked, force: bool = False) -> PersonAnalysis:
+    """The analysis to dress, or :class:`PhotoRefusedError` when a check failed (unless ``force``); with
+    ``force``, a photo with nobody to dress is still a :class:`~fitroom.preprocess.errors.PhotoError`."""
+    if checked.failed and not force:
+        raise PhotoRefusedError(checked.report)
+    if checked.analysis is None:
+        raise NoPersonError() if not checked.keypoints_found else MissingBodyPartError("shoulders")
+    return checked.analysis
+
+
+def prepare(preprocessor: Preprocessor, analysis: PersonAnalysis, person: np.ndarray, garment: np.ndarray,
+            garment_mask: np.ndarray, category: GarmentCategory | str, view: View | str, name: str = "",
+            garment_name: str = "") -> TryOnInputs:
+    """The engine's inputs from a person analysis and a segmented garment (``garment_mask`` ``(H, W)`` bool)."""
+    return preprocessor.inputs(analysis, person, garment, garment_mask, category, view=View(view), name=name,
+                               garment_name=garment_name)
+
+
+@dataclass
+class Prepared:
+    """:func:`check_and_prepare`'s result: the checks, the garment's category (given or guessed), the view used and
+    the engine's inputs."""
+
+    checked: Checked
+    category: GarmentCategory
+    category_given: bool
+    inputs: TryOnInputs
+
+    @property
+    def report(self) -> PhotoReport:
+        return self.checked.report
+
+    @property
+    def view(self) -> View:
+        return self.checked.view
+
+
+def check_and_prepare(preprocessor: Preprocessor, person: np.ndarray, garment: np.ndarray, *,
+                      category: GarmentCategory | str | None = None, view: View | str | None = None,
+                      force: bool = False, name: str = "", garment_name: str = "",
+                      on_checked=None) -> Prepared:
+    """Segment the garment (its category guessed unless given), check the photo, refuse or go on, and make the
+    engine's inputs. ``on_checked(checked, category)`` is called after the checks, before any refusal (the
+    command line prints the report there)."""
+    garment_mask, chosen = preprocessor.analyse_garment(garment, category)
+    checked = check(preprocessor, person, chosen, view, name)
+    if on_checked is not None:
+        on_checked(checked, chosen)
+    analysis = admit(checked, force)
+    inputs = prepare(preprocessor, analysis, person, garment, garment_mask, chosen, checked.view, name, garment_name)
+    return Prepared(checked, chosen, category is not None, inputs)
+
+
+def try_on(engine, inputs: TryOnInputs) -> TryOnResult:
+    """Run ``engine`` on ``inputs``; the result's ``timings`` gain the engine's wall time (``"engine"``)."""
+    start = time.perf_counter()
+    result = engine(inputs)
+    result.timings.setdefault("engine", time.perf_counter() - start)
+    return result

@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 import sqlalchemy as sa
 
-from fitroom import imaging
+from fitroom import fitting, imaging
 from fitroom.labels import GarmentCategory, View
+from fitroom.preprocess.errors import PhotoError
 from fitroom.service import storage
 from fitroom.service.settings import Settings
 from fitroom.service.storage import garments, ratings, tryons
@@ -109,15 +110,12 @@ class FittingRoom:
     def check(self, photo: np.ndarray, category: GarmentCategory = GarmentCategory.UPPER,
               view: View = View.FRONT) -> dict:
         """The guidance report (``PhotoReport.to_dict()``) for a person photo."""
-        return self._check(photo, category, view)[0]
+        return self._check(photo, category, view).report.to_dict()
 
-    def _check(self, photo: np.ndarray, category: GarmentCategory, view: View):
-        """The report and the person analysis made on the way (None when there is nobody to dress)."""
-        from fitroom.preprocess.quality import check_photo
-
+    def _check(self, photo: np.ndarray, category: GarmentCategory, view: View) -> fitting.Checked:
+        """The checks, and the person analysis made on the way (see :func:`fitroom.fitting.check`)."""
         with self._preprocess_lock:
-            observation, analysis = self.preprocessor.observe(photo, view, "upload")
-        return check_photo(observation, category, view).to_dict(), analysis
+            return fitting.check(self.preprocessor, photo, category, view, "upload")
 
     # ---------------------------------------------------------------------------------------------- garments
     def add_garment(self, name: str, category: str | None, front: np.ndarray, back: np.ndarray | None) -> dict:
@@ -188,10 +186,14 @@ class FittingRoom:
         garment = self._garment(garment_id)
         if view is View.BACK and garment.back is None:
             raise ServiceError(f"garment {garment_id} has no back photo; choose the front view", code="no_back_view")
-        report, analysis = self._check(photo, GarmentCategory(garment.category), view)
-        if report["status"] == "fail" and not force:
-            raise PhotoRefused("this photo will not give a good try-on: " + " ".join(
-                c["message"] for c in report["checks"] if c["status"] == "fail"), report)
+        checked = self._check(photo, GarmentCategory(garment.category), view)
+        report = checked.report.to_dict()
+        try:
+            analysis = fitting.admit(checked, force)
+        except fitting.PhotoRefusedError as error:
+            raise PhotoRefused(str(error), report) from None
+        except PhotoError:  # forced, but nobody to dress: the job analyses the photo again and says why
+            analysis = None
         with self._pending_lock:
             if self._pending >= self.settings.queue_size:
                 raise QueueFull(f"{self._pending} try-ons are already waiting; try again shortly")
@@ -251,11 +253,10 @@ class FittingRoom:
             with self._preprocess_lock:
                 if analysis is None:  # e.g. a job queued again after a restart
                     analysis = self.preprocessor.analyse_person(person, View(row.view), tryon_id)
-                inputs = self.preprocessor.inputs(analysis, person, garment_image, garment_mask,
-                                                  GarmentCategory(garment.category), view=View(row.view),
-                                                  name=tryon_id, garment_name=garment.id)
+                inputs = fitting.prepare(self.preprocessor, analysis, person, garment_image, garment_mask,
+                                         garment.category, row.view, tryon_id, garment.id)
             with self._engine_lock:
-                result = self.engine(inputs)
+                result = fitting.try_on(self.engine, inputs)
             seconds = time.perf_counter() - start
             # the engine cannot be interrupted mid-call; a try-on over the limit is reported failed, not shown late
             if seconds > self.settings.job_timeout_s:
