@@ -5,6 +5,7 @@ import datetime as dt
 import io
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -488,3 +489,22 @@ def test_the_service_and_the_command_line_give_the_same_try_on(tmp_path, preproc
     assert main(["-q", "tryon", "--person", str(tmp_path / "two.png"), "--garment",
                  str(sample_path("garment_tee_front.jpg")), "--out", str(tmp_path / "no.png")]) == 2
     assert refused["error"]["code"] == "photo_refused" and "2 people were found" in refused["error"]["message"]
+
+
+def test_errors_sent_to_clients_hold_no_server_path(tmp_path, preprocessor, photos):
+    from fitroom.service.core import public_message
+
+    with make_client(tmp_path, preprocessor) as client:
+        garment = add_garment(client, photos)
+        for stored in (tmp_path / "data" / "garments").glob("*_front*.png"):
+            stored.unlink()  # the garment's files are lost from the disk: the job cannot read them
+        job = client.post("/v1/tryons", files={"photo": ("me.png", photos["person"], "image/png")},
+                          data={"garment_id": garment, "force": "true"}).json()
+        failed = wait_done(client, job["id"])
+        assert failed["status"] == "failed" and "file" in failed["error"]
+        assert str(tmp_path) not in failed["error"] and "garments/" not in failed["error"], failed["error"]
+        missing = client.get(f"/v1/garments/{garment}/front.png")
+        assert missing.status_code == 404 and str(tmp_path) not in missing.text
+    assert public_message(ValueError("data/photos/x.png: the image is damaged"), Path("data")) == (
+        "a file on the server: the image is damaged")
+    assert public_message(ValueError("C:\\fitroom\\data\\a.png: no"), Path("/srv")) == "a file on the server: no"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import threading
 import time
 from collections import defaultdict
@@ -20,6 +21,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from fitroom import fitting, imaging
+from fitroom.errors import FitroomError
 from fitroom.labels import GarmentCategory, View
 from fitroom.preprocess.errors import PhotoError
 from fitroom.service import storage
@@ -29,7 +31,7 @@ from fitroom.service.storage import garments, ratings, tryons
 logger = logging.getLogger(__name__)
 
 
-class ServiceError(Exception):
+class ServiceError(FitroomError):
     """An error with an HTTP status and a code, whose message is safe to show (no file names, no image data)."""
 
     status = 400
@@ -55,6 +57,18 @@ class PhotoRefused(ServiceError):
     def __init__(self, message: str, report: dict) -> None:
         super().__init__(message)
         self.report = report
+
+
+_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[/\\][\w.\-]+){2,}")
+
+
+def public_message(error: BaseException, root: Path) -> str:
+    """``error``'s message for a client: no path of the server's file system (in the data folder or elsewhere)
+    is passed on; each becomes "a file on the server"."""
+    message = str(error)
+    if not root.is_absolute():  # a relative data folder's paths are made absolute, so the pattern finds them
+        message = message.replace(str(root), str(root.resolve()))
+    return _PATH.sub("a file on the server", message)
 
 
 class FittingRoom:
@@ -170,6 +184,9 @@ class FittingRoom:
         path = row.front if view == "front" else row.back
         if path is None:
             raise NotFound(f"garment {garment_id} has no {view} photo")
+        if not (self.root / path).is_file():
+            logger.warning("garment %s: its %s photo is missing from the data folder", garment_id, view)
+            raise NotFound(f"garment {garment_id}'s {view} photo is missing on the server")
         return self.root / path
 
     def _garment(self, garment_id: str):
@@ -268,7 +285,8 @@ class FittingRoom:
             values = {"status": "done", "result": result_path, "seconds": seconds}
         except Exception as error:  # the job fails with a message; the server goes on
             logger.warning("try-on %s failed: %s", tryon_id, type(error).__name__)
-            message = str(error) if isinstance(error, (ValueError, TimeoutError)) else "the try-on failed"
+            message = (public_message(error, self.root) if isinstance(error, (ValueError, TimeoutError))
+                       else "the try-on failed")
             values = {"status": "failed", "error": message, "seconds": time.perf_counter() - start}
         finally:
             with self._pending_lock:
