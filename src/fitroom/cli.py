@@ -55,8 +55,8 @@ def cmd_env(args: argparse.Namespace) -> int:
         return 0
     lines = [f"fitroom {versions.pop('fitroom')}", f"python {versions.pop('python')}"]
     lines += [f"{module:12s} {version}" for module, version in versions.items()]
-    lines += [f"cuda         {cuda}", f"device auto  {resolve_device('auto')}", f"threads      {torch.get_num_threads()}",
-              f"weights dir  {weights_dir()}  (set FITROOM_WEIGHTS to change)"]
+    lines += [f"cuda         {cuda}", f"device auto  {resolve_device('auto')}",
+              f"threads      {torch.get_num_threads()}", f"weights dir  {weights_dir()}  (set FITROOM_WEIGHTS to change)"]
     lines += [f"  {w['name']:18s} {'present' if w['present'] else 'missing':8s} {w['file']}  ({w['used_by']})"
               for w in weights]
     sys.stdout.write("\n".join(lines) + "\n")

@@ -52,11 +52,11 @@ class TryOnDataset(Dataset):
         the garment each person wears); paired samples need it. None at all is an error that says so."""
         kept = [(person, cloth) for person, cloth in listed if self.layout.path("cloth", person).is_file()]
         if listed and not kept:
-            raise DatasetError(self.layout.directory, f"no person of the {self.layout.split} split has their own garment here "
-                                       f"(cloth/<the person's file name>): paired samples (training, paired "
-                                       f"metrics) need the garment each person wears, stored under the person's "
-                                       f"name; `fitroom prepare` does so for a garment photo named like its person "
-                                       f"photo")
+            raise DatasetError(self.layout.directory,
+                               f"no person of the {self.layout.split} split has their own garment here (cloth/<the "
+                               f"person's file name>): paired samples (training, paired metrics) need the garment "
+                               f"each person wears, stored under the person's name; `fitroom prepare` does so for a "
+                               f"garment photo named like its person photo")
         if len(kept) < len(listed):
             logger.warning("%d of %d persons of %s have no garment of their own (cloth/<name>) and are left out of "
                            "the paired samples", len(listed) - len(kept), len(listed), self.layout.directory)

@@ -1,16 +1,21 @@
-"""Service settings, from ``FITROOM_*`` environment variables (or given directly)."""
+"""Service settings: ``FITROOM_*`` environment variables (pydantic-settings), then values given directly."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fitroom.errors import ConfigurationError
 
 
-class Settings(BaseModel):
+class Settings(BaseSettings):
+    """Every field is also read from the environment variable ``FITROOM_<FIELD>`` (e.g. ``FITROOM_API_KEY``);
+    values given to the constructor win."""
+
+    model_config = SettingsConfigDict(env_prefix="FITROOM_", extra="ignore")
+
     data_dir: Path = Path("fitroom-data")  # the database (SQLite), shoppers' photos, results, garments
     database_url: str = ""  # default: sqlite:///DATA_DIR/fitroom.db; e.g. postgresql+psycopg://user@host/db
     engine: str = "warp"
@@ -41,16 +46,10 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
-        """``FITROOM_DATA_DIR``, ``FITROOM_DATABASE_URL``, ``FITROOM_ENGINE`` ... (one per field), then
-        ``overrides``."""
-        values = {}
-        for name in cls.model_fields:
-            key = f"FITROOM_{name.upper()}"
-            if key in os.environ:
-                values[name] = os.environ[key]
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        """The environment's ``FITROOM_*`` values, then ``overrides`` (those that are not None); an invalid value
+        is a :class:`~fitroom.errors.ConfigurationError` naming the variable."""
         try:
-            return cls(**values)
+            return cls(**{k: v for k, v in overrides.items() if v is not None})
         except ValidationError as error:
             problems = "; ".join(f"FITROOM_{'_'.join(str(p) for p in e['loc']).upper()} ({e['input']!r}): {e['msg']}"
                                  for e in error.errors())

@@ -41,7 +41,8 @@ class VGGPerceptualLoss(nn.Module):
         if path is None or not Path(path).is_file():
             known = entry("vgg19")
             raise MissingWeightsError(
-                f"VGG19 weights not found ({path or weights_dir() / known.filename}): run `fitroom weights fetch vgg19` "
+                f"VGG19 weights not found ({path or weights_dir() / known.filename}): run "
+                f"`fitroom weights fetch vgg19` "
                 f"(or download {known.filename} from {known.source} and run `fitroom weights import vgg19 FILE`), or "
                 f"train without the perceptual loss: --set loss_weights.vgg=0")
         network = vgg19(weights=None)
