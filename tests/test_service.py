@@ -492,7 +492,7 @@ def test_the_service_and_the_command_line_give_the_same_try_on(tmp_path, preproc
 
 
 def test_errors_sent_to_clients_hold_no_server_path(tmp_path, preprocessor, photos):
-    from fitroom.service.core import public_message
+    from fitroom.service.errors import public_message
 
     with make_client(tmp_path, preprocessor) as client:
         garment = add_garment(client, photos)

@@ -1,4 +1,5 @@
-"""The fitting room without HTTP: guidance, garments, try-on jobs, ratings, statistics, retention.
+"""The fitting room without HTTP: guidance and try-on jobs, with the catalogue (:mod:`.catalogue`), the statistics
+and retention (:mod:`.stats`) and the errors (:mod:`.errors`) in their own modules.
 
 Heavy work (preprocessing, the engine) runs in a bounded pool of ``workers`` threads; at most ``queue_size``
 try-ons wait or run, a further one raises :class:`QueueFull` (the API answers 429 with Retry-After). Jobs are rows
@@ -10,10 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import threading
 import time
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,54 +20,17 @@ import numpy as np
 import sqlalchemy as sa
 
 from fitroom import fitting, imaging
-from fitroom.errors import FitroomError
 from fitroom.labels import GarmentCategory, View
 from fitroom.preprocess.errors import PhotoError
-from fitroom.service import storage
+from fitroom.service import stats, storage
+from fitroom.service.catalogue import Catalogue
+from fitroom.service.errors import (  # noqa: F401  (the service's errors, also reachable here)
+    NotFound, PhotoRefused, QueueFull, ServiceError, public_message,
+)
 from fitroom.service.settings import Settings
-from fitroom.service.storage import garments, ratings, tryons
+from fitroom.service.storage import ratings, tryons
 
 logger = logging.getLogger(__name__)
-
-
-class ServiceError(FitroomError):
-    """An error with an HTTP status and a code, whose message is safe to show (no file names, no image data)."""
-
-    status = 400
-    code = "bad_request"
-
-    def __init__(self, message: str, status: int | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status or self.status
-        self.code = code or self.code
-
-
-class NotFound(ServiceError):
-    status, code = 404, "not_found"
-
-
-class QueueFull(ServiceError):
-    status, code = 429, "queue_full"
-
-
-class PhotoRefused(ServiceError):
-    status, code = 422, "photo_refused"
-
-    def __init__(self, message: str, report: dict) -> None:
-        super().__init__(message)
-        self.report = report
-
-
-_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[/\\][\w.\-]+){2,}")
-
-
-def public_message(error: BaseException, root: Path) -> str:
-    """``error``'s message for a client: no path of the server's file system (in the data folder or elsewhere)
-    is passed on; each becomes "a file on the server"."""
-    message = str(error)
-    if not root.is_absolute():  # a relative data folder's paths are made absolute, so the pattern finds them
-        message = message.replace(str(root), str(root.resolve()))
-    return _PATH.sub("a file on the server", message)
 
 
 class FittingRoom:
@@ -91,6 +53,7 @@ class FittingRoom:
         self.preprocessor = preprocessor or Preprocessor(allow_several_people=True)
         # mediapipe's graphs and the engines are not thread-safe: one photo at a time through each
         self._preprocess_lock = threading.Lock()
+        self.catalogue = Catalogue(self.db, self.root, self._segment)
         self._engine_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="fitroom-job")
         self._pending = 0
@@ -126,81 +89,19 @@ class FittingRoom:
         """The guidance report (``PhotoReport.to_dict()``) for a person photo."""
         return self._check(photo, category, view).report.to_dict()
 
+    def _segment(self, image: np.ndarray, category: str | None):
+        with self._preprocess_lock:
+            return self.preprocessor.analyse_garment(image, category)
+
     def _check(self, photo: np.ndarray, category: GarmentCategory, view: View) -> fitting.Checked:
         """The checks, and the person analysis made on the way (see :func:`fitroom.fitting.check`)."""
         with self._preprocess_lock:
             return fitting.check(self.preprocessor, photo, category, view, "upload")
 
-    # ---------------------------------------------------------------------------------------------- garments
-    def add_garment(self, name: str, category: str | None, front: np.ndarray, back: np.ndarray | None) -> dict:
-        """Store a garment's product photos with their masks (segmented once, here)."""
-        from fitroom.preprocess.garment import GarmentError
-
-        garment_id = storage.new_id()
-        paths: dict[str, str | None] = {"back": None, "back_mask": None}
-        try:
-            for side, image in (("front", front), ("back", back)):
-                if image is None:
-                    continue
-                with self._preprocess_lock:
-                    mask, guessed = self.preprocessor.analyse_garment(image, category)
-                category = category or guessed.value
-                paths[side] = f"garments/{garment_id}_{side}.png"
-                paths[f"{side}_mask"] = f"garments/{garment_id}_{side}_mask.png"
-                imaging.save_image(self.root / paths[side], image)
-                imaging.save_image(self.root / paths[f"{side}_mask"], mask.astype(np.uint8) * 255)
-        except GarmentError as error:
-            storage.remove_files(self.root, *paths.values())
-            raise ServiceError(str(error), status=422, code="bad_garment") from None
-        row = {"id": garment_id, "name": name[:200], "category": str(GarmentCategory(category).value),
-               "created_at": storage.now(), **paths}
-        with self.db.begin() as connection:
-            connection.execute(garments.insert().values(**row))
-        return self._garment_document(row)
-
-    @staticmethod
-    def _garment_document(row) -> dict:
-        row = dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
-        return {"id": row["id"], "name": row["name"], "category": row["category"],
-                "views": ["front"] + (["back"] if row["back"] else []),
-                "created_at": storage.aware(row["created_at"]).isoformat()}
-
-    def list_garments(self) -> list[dict]:
-        with self.db.connect() as connection:
-            rows = connection.execute(sa.select(garments).where(garments.c.deleted_at.is_(None))
-                                      .order_by(garments.c.created_at)).fetchall()
-        return [self._garment_document(r) for r in rows]
-
-    def delete_garment(self, garment_id: str) -> None:
-        """Take a garment out of the catalogue: its photos and masks are removed; the row stays, marked deleted,
-        because its try-ons (and the statistics) refer to it."""
-        row = self._garment(garment_id)
-        with self.db.begin() as connection:
-            connection.execute(garments.update().where(garments.c.id == garment_id).values(deleted_at=storage.now()))
-        storage.remove_files(self.root, row.front, row.front_mask, row.back, row.back_mask)
-
-    def garment_image(self, garment_id: str, view: str) -> Path:
-        row = self._garment(garment_id)
-        path = row.front if view == "front" else row.back
-        if path is None:
-            raise NotFound(f"garment {garment_id} has no {view} photo")
-        if not (self.root / path).is_file():
-            logger.warning("garment %s: its %s photo is missing from the data folder", garment_id, view)
-            raise NotFound(f"garment {garment_id}'s {view} photo is missing on the server")
-        return self.root / path
-
-    def _garment(self, garment_id: str):
-        with self.db.connect() as connection:
-            row = connection.execute(sa.select(garments).where((garments.c.id == garment_id)
-                                                                & garments.c.deleted_at.is_(None))).first()
-        if row is None:
-            raise NotFound(f"no garment {garment_id}")
-        return row
-
     # ----------------------------------------------------------------------------------------------- try-ons
     def submit(self, photo: np.ndarray, garment_id: str, view: View, share: bool, force: bool = False) -> dict:
         """Check the photo, then queue a try-on; raises PhotoRefused (guidance said fail), QueueFull or NotFound."""
-        garment = self._garment(garment_id)
+        garment = self.catalogue.get(garment_id)
         if view is View.BACK and garment.back is None:
             raise ServiceError(f"garment {garment_id} has no back photo; choose the front view", code="no_back_view")
         checked = self._check(photo, GarmentCategory(garment.category), view)
@@ -261,7 +162,7 @@ class FittingRoom:
                     self._analyses.pop(tryon_id, None)
                     return  # deleted or expired meanwhile
                 connection.execute(tryons.update().where(tryons.c.id == tryon_id).values(status="running"))
-            garment = self._garment(row.garment_id)
+            garment = self.catalogue.get(row.garment_id)
             side = "front" if row.view == "front" else "back"
             garment_image = imaging.load_image(self.root / getattr(garment, side))
             garment_mask = imaging.load_mask(self.root / getattr(garment, f"{side}_mask"))
@@ -350,51 +251,24 @@ class FittingRoom:
                                                        created_at=storage.now()))
         return self.tryon(tryon_id)
 
-    # ------------------------------------------------------------------------------------------- statistics
+    # --------------------------------------------------------------------------- catalogue, statistics, retention
+    def add_garment(self, name: str, category: str | None, front: np.ndarray, back: np.ndarray | None) -> dict:
+        return self.catalogue.add(name, category, front, back)
+
+    def list_garments(self) -> list[dict]:
+        return self.catalogue.list()
+
+    def delete_garment(self, garment_id: str) -> None:
+        self.catalogue.delete(garment_id)
+
+    def garment_image(self, garment_id: str, view: str) -> Path:
+        return self.catalogue.image(garment_id, view)
+
     def stats(self) -> dict:
-        """Success rate (good ratings / ratings) by day, by engine and model version, and by guidance outcome."""
-        with self.db.connect() as connection:
-            rows = connection.execute(sa.select(ratings.c.good, ratings.c.created_at, tryons.c.engine,
-                                                tryons.c.model_version, tryons.c.guidance)
-                                      .select_from(ratings.join(tryons, ratings.c.tryon_id == tryons.c.id))).fetchall()
-            counts = dict(connection.execute(sa.select(tryons.c.status, sa.func.count())
-                                             .group_by(tryons.c.status)).fetchall())
-
-        def rate_of(groups: dict[str, list[bool]]) -> list[dict]:
-            return [{"key": key, "ratings": len(v), "good": sum(v), "success_rate": sum(v) / len(v)}
-                    for key, v in sorted(groups.items())]
-
-        by_day, by_model, by_guidance = defaultdict(list), defaultdict(list), defaultdict(list)
-        for row in rows:
-            by_day[storage.aware(row.created_at).date().isoformat()].append(row.good)
-            by_model[f"{row.engine} {row.model_version}"].append(row.good)
-            by_guidance[row.guidance or "unknown"].append(row.good)
-        total = [row.good for row in rows]
-        return {"ratings": len(total), "success_rate": (sum(total) / len(total)) if total else None,
-                "tryons": counts, "by_day": rate_of(by_day), "by_model": rate_of(by_model),
-                "by_guidance": rate_of(by_guidance)}
+        return stats.success_rates(self.db)
 
     def latest_rated(self, limit: int = 20) -> list[dict]:
-        with self.db.connect() as connection:
-            rows = connection.execute(sa.select(tryons.c.id).select_from(
-                ratings.join(tryons, ratings.c.tryon_id == tryons.c.id)).order_by(ratings.c.created_at.desc())
-                .limit(limit)).fetchall()
-        return [self.tryon(r.id) for r in rows]
+        return [self.tryon(tryon_id) for tryon_id in stats.latest_rated(self.db, limit)]
 
-    # ---------------------------------------------------------------------------------------------- retention
     def expire(self, at: dt.datetime | None = None) -> int:
-        """Delete the photos and results of try-ons older than the retention period whose shoppers did not agree
-        to share them; the rows stay (for the statistics) marked ``expired``. Returns how many were expired."""
-        cutoff = (at or storage.now()) - dt.timedelta(hours=self.settings.retention_hours)
-        with self.db.begin() as connection:
-            rows = connection.execute(sa.select(tryons.c.id, tryons.c.photo, tryons.c.result).where(
-                (tryons.c.created_at < cutoff) & (tryons.c.share.is_(False)) & (tryons.c.photo.is_not(None))
-                & tryons.c.status.in_(("done", "failed")))).fetchall()
-            for row in rows:
-                connection.execute(tryons.update().where(tryons.c.id == row.id)
-                                   .values(photo=None, result=None, status="expired"))
-        for row in rows:
-            storage.remove_files(self.root, row.photo, row.result)
-        if rows:
-            logger.info("retention: removed the photos of %d try-ons", len(rows))
-        return len(rows)
+        return stats.expire(self.db, self.root, self.settings.retention_hours, at)
