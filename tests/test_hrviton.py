@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -185,3 +186,45 @@ def test_hrviton_engine_steps_on_synthetic_inputs():
     assert result.extras["layout13"].max() < 13
     with pytest.raises(InputsError, match="needs dense"):
         engine(inputs.replace(dense=None))
+
+
+def test_the_try_on_module_is_what_the_engine_runs_and_it_exports(tmp_path):
+    """HrvitonTryOn: one module from input tensors to the try-on; the engine's result is its output; without noise
+    it is a function of its inputs, and torch.export reproduces it."""
+    from fitroom.data.synthetic import render_garment, render_person, sample_spec
+    from fitroom.engines import create_engine
+    from fitroom.inputs import TryOnInputs
+    from fitroom.labels import DENSE_COLORMAP
+    from fitroom.models.hrviton import HrvitonTryOn
+    from fitroom.preprocess.agnostic import agnostic_person, parse_agnostic
+
+    torch.manual_seed(0)
+    condition, generator = create_model("test_hrviton_condition"), create_model("test_hrviton_generator")
+    for module in generator.modules():  # non-zero noise scales, so that noise would show
+        if hasattr(module, "noise_scale"):
+            torch.nn.init.normal_(module.noise_scale, std=0.5)
+    module = HrvitonTryOn(condition, generator).eval()
+    spec = sample_spec(3, 1)
+    render = render_person(spec.person, spec.garment, "back", (256, 192))
+    garment, mask = render_garment(spec.garment, "back", (256, 192))
+    inputs = TryOnInputs(person=render.image, garment=garment, garment_mask=mask, keypoints=render.keypoints,
+                         parse=render.parse, dense=DENSE_COLORMAP[render.dense],
+                         agnostic=agnostic_person(render.image, render.parse, render.keypoints),
+                         parse_agnostic=parse_agnostic(render.parse, render.keypoints), view="back")
+    tensors = {k: v[None] if v.ndim else v.reshape(1) for k, v in inputs.to_tensors((256, 192)).items()}
+    args = tuple(tensors[k] for k in ("garment", "garment_mask", "parse_agnostic", "dense", "agnostic", "view"))
+    with torch.no_grad():
+        noisy = [module(*args)["image"] for _ in range(2)]
+        assert not torch.equal(noisy[0], noisy[1])  # SPADE noise
+        module.set_noise(False)
+        quiet = module(*args)["image"]
+        assert torch.equal(quiet, module(*args)["image"])
+    engine = create_engine("hrviton", condition_generator=condition, generator=generator, size=(256, 192))
+    engine.model.set_noise(False)
+    result = engine(inputs.replace(keep=None))
+    from fitroom import imaging
+
+    np.testing.assert_array_equal(result.image, imaging.tensor_to_image(quiet[0]))
+    exported = torch.export.export(module.exportable(), args)
+    with torch.no_grad():
+        torch.testing.assert_close(exported.module()(*args)["image"], quiet, atol=1e-5, rtol=0)

@@ -1,8 +1,10 @@
 """The ``hrviton`` engine: HR-VITON's inference, from ``TryOnInputs`` at any size.
 
 Steps (``shared/reference/hrviton/README.md`` section 2.7):
-1. tensors at the generator's working size (a multiple of 64 or 128 with the person's 4:3 canvas), and the
-   condition generator's inputs down-sampled to 256x192 (cloth and DensePose bilinear, masks and parse nearest);
+1. tensors at the generator's working size (a multiple of 64 or 128 with the person's 4:3 canvas); the
+   condition generator's inputs are down-sampled from them to 256x192 (cloth and DensePose bilinear, masks and
+   parse nearest, on tensors as the reference and the trainer do) by :class:`~fitroom.models.hrviton.HrvitonTryOn`,
+   which runs steps 2-5;
 2. the condition generator: flows, layout logits, warped cloth and mask; condition aligning (the upper-cloth
    logit times the warped mask);
 3. the layout up-sampled to full size, blurred (15x15 Gaussian, sigma 3), arg-maxed and regrouped to 7 classes;
@@ -19,13 +21,13 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
+
 from fitroom import imaging
 from fitroom.engines import register_engine
 from fitroom.errors import ConfigurationError, MissingWeightsError
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
-from fitroom.labels import CIHP_TO_13, CONDITION_SIZE, Parse13, View
-from fitroom.models.hrviton import ConditionGenerator, SPADEGenerator, generator_conditions, view_plane
+from fitroom.labels import CONDITION_SIZE, View
+from fitroom.models.hrviton import ConditionGenerator, HrvitonTryOn, SPADEGenerator
 from fitroom.models.io import load_pretrained
 
 
@@ -73,9 +75,16 @@ class HrvitonEngine:
                                      "`fitroom train generator`, or by `fitroom convert hrviton` from the official "
                                      "release")
         self.device = torch.device(device)
-        self.condition_generator = condition_generator.to(self.device).eval()
-        self.generator = generator.to(self.device).eval()
-        self.size = working_size(self.generator, size)
+        self.model = HrvitonTryOn(condition_generator, generator).to(self.device).eval()
+        self.size = working_size(generator, size)
+
+    @property
+    def condition_generator(self) -> ConditionGenerator:
+        return self.model.condition_generator
+
+    @property
+    def generator(self) -> SPADEGenerator:
+        return self.model.generator
 
     @torch.no_grad()
     def __call__(self, inputs: TryOnInputs) -> TryOnResult:
@@ -89,32 +98,23 @@ class HrvitonEngine:
             timings[step] = time.perf_counter() - clock
             clock = time.perf_counter()
 
-        # 1. tensors at the working size and at the condition size
+        # 1. tensors at the working size (the module down-samples the condition generator's inputs itself)
         for field in ("garment", "garment_mask", "dense", "agnostic", "parse_agnostic"):
             if getattr(inputs, field) is None:
                 raise InputsError(f"the hrviton engine needs {field} (the preprocessing makes it)")
-        height, width = self.size
         full = {k: v[None].to(self.device) if v.ndim else v for k, v in inputs.to_tensors(self.size).items()}
-        low = {k: v[None].to(self.device) if v.ndim else v for k, v in inputs.to_tensors(CONDITION_SIZE).items()}
-        agnostic_parse = torch.tensor(CIHP_TO_13, device=self.device)[low["parse_agnostic"]]
-        parse_onehot = F.one_hot(agnostic_parse, len(Parse13)).permute(0, 3, 1, 2).float()
-        cloth_low = torch.cat([low["garment"], low["garment_mask"]], 1)
-        pose_low = [parse_onehot, low["dense"]]
-        if self.condition_generator.config.pose_channels == len(Parse13) + 4:  # a weight-shared model: + the view
-            pose_low.append(view_plane(low["view"], parse_onehot))
-        cloth_full = torch.cat([full["garment"], full["garment_mask"]], 1)
+        view = full["view"].reshape(1).to(self.device)
         tick("inputs")
 
         # 2.-4. condition generator, condition aligning, full-size layout and warp, occlusion removal
-        conditions = generator_conditions(self.condition_generator, cloth_low, torch.cat(pose_low, 1), cloth_full)
+        conditions = self.model.conditions(full["garment"], full["garment_mask"], full["parse_agnostic"],
+                                           full["dense"], view)
         warped_cloth, warped_mask = conditions["warped_cloth"], conditions["warped_mask"]
         tick("condition and warp")
 
         # 5. the image generator
-        x = [full["agnostic"], full["dense"], warped_cloth]
-        if self.generator.config.input_channels == 10:
-            x.append(view_plane(full["view"], warped_cloth))
-        image = self.generator(torch.cat(x, 1), conditions["seg7"])
+        x = self.model.generator_input(full["agnostic"], full["dense"], warped_cloth, view)
+        image = self.generator(x, conditions["seg7"])
         tick("generator")
 
         # 6. back to the photo's size; what the preprocessing protects (face, hair, hands, background) comes back

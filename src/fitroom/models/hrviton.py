@@ -85,9 +85,20 @@ def warp(features: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 @dataclass
 class ConditionGeneratorConfig:
     cloth_channels: int = 4  # cloth RGB + cloth mask
-    pose_channels: int = 16  # 13-class agnostic parse + DensePose RGB
+    pose_channels: int = 16  # 13-class agnostic parse + DensePose RGB (+ the view plane)
     parse_classes: int = PARSE_CLASSES
     ngf: int = 96
+    #: one set of weights for both views: the view is an extra pose channel (None: read from ``pose_channels``,
+    #: for model folders written before this field)
+    view_input: bool | None = None
+
+    def __post_init__(self) -> None:
+        plain = self.parse_classes + 3
+        if self.view_input is None:
+            self.view_input = self.pose_channels == plain + 1
+        if self.pose_channels != plain + int(self.view_input):
+            raise ValueError(f"pose_channels {self.pose_channels} do not fit view_input={self.view_input} "
+                             f"({self.parse_classes}-class parse + DensePose = {plain}, + 1 with the view)")
 
 
 class ConditionGenerator(nn.Module):
@@ -172,6 +183,7 @@ class SPADENorm(nn.Module):
     def __init__(self, channels: int, semantic_channels: int, hidden: int = 128) -> None:
         super().__init__()
         self.noise_scale = nn.Parameter(torch.zeros(channels))
+        self.noise = True  # False: no random noise, the output is a function of the inputs (export, tests)
         self.param_free_norm = nn.InstanceNorm2d(channels, affine=False)
         self.conv_shared = nn.Sequential(nn.Conv2d(semantic_channels, hidden, 3, padding=1), nn.ReLU())
         self.conv_gamma = nn.Conv2d(hidden, channels, 3, padding=1)
@@ -179,9 +191,10 @@ class SPADENorm(nn.Module):
 
     def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
         batch, _, height, width = x.shape
-        # one spatial noise map per image, scaled per channel (zero-initialised scales: no noise at first)
-        noise = torch.randn(batch, 1, height, width, device=x.device, dtype=x.dtype)
-        x = self.param_free_norm(x + noise * self.noise_scale[None, :, None, None])
+        if self.noise:  # one spatial noise map per image, scaled per channel (zero-initialised scales)
+            x = x + torch.randn(batch, 1, height, width, device=x.device, dtype=x.dtype) * self.noise_scale[
+                None, :, None, None]
+        x = self.param_free_norm(x)
         seg = F.interpolate(seg, size=(height, width), mode="nearest")
         features = self.conv_shared(seg)
         return x * (1 + self.conv_gamma(features)) + self.conv_beta(features)
@@ -221,11 +234,20 @@ def choose_upsampling(height: int, width: int) -> str:
 
 @dataclass
 class SPADEGeneratorConfig:
-    input_channels: int = 9  # agnostic person, DensePose, warped cloth
+    input_channels: int = 9  # agnostic person, DensePose, warped cloth (+ the view plane)
     semantic_channels: int = GENERATOR_SEMANTIC_CLASSES
     ngf: int = 64
     num_upsampling_layers: str = "most"
     spade_hidden: int = 128  # width of the SPADE normalisation's shared convolution (the reference's 128)
+    #: one set of weights for both views: the view is a tenth input channel (None: read from ``input_channels``)
+    view_input: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.view_input is None:
+            self.view_input = self.input_channels == 10
+        if self.input_channels != 9 + int(self.view_input):
+            raise ValueError(f"input_channels {self.input_channels} do not fit view_input={self.view_input} "
+                             f"(agnostic person, DensePose and warped cloth = 9, + 1 with the view)")
 
 
 class SPADEGenerator(nn.Module):
@@ -336,6 +358,111 @@ def generator_conditions(condition_generator: ConditionGenerator, cloth_low: tor
     warped_mask = warped_mask - occluders * warped_mask
     warped_cloth = warped_cloth * warped_mask + (1 - warped_mask)
     return {"seg7": seg7, "layout13": layout13, "warped_cloth": warped_cloth, "warped_mask": warped_mask}
+
+
+def cloth_input(garment: torch.Tensor, garment_mask: torch.Tensor) -> torch.Tensor:
+    """The condition generator's cloth input ``(B, 4, H, W)``: the garment ``(B, 3, H, W)`` and its mask
+    ``(B, 1, H, W)``."""
+    return torch.cat([garment, garment_mask.to(garment.dtype)], 1)
+
+
+def pose_input(parse_agnostic: torch.Tensor, dense: torch.Tensor, view: torch.Tensor | None = None) -> torch.Tensor:
+    """The condition generator's pose input ``(B, 16, H, W)``, or ``(B, 17, H, W)`` with the view plane.
+
+    Args:
+        parse_agnostic: ``(B, H, W)`` int64 CIHP labels of the agnostic parse (grouped into 13 classes here).
+        dense: ``(B, 3, H, W)`` DensePose render.
+        view: ``(B,)`` view indices (0 front, 1 back) for a view-input model, else None.
+    """
+    from fitroom.imaging import one_hot
+    from fitroom.labels import CIHP_TO_13
+
+    table = torch.tensor(CIHP_TO_13, device=parse_agnostic.device)
+    parse13 = one_hot(table[parse_agnostic], PARSE_CLASSES).to(dense.dtype)
+    planes = [parse13, dense] + ([view_plane(view, dense)] if view is not None else [])
+    return torch.cat(planes, 1)
+
+
+class HrvitonTryOn(nn.Module):
+    """HR-VITON from input tensors to the try-on, as one module: the condition generator (at ``condition_size``),
+    condition aligning, the full-size warp with occlusion removal, and the SPADE generator. The engine runs it; the
+    generator stage trains its ``generator`` with its ``condition_generator`` frozen, through the same
+    :meth:`conditions` and :meth:`generator_input`.
+
+    ``forward`` takes tensors at the generator's size ``(H, W)``: ``garment`` ``(B, 3, H, W)``, ``garment_mask``
+    ``(B, 1, H, W)``, ``parse_agnostic`` ``(B, H, W)`` CIHP int64, ``dense`` and ``agnostic`` ``(B, 3, H, W)``,
+    ``view`` ``(B,)`` int64; images in [-1, 1]. It returns :func:`generator_conditions`'s dict plus ``image``
+    ``(B, 3, H, W)``. With :meth:`set_noise` ``(False)`` the output depends on the inputs only (for export).
+    """
+
+    def __init__(self, condition_generator: ConditionGenerator, generator: SPADEGenerator,
+                 condition_size: tuple[int, int] = (256, 192)) -> None:
+        super().__init__()
+        if condition_generator.config.view_input != generator.config.view_input:
+            raise ValueError("the condition generator and the image generator disagree about the view input "
+                             f"({condition_generator.config.view_input} and {generator.config.view_input}); train "
+                             f"both stages with the same view_input")
+        self.condition_generator = condition_generator
+        self.generator = generator
+        self.condition_size = tuple(condition_size)
+
+    @property
+    def view_input(self) -> bool:
+        return bool(self.generator.config.view_input)
+
+    def set_noise(self, enabled: bool) -> "HrvitonTryOn":
+        for module in self.generator.modules():
+            if isinstance(module, SPADENorm):
+                module.noise = enabled
+        return self
+
+    def exportable(self) -> "HrvitonTryOn":
+        """A copy for ``torch.export`` / ONNX: in eval mode, without SPADE noise, with each spectral norm folded
+        into its weight (in eval mode the same numbers; nothing is recomputed at run time)."""
+        import copy
+
+        from torch.nn.utils import remove_spectral_norm
+
+        model = copy.deepcopy(self).eval().set_noise(False)
+        for module in model.modules():
+            if hasattr(module, "weight_orig"):
+                remove_spectral_norm(module)
+        return model
+
+    def condition_inputs(self, garment: torch.Tensor, garment_mask: torch.Tensor, parse_agnostic: torch.Tensor,
+                         dense: torch.Tensor, view: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The condition generator's ``(cloth, pose)`` at ``condition_size`` (images bilinear, masks and labels
+        nearest, as the reference down-samples them)."""
+        size = self.condition_size if garment.shape[-2] >= self.condition_size[0] else tuple(garment.shape[-2:])
+
+        def low(value: torch.Tensor, mode: str) -> torch.Tensor:
+            if tuple(value.shape[-2:]) == size:
+                return value
+            if value.ndim == 3:  # labels
+                return F.interpolate(value[:, None].float(), size=size, mode="nearest")[:, 0].long()
+            return F.interpolate(value, size=size, mode=mode)
+
+        pose = pose_input(low(parse_agnostic, "nearest"), low(dense, "bilinear"),
+                          view if self.view_input else None)
+        return cloth_input(low(garment, "bilinear"), low(garment_mask, "nearest")), pose
+
+    def conditions(self, garment: torch.Tensor, garment_mask: torch.Tensor, parse_agnostic: torch.Tensor,
+                   dense: torch.Tensor, view: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The layout and the warped garment at full size (:func:`generator_conditions`)."""
+        cloth_low, pose_low = self.condition_inputs(garment, garment_mask, parse_agnostic, dense, view)
+        return generator_conditions(self.condition_generator, cloth_low, pose_low, cloth_input(garment, garment_mask))
+
+    def generator_input(self, agnostic: torch.Tensor, dense: torch.Tensor, warped_cloth: torch.Tensor,
+                        view: torch.Tensor) -> torch.Tensor:
+        """The image generator's input ``(B, 9 or 10, H, W)``."""
+        planes = [agnostic, dense, warped_cloth] + ([view_plane(view, warped_cloth)] if self.view_input else [])
+        return torch.cat(planes, 1)
+
+    def forward(self, garment: torch.Tensor, garment_mask: torch.Tensor, parse_agnostic: torch.Tensor,
+                dense: torch.Tensor, agnostic: torch.Tensor, view: torch.Tensor) -> dict[str, torch.Tensor]:
+        conditions = self.conditions(garment, garment_mask, parse_agnostic, dense, view)
+        x = self.generator_input(agnostic, dense, conditions["warped_cloth"], view)
+        return {**conditions, "image": self.generator(x, conditions["seg7"])}
 
 
 @register_model("hrviton_condition")

@@ -12,10 +12,11 @@ import torch
 import torch.nn.functional as F
 
 from fitroom.errors import ConfigurationError, MissingWeightsError
+from fitroom.imaging import one_hot
 from fitroom.labels import CIHP_TO_13, CONDITION_SIZE, Parse13
 from fitroom.models import create_model
 from fitroom.models.cpvton import cpvton_inputs, gmm_warp
-from fitroom.models.hrviton import choose_upsampling, generator_conditions, view_plane
+from fitroom.models.hrviton import HrvitonTryOn, choose_upsampling, cloth_input, pose_input
 from fitroom.models.io import copy_model_folder, load_pretrained, save_pretrained
 from fitroom.training.losses import (
     CONDITION_WEIGHTS, GENERATOR_WEIGHTS, VGGPerceptualLoss, feature_matching_loss, hinge_loss, layout_cross_entropy,
@@ -36,7 +37,8 @@ class ConditionTask(TrainingTask):
     def __init__(self, config) -> None:
         super().__init__(config)
         extra = 1 if config.view_input else 0
-        self.generator = create_model(config.model, **{"pose_channels": 16 + extra, **config.model_options})
+        self.generator = create_model(config.model, **{"pose_channels": 16 + extra, "view_input": config.view_input,
+                                                       **config.model_options})
         self.discriminator = create_model(config.discriminator,
                                           **{"input_channels": 4 + 16 + extra + len(Parse13),
                                              **config.discriminator_options})
@@ -48,15 +50,13 @@ class ConditionTask(TrainingTask):
     def inputs(self, batch: Batch) -> dict:
         """Model inputs and targets from a dataset batch (tensors at the training size)."""
         table = self.table.to(batch["parse"].device)
-        agnostic = F.one_hot(table[batch["parse_agnostic"]], len(Parse13)).permute(0, 3, 1, 2).float()
-        pose = [agnostic, batch["dense"]]
-        if self.config.view_input:  # the view as a constant plane: 0 front, 1 back
-            pose.append(view_plane(batch["view"], agnostic))
+        # the view, for a weight-shared model, as a constant plane: 0 front, 1 back
+        pose = pose_input(batch["parse_agnostic"], batch["dense"], batch["view"] if self.config.view_input else None)
         parse13 = table[batch["parse"]]
         cloth_mask_truth = (parse13 == Parse13.UPPER).float()[:, None]
         return {
-            "cloth": torch.cat([batch["garment"], batch["garment_mask"]], 1),
-            "pose": torch.cat(pose, 1),
+            "cloth": cloth_input(batch["garment"], batch["garment_mask"]),
+            "pose": pose,
             "parse13": parse13,
             "cloth_mask_truth": cloth_mask_truth,
             # the person's garment on white, what the warped cloth should look like
@@ -84,7 +84,7 @@ class ConditionTask(TrainingTask):
         return weighted_total(losses, w)
 
     def discriminator_loss(self, x: dict) -> torch.Tensor:
-        real = torch.cat([x["cloth"], x["pose"], F.one_hot(x["parse13"], len(Parse13)).permute(0, 3, 1, 2).float()], 1)
+        real = torch.cat([x["cloth"], x["pose"], one_hot(x["parse13"], len(Parse13))], 1)
         return (lsgan_loss(self.discriminator(x["fake"]), real=False)
                 + lsgan_loss(self.discriminator(real), real=True)) / 2
 
@@ -122,7 +122,7 @@ class GeneratorTask(TrainingTask):
     (reference losses: hinge GAN 1, discriminator feature matching 10, VGG 10).
 
     The frozen condition generator runs on inputs down-sampled to 256x192 (or the training size, when smaller) and
-    gives the layout and the warped cloth exactly as at inference (:func:`generator_conditions`)."""
+    gives the layout and the warped cloth exactly as at inference (:meth:`HrvitonTryOn.conditions`)."""
 
     # TTUR, 100k steps at a constant rate then 100k decaying linearly to zero
     defaults = {"model": "hrviton_generator", "discriminator": "hrviton_image_discriminator",
@@ -139,21 +139,20 @@ class GeneratorTask(TrainingTask):
         self.frozen_exported = False  # its folder is copied beside the trained one at the first checkpoint
         for parameter in self.condition_generator.parameters():
             parameter.requires_grad_(False)
-        pose_channels = self.condition_generator.config.pose_channels
-        if pose_channels != len(Parse13) + 3 + extra:
-            raise ConfigurationError(f"the condition generator at {config.condition} takes {pose_channels} pose "
-                                     f"channels, which is {'without' if config.view_input else 'with'} the view "
-                                     f"input; train both stages with the same view_input")
-        self.condition_size = CONDITION_SIZE if config.size[0] >= CONDITION_SIZE[0] else tuple(config.size)
-        self.generator = create_model(config.model, **{"input_channels": 9 + extra,
+        if self.condition_generator.config.view_input != bool(config.view_input):
+            raise ConfigurationError(f"the condition generator at {config.condition} was trained "
+                                     f"{'with' if self.condition_generator.config.view_input else 'without'} the "
+                                     f"view input; train both stages with the same view_input")
+        self.generator = create_model(config.model, **{"input_channels": 9 + extra, "view_input": config.view_input,
                                                        "num_upsampling_layers": choose_upsampling(*config.size),
                                                        **config.model_options})
+        # the try-on module the engine runs: the conditions come from it exactly as at inference
+        self.tryon = HrvitonTryOn(self.condition_generator, self.generator, CONDITION_SIZE)
         self.discriminator = create_model(config.discriminator, **{"input_channels": 7 + 3,
                                                                    **config.discriminator_options})
         self.vgg = None
         if config.loss_weights.get("vgg", 0) > 0:
             self.vgg = VGGPerceptualLoss(config.vgg_weights or None)
-        self.table = torch.tensor(CIHP_TO_13)
 
     @property
     def frozen(self) -> list[torch.nn.Module]:
@@ -161,30 +160,11 @@ class GeneratorTask(TrainingTask):
 
     @torch.no_grad()
     def inputs(self, batch: Batch) -> dict:
-        device = batch["person"].device
-        self.condition_generator.to(device)
-        table = self.table.to(device)
-        size = self.condition_size
-
-        def low(name: str, mode: str) -> torch.Tensor:
-            value = batch[name]
-            if tuple(value.shape[-2:]) == tuple(size):
-                return value
-            if value.ndim == 3:  # labels
-                return F.interpolate(value[:, None].float(), size=size, mode="nearest")[:, 0].long()
-            return F.interpolate(value, size=size, mode=mode)
-
-        agnostic = F.one_hot(table[low("parse_agnostic", "nearest")], len(Parse13)).permute(0, 3, 1, 2).float()
-        pose = [agnostic, low("dense", "bilinear")]
-        if self.config.view_input:
-            pose.append(view_plane(batch["view"], agnostic))
-        cloth_low = torch.cat([low("garment", "bilinear"), low("garment_mask", "nearest")], 1)
-        cloth_full = torch.cat([batch["garment"], batch["garment_mask"]], 1)
-        conditions = generator_conditions(self.condition_generator, cloth_low, torch.cat(pose, 1), cloth_full)
-        x = [batch["agnostic"], batch["dense"], conditions["warped_cloth"]]
-        if self.config.view_input:
-            x.append(view_plane(batch["view"], batch["person"]))
-        return {"x": torch.cat(x, 1), "seg7": conditions["seg7"], "person": batch["person"],
+        self.condition_generator.to(batch["person"].device)
+        conditions = self.tryon.conditions(batch["garment"], batch["garment_mask"], batch["parse_agnostic"],
+                                           batch["dense"], batch["view"])
+        x = self.tryon.generator_input(batch["agnostic"], batch["dense"], conditions["warped_cloth"], batch["view"])
+        return {"x": x, "seg7": conditions["seg7"], "person": batch["person"],
                 "warped_cloth": conditions["warped_cloth"], "agnostic": batch["agnostic"]}
 
     def generator_losses(self, x: dict) -> tuple[torch.Tensor, dict]:
