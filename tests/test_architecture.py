@@ -45,3 +45,19 @@ def test_every_built_in_converter_names_a_function_that_exists():
     for name, converter in CONVERTERS.items():
         module, _, function = converter.run.partition(":")
         assert callable(getattr(importlib.import_module(module), function)), name
+
+
+def test_a_multi_part_folder_loads_its_listed_parts_and_names_a_missing_one(tmp_path):
+    from fitroom.errors import MissingWeightsError
+    from fitroom.models import create_model
+    from fitroom.models.io import load_parts, save_pretrained, write_parts_index
+
+    save_pretrained(create_model("test_cpvton_gmm"), tmp_path / "gmm", "test_cpvton_gmm")
+    save_pretrained(create_model("test_cpvton_tom"), tmp_path / "tom", "test_cpvton_tom")
+    (tmp_path / "scheduler").mkdir()
+    (tmp_path / "scheduler" / "scheduler_config.json").write_text("{}")  # a part that is not a network
+    write_parts_index(tmp_path, "test", {"gmm": "test_cpvton_gmm", "tom": "test_cpvton_tom", "scheduler": None})
+    parts = load_parts(tmp_path, required=("gmm", "tom"))
+    assert set(parts) == {"gmm", "tom"} and type(parts["tom"]).__name__ == "TOM"
+    with pytest.raises(MissingWeightsError, match=r"unet not found: get it"):
+        load_parts(tmp_path, required=("unet",), how_to_get="get it")

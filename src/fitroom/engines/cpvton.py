@@ -13,10 +13,10 @@ import torch
 
 from fitroom import imaging
 from fitroom.engines import register_engine
-from fitroom.errors import ConfigurationError, MissingWeightsError
+from fitroom.errors import ConfigurationError
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
 from fitroom.models.cpvton import GMM, TOM, cpvton_inputs, gmm_warp
-from fitroom.models.io import load_pretrained
+from fitroom.models.io import load_parts
 
 
 @register_engine("cpvton")
@@ -33,13 +33,9 @@ class CpvtonEngine:
     def __init__(self, checkpoint: str | Path | None = None, gmm: GMM | None = None, tom: TOM | None = None,
                  device: str = "cpu") -> None:
         if checkpoint is not None:
-            root = Path(checkpoint)
-            missing = [p for p in (root / "gmm", root / "tom") if not p.is_dir()]
-            if missing:
-                raise MissingWeightsError(f"{', '.join(str(p) for p in missing)} not found: the cpvton engine needs a "
-                                        f"checkpoint folder with gmm/ and tom/, made by `fitroom train gmm` then "
-                                        f"`fitroom train tom` (RUN/cpvton)")
-            gmm, tom = load_pretrained(root / "gmm"), load_pretrained(root / "tom")
+            parts = load_parts(checkpoint, ("gmm", "tom"), "the cpvton engine needs a checkpoint folder with gmm/ "
+                               "and tom/, made by `fitroom train gmm` then `fitroom train tom` (RUN/cpvton)")
+            gmm, tom = parts["gmm"], parts["tom"]
         if gmm is None or tom is None:
             raise ConfigurationError("the cpvton engine needs a checkpoint folder (--checkpoint DIR, or "
                                      "FITROOM_CHECKPOINT for the service) with gmm/ and tom/, made by `fitroom train "

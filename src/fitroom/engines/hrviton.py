@@ -24,11 +24,14 @@ import torch
 
 from fitroom import imaging
 from fitroom.engines import register_engine
-from fitroom.errors import ConfigurationError, MissingWeightsError
+from fitroom.errors import ConfigurationError
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
 from fitroom.labels import CONDITION_SIZE, View
 from fitroom.models.hrviton import ConditionGenerator, HrvitonTryOn, SPADEGenerator
-from fitroom.models.io import load_pretrained
+from fitroom.models.io import load_parts
+
+#: the parts of an hrviton checkpoint folder
+PARTS = ("condition_generator", "generator")
 
 
 def working_size(generator: SPADEGenerator, requested: tuple[int, int] | None) -> tuple[int, int]:
@@ -60,15 +63,11 @@ class HrvitonEngine:
             self.size = self.per_view[View.FRONT].size
             return
         if checkpoint is not None:
-            root = Path(checkpoint)
-            missing = [p for p in (root / "condition_generator", root / "generator") if not p.is_dir()]
-            if missing:
-                raise MissingWeightsError(
-                    f"{', '.join(str(p) for p in missing)} not found: the hrviton engine needs a checkpoint folder "
-                    f"with condition_generator/ and generator/, made by `fitroom convert hrviton --condition-generator "
-                    f"mtviton.pth --generator gen.pth --out DIR` from the official release")
-            condition_generator = load_pretrained(root / "condition_generator")
-            generator = load_pretrained(root / "generator")
+            parts = load_parts(checkpoint, PARTS, "the hrviton engine needs a checkpoint folder with "
+                               "condition_generator/ and generator/, made by `fitroom convert hrviton "
+                               "--condition-generator mtviton.pth --generator gen.pth --out DIR` from the official "
+                               "release, or by `fitroom train generator`")
+            condition_generator, generator = parts["condition_generator"], parts["generator"]
         if condition_generator is None or generator is None:
             raise ConfigurationError("the hrviton engine needs a checkpoint folder (--checkpoint DIR, or "
                                      "FITROOM_CHECKPOINT for the service): one made by `fitroom train condition` and "

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from fitroom.models.hrviton import ConditionGenerator, ConditionGeneratorConfig, SPADEGenerator, SPADEGeneratorConfig
-from fitroom.models.io import check_state, save_pretrained
+from fitroom.models.io import check_state, save_pretrained, write_parts_index
 from fitroom.models.io import read_checkpoint as read_published
 
 
@@ -73,4 +73,5 @@ def convert_hrviton(condition_generator: str | Path | None, generator: str | Pat
         written["generator"] = save_pretrained(model, out / "generator", "hrviton_generator")
     if not written:
         raise ValueError("give --condition-generator, --generator or both")
+    write_parts_index(out, "hrviton", {"condition_generator": "hrviton_condition", "generator": "hrviton_generator"})
     return written

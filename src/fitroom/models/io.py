@@ -28,6 +28,11 @@ def save_pretrained(model: nn.Module, directory: str | Path, name: str) -> Path:
     return directory
 
 
+def model_name(directory: str | Path) -> str:
+    """The registered model name a model folder's ``config.json`` records."""
+    return json.loads((Path(directory) / CONFIG).read_text())["model"]
+
+
 def copy_model_folder(source: str | Path, target: str | Path) -> Path:
     """Copy a model folder (its ``config.json`` and ``model.safetensors``), the weights atomically."""
     import shutil
@@ -96,3 +101,37 @@ def check_state(model: nn.Module, state: dict, source: str) -> None:
     if missing or unexpected or wrong:
         raise ValueError(f"{source}: {len(missing)} missing {missing[:3]}, {len(unexpected)} unexpected "
                          f"{unexpected[:3]}, {len(wrong)} of the wrong shape {wrong[:3]}")
+
+
+#: the index of a folder of several parts (e.g. ``condition_generator/`` and ``generator/``, or ``unet/``,
+#: ``reference_unet/``, ``vae/``, ``scheduler/``): ``{"pipeline": NAME, "parts": {part: model name or null}}``
+PARTS = "parts.json"
+
+
+def write_parts_index(directory: str | Path, pipeline: str, parts: dict[str, str | None]) -> Path:
+    """Record which parts a multi-part folder holds (``None``: a part that is not a network, e.g. a scheduler's
+    configuration, read by its owner)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / PARTS).write_text(json.dumps({"pipeline": pipeline, "parts": parts}, indent=2) + "\n")
+    return directory
+
+
+def load_parts(directory: str | Path, required: tuple[str, ...] = (), how_to_get: str = "") -> dict[str, nn.Module]:
+    """Every network part of a multi-part folder, by part name, each loaded strictly (:func:`load_pretrained`).
+
+    The parts are those ``parts.json`` lists, or, in a folder written before the index existed, every sub-folder
+    holding a ``config.json``. A missing ``required`` part is a :class:`~fitroom.errors.MissingWeightsError` that
+    names it, with ``how_to_get`` appended.
+    """
+    directory = Path(directory)
+    if (directory / PARTS).is_file():
+        listed = json.loads((directory / PARTS).read_text()).get("parts", {})
+        names = [name for name, model in listed.items() if model is not None]
+    else:
+        names = sorted(p.name for p in directory.iterdir() if (p / CONFIG).is_file()) if directory.is_dir() else []
+    missing = [name for name in required if name not in names or not (directory / name / CONFIG).is_file()]
+    if missing:
+        found = ", ".join(str(directory / m) for m in missing)
+        raise MissingWeightsError(f"{found} not found" + (f": {how_to_get}" if how_to_get else ""))
+    return {name: load_pretrained(directory / name) for name in names}

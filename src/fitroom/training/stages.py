@@ -17,7 +17,7 @@ from fitroom.labels import CIHP_TO_13, CONDITION_SIZE, Parse13
 from fitroom.models import create_model
 from fitroom.models.cpvton import cpvton_inputs, gmm_warp
 from fitroom.models.hrviton import HrvitonTryOn, choose_upsampling, cloth_input, pose_input
-from fitroom.models.io import copy_model_folder, load_pretrained, save_pretrained
+from fitroom.models.io import copy_model_folder, load_pretrained, model_name, save_pretrained, write_parts_index
 from fitroom.training.losses import (
     CONDITION_WEIGHTS, GENERATOR_WEIGHTS, VGGPerceptualLoss, feature_matching_loss, hinge_loss, layout_cross_entropy,
     lsgan_loss, total_variation,
@@ -136,6 +136,7 @@ class GeneratorTask(TrainingTask):
         super().__init__(config)
         extra = 1 if config.view_input else 0
         self.condition_generator = load_pretrained(condition_folder(config.condition)).eval()
+        self.condition_generator_name = model_name(condition_folder(config.condition))
         self.frozen_exported = False  # its folder is copied beside the trained one at the first checkpoint
         for parameter in self.condition_generator.parameters():
             parameter.requires_grad_(False)
@@ -203,6 +204,8 @@ class GeneratorTask(TrainingTask):
         save_pretrained(generator, out / "hrviton" / "generator", self.config.model)
         if not self.frozen_exported:
             copy_model_folder(condition_folder(self.config.condition), out / "hrviton" / "condition_generator")
+            write_parts_index(out / "hrviton", "hrviton", {"condition_generator": self.condition_generator_name,
+                                                           "generator": self.config.model})
             self.frozen_exported = True
 
 
@@ -254,6 +257,7 @@ class TOMTask(TrainingTask):
     def __init__(self, config) -> None:
         super().__init__(config)
         self.gmm = load_pretrained(condition_folder(config.condition)).eval()
+        self.gmm_name = model_name(condition_folder(config.condition))
         self.frozen_exported = False  # its folder is copied beside the trained one at the first checkpoint
         for parameter in self.gmm.parameters():
             parameter.requires_grad_(False)
@@ -293,4 +297,5 @@ class TOMTask(TrainingTask):
         save_pretrained(generator, out / "cpvton" / "tom", self.config.model)
         if not self.frozen_exported:
             copy_model_folder(condition_folder(self.config.condition), out / "cpvton" / "gmm")
+            write_parts_index(out / "cpvton", "cpvton", {"gmm": self.gmm_name, "tom": self.config.model})
             self.frozen_exported = True
