@@ -501,10 +501,52 @@ def test_errors_sent_to_clients_hold_no_server_path(tmp_path, preprocessor, phot
         job = client.post("/v1/tryons", files={"photo": ("me.png", photos["person"], "image/png")},
                           data={"garment_id": garment, "force": "true"}).json()
         failed = wait_done(client, job["id"])
-        assert failed["status"] == "failed" and "file" in failed["error"]
+        assert failed["status"] == "failed" and "photo is missing on the server" in failed["error"]
         assert str(tmp_path) not in failed["error"] and "garments/" not in failed["error"], failed["error"]
         missing = client.get(f"/v1/garments/{garment}/front.png")
         assert missing.status_code == 404 and str(tmp_path) not in missing.text
     assert public_message(ValueError("data/photos/x.png: the image is damaged"), Path("data")) == (
         "a file on the server: the image is damaged")
     assert public_message(ValueError("C:\\fitroom\\data\\a.png: no"), Path("/srv")) == "a file on the server: no"
+
+
+def test_any_declared_view_a_garment_has_a_photo_of_can_be_tried_on(tmp_path, preprocessor, photos):
+    """Views are data: a side view is added to a garment through the API and tried on; a view it lacks is a 400
+    that names the views it has."""
+    with make_client(tmp_path, preprocessor) as client:
+        garment = add_garment(client, photos)
+        side = {"photo": ("side.jpg", photos["garment"], "image/jpeg")}
+        assert client.put(f"/v1/garments/{garment}/photos/side-left", files=side).status_code == 401
+        document = client.put(f"/v1/garments/{garment}/photos/side-left", files=side, headers=SHOP).json()
+        assert document["views"] == ["front", "back", "side-left"]
+        assert client.get(f"/v1/garments/{garment}/side-left.png").status_code == 200
+        job = client.post("/v1/tryons", files={"photo": ("me.png", photos["person"], "image/png")},
+                          data={"garment_id": garment, "view": "side-left", "force": "true"}).json()
+        done = wait_done(client, job["id"])
+        assert done["status"] == "done" and done["view"] == "side-left"
+        missing = client.post("/v1/tryons", files={"photo": ("me.png", photos["person"], "image/png")},
+                              data={"garment_id": garment, "view": "side-right"})
+        assert missing.status_code == 400 and "front, back, side-left" in missing.json()["error"]["message"]
+        assert client.post("/v1/tryons", files={"photo": ("me.png", photos["person"], "image/png")},
+                           data={"garment_id": garment, "view": "upside-down"}).status_code == 422
+
+
+def test_a_schema_3_database_is_migrated_to_photos_by_view(tmp_path):
+    import sqlalchemy as sa
+
+    from fitroom.service import storage
+
+    engine = storage.connect(f"sqlite:///{tmp_path / 'old.db'}")
+    with engine.begin() as connection:  # a database as schema 3 left it, with one garment
+        storage.schema_version.create(connection)
+        for version, _, apply in storage.MIGRATIONS[:3]:
+            apply(connection)
+            connection.execute(storage.schema_version.insert().values(version=version, applied_at=storage.now()))
+        connection.execute(storage.garments.insert().values(id="g1", name="tee", category="upper", front="f.png",
+                                                            front_mask="fm.png", back="b.png", back_mask="bm.png",
+                                                            created_at=storage.now()))
+    assert storage.migrate(engine) == 4
+    with engine.connect() as connection:
+        rows = connection.execute(sa.select(storage.garment_photos).order_by(storage.garment_photos.c.view)).all()
+    assert [(r.view, r.photo, r.mask) for r in rows] == [("back", "b.png", "bm.png"), ("front", "f.png", "fm.png")]
+    assert storage.migrate(engine) == 4  # nothing applied twice

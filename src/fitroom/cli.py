@@ -10,7 +10,12 @@ import platform
 import sys
 from pathlib import Path
 
+from fitroom.labels import View
+
 logger = logging.getLogger("fitroom")
+
+#: every declared view, for --view
+VIEW_NAMES = [view.value for view in View]
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -23,12 +28,16 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _views(text: str):
-    from fitroom.labels import View
+    from fitroom.labels import RENDERED_VIEWS, View
 
+    names = ", ".join(v.value for v in RENDERED_VIEWS)
     try:
-        return tuple(View(v.strip()) for v in text.split(",") if v.strip())
+        views = tuple(View(v.strip()) for v in text.split(",") if v.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"views are 'front', 'back' or 'front,back', got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"views are among {names}, comma-separated; got {text!r}") from None
+    if not set(views) <= set(RENDERED_VIEWS):
+        raise argparse.ArgumentTypeError(f"the renderer draws {names}; got {text!r}")
+    return views
 
 
 def cmd_env(args: argparse.Namespace) -> int:
@@ -279,7 +288,7 @@ def _device_option(parser: argparse.ArgumentParser, default: str | None = "auto"
 
 
 def _preprocessing_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--view", choices=["front", "back"], default=None,
+    parser.add_argument("--view", choices=VIEW_NAMES, default=None,
                         help="which side the photo shows (default: detected from the face and the shoulders)")
     parser.add_argument("--category", choices=["upper", "lower", "dress"], default=None,
                         help="garment category (default: guessed from the garment's shape)")
@@ -469,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     _json_option(check)
     check.add_argument("--category", choices=["upper", "lower", "dress"], default="upper",
                        help="the garment category to check for (full length depends on it)")
-    check.add_argument("--view", choices=["front", "back"], default=None,
+    check.add_argument("--view", choices=VIEW_NAMES, default=None,
                        help="the view the photo is for (default: detected; given, a contradiction warns)")
     check.add_argument("--thresholds", help="a thresholds JSON file instead of the calibrated defaults")
     check.set_defaults(func=cmd_check)

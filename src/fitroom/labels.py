@@ -10,6 +10,7 @@ OpenPose BODY_25 and COCO-18 layouts, mediapipe's 33 BlazePose landmarks, and De
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from types import MappingProxyType
 from typing import Final, Mapping
@@ -30,15 +31,56 @@ ASPECT_HEIGHT_OVER_WIDTH: Final = 4 / 3
 
 
 class View(str, enum.Enum):
-    """Which side of the person (and of the garment) the camera sees."""
+    """Which side of the person (and of the garment) the camera sees. Every property of a view is declared once,
+    in :data:`VIEW_SPECS`; code asks the view rather than comparing it with ``FRONT`` or ``BACK``."""
 
     FRONT = "front"
     BACK = "back"
+    SIDE_LEFT = "side-left"  # the person's left side towards the camera
+    SIDE_RIGHT = "side-right"
+
+    @property
+    def spec(self) -> ViewSpec:
+        return VIEW_SPECS[self]
 
     @property
     def index(self) -> int:
-        """0 for front, 1 for back: the integer models receive."""
-        return 0 if self is View.FRONT else 1
+        """The integer models receive (the view plane of a weight-shared model): 0 front, 1 back, 2 and 3 the
+        sides."""
+        return self.spec.index
+
+    @property
+    def surface(self) -> View:
+        """The body surface the camera mostly sees, front or back: which DensePose surface, which product photo
+        and which left/right convention the view uses."""
+        return self.spec.surface
+
+
+@dataclasses.dataclass(frozen=True)
+class ViewSpec:
+    """What a view is to the code.
+
+    Attributes:
+        index: the integer models receive.
+        surface: ``View.FRONT`` or ``View.BACK`` (see :attr:`View.surface`).
+        rendered: whether the synthetic renderer draws it.
+        label: in words, for people.
+    """
+
+    index: int
+    surface: View
+    rendered: bool
+    label: str
+
+
+VIEW_SPECS: Final[Mapping[View, ViewSpec]] = MappingProxyType({
+    View.FRONT: ViewSpec(0, View.FRONT, True, "from the front"),
+    View.BACK: ViewSpec(1, View.BACK, True, "from behind"),
+    View.SIDE_LEFT: ViewSpec(2, View.FRONT, False, "from the left side"),
+    View.SIDE_RIGHT: ViewSpec(3, View.FRONT, False, "from the right side"),
+})
+#: the views the synthetic renderer draws (and the default training views)
+RENDERED_VIEWS: Final[tuple[View, ...]] = tuple(v for v in View if VIEW_SPECS[v].rendered)
 
 
 class GarmentCategory(str, enum.Enum):

@@ -57,10 +57,11 @@ class HrvitonEngine:
                  generator: SPADEGenerator | None = None, size: tuple[int, int] | None = None,
                  device: str = "cpu") -> None:
         self.per_view: dict[View, HrvitonEngine] = {}
-        if checkpoint is not None and all((Path(checkpoint) / v.value).is_dir() for v in View):
-            # two per-view models (front/ and back/, each a checkpoint folder): each photo goes to its view's model
-            self.per_view = {v: HrvitonEngine(Path(checkpoint) / v.value, size=size, device=device) for v in View}
-            self.size = self.per_view[View.FRONT].size
+        views = [v for v in View if checkpoint is not None and (Path(checkpoint) / v.value).is_dir()]
+        if views:
+            # per-view models (front/, back/, ... each a checkpoint folder): each photo goes to its view's model
+            self.per_view = {v: HrvitonEngine(Path(checkpoint) / v.value, size=size, device=device) for v in views}
+            self.size = self.per_view[views[0]].size
             return
         if checkpoint is not None:
             parts = load_parts(checkpoint, PARTS, "the hrviton engine needs a checkpoint folder with "
@@ -88,6 +89,9 @@ class HrvitonEngine:
     @torch.no_grad()
     def __call__(self, inputs: TryOnInputs) -> TryOnResult:
         if self.per_view:
+            if inputs.view not in self.per_view:
+                raise InputsError(f"this checkpoint has models for the {', '.join(v.value for v in self.per_view)} "
+                                  f"view(s), not for {inputs.view.value}")
             return self.per_view[inputs.view](inputs)
         timings: dict[str, float] = {}
         clock = time.perf_counter()

@@ -49,7 +49,7 @@ class BuiltinDenseMapper:
         parts = np.zeros(shape, np.uint8)
         for part in _ORDER:
             region = body.mask(shape, part)
-            parts[region] = DENSE_PART_BY_VIEW[part][View(view).index]
+            parts[region] = DENSE_PART_BY_VIEW[part][View(view).surface.index]
         parts[~mask] = 0
         holes = mask & (parts == 0)
         if holes.any() and parts.any():

@@ -96,7 +96,7 @@ class BuiltinParser:
         face = face & mask if face is not None and (face & mask).any() else None
         if face is not None:
             seeds = lower_face(face) & cv2.erode(face.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-        elif view is View.FRONT and k[Body25.NOSE, 2] > 0:
+        elif View(view).surface is View.FRONT and k[Body25.NOSE, 2] > 0:
             nose = k[Body25.NOSE, :2]
             cv2.ellipse(seeds.view(np.uint8), (int(nose[0]), int(nose[1])), (max(int(0.45 * a), 1),
                         max(int(0.35 * b), 1)), 0, 0, 360, 1, -1)

@@ -500,7 +500,7 @@ def check_photo(observation: PhotoObservation, category: GarmentCategory | str =
             f"ankle gap over hip width: fail < {t.ankle_gap_fail:.3g}, or legs crossing",
             "Your legs are crossed.", "Stand with your feet apart, about hip width.")
     # a front view asked of a photo of the back is the facing check's to report
-    if asked and view is View.BACK and guess is not None and guess.view is View.FRONT:
+    if asked and view.surface is View.BACK and guess is not None and guess.view is View.FRONT:
         add("view", Status.WARN, None, f"asked: back; seen: {guess.seen} ({guess.reason})",
             f"You chose the back view, but the photo seems to show your front ({guess.reason}).",
             "Choose the front view, or use a photo taken from behind you.")
@@ -511,7 +511,9 @@ def check_photo(observation: PhotoObservation, category: GarmentCategory | str =
     # the back of the head has no face: a face the mesh found on this person outweighs the shoulders' order,
     # which BlazePose gets wrong on some frontal real photos
     away = not o.face_found and (facing_away(geometry) or face_score < t.face_score_min)
-    if view is View.FRONT and away:
+    if view.surface is not view:  # a side view: being turned is what was asked for
+        add("facing", Status.SKIP, ratio, f"{view.value} view: turned to the side as asked", "", "")
+    elif view is View.FRONT and away:
         add("facing", Status.FAIL, ratio, "front view: the face must be seen and the body face the camera",
             "You seem to have your back to the camera, but a front view was asked for.",
             "Face the camera, or choose the back view.")

@@ -121,6 +121,15 @@ async def delete_garment(garment_id: str, fitting: FittingRoom = Depends(room)) 
     await run_in_threadpool(fitting.delete_garment, garment_id)
 
 
+@router.put("/garments/{garment_id}/photos/{view}", tags=["garments"], dependencies=[Depends(shop)])
+async def set_garment_photo(garment_id: str, view: View, photo: UploadFile = File(...),
+                            fitting: FittingRoom = Depends(room)) -> dict:
+    """Add or replace the garment's product photo of any view (front, back, side-left, side-right; the shop's API
+    key); try-ons of that view become possible."""
+    image = await run_in_threadpool(fitting.read_photo, await _read_upload(photo, fitting))
+    return await run_in_threadpool(fitting.catalogue.set_photo, garment_id, view, image)
+
+
 @router.get("/garments/{garment_id}/{view}.png", tags=["garments"])
 async def garment_image(garment_id: str, view: View, fitting: FittingRoom = Depends(room)):
     return FileResponse(await run_in_threadpool(fitting.garment_image, garment_id, view.value),

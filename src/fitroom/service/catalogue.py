@@ -12,11 +12,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from fitroom import imaging
-from fitroom.labels import GarmentCategory
+from fitroom.labels import GarmentCategory, View
 from fitroom.preprocess.garment import GarmentError
 from fitroom.service import storage
 from fitroom.service.errors import NotFound, ServiceError
-from fitroom.service.storage import garments
+from fitroom.service.storage import garment_photos, garments
 
 logger = logging.getLogger(__name__)
 
@@ -32,59 +32,107 @@ class Catalogue:
     def __init__(self, db: Engine, root: Path, segment: Callable[[np.ndarray, str | None], tuple]) -> None:
         self.db, self.root, self.segment = db, root, segment
 
+    def _store(self, garment_id: str, view: View, image: np.ndarray, category: str | None
+               ) -> tuple[str, dict[str, str]]:
+        """Segment and write one product photo and its mask; returns the category and the row's paths."""
+        mask, guessed = self.segment(image, category)
+        stem = f"garments/{garment_id}_{view.value}"
+        paths = {"photo": f"{stem}.png", "mask": f"{stem}_mask.png"}
+        imaging.save_image(self.root / paths["photo"], image)
+        imaging.save_image(self.root / paths["mask"], mask.astype(np.uint8) * 255)
+        return category or guessed.value, paths
+
     def add(self, name: str, category: str | None, front: np.ndarray, back: np.ndarray | None) -> dict:
-        """Store a garment's product photos with their masks (segmented once, here)."""
+        """Store a garment's product photos with their masks (segmented once, here); more views can be added
+        with :meth:`set_photo`."""
         garment_id = storage.new_id()
-        paths: dict[str, str | None] = {"back": None, "back_mask": None}
+        written: dict[View, dict[str, str]] = {}
         try:
-            for side, image in (("front", front), ("back", back)):
-                if image is None:
-                    continue
-                mask, guessed = self.segment(image, category)
-                category = category or guessed.value
-                paths[side] = f"garments/{garment_id}_{side}.png"
-                paths[f"{side}_mask"] = f"garments/{garment_id}_{side}_mask.png"
-                imaging.save_image(self.root / paths[side], image)
-                imaging.save_image(self.root / paths[f"{side}_mask"], mask.astype(np.uint8) * 255)
+            for view, image in ((View.FRONT, front), (View.BACK, back)):
+                if image is not None:
+                    category, written[view] = self._store(garment_id, view, image, category)
         except GarmentError as error:
-            storage.remove_files(self.root, *paths.values())
+            storage.remove_files(self.root, *(p for paths in written.values() for p in paths.values()))
             raise ServiceError(str(error), status=422, code="bad_garment") from None
+        back_paths = written.get(View.BACK, {})
         row = {"id": garment_id, "name": name[:200], "category": str(GarmentCategory(category).value),
-               "created_at": storage.now(), **paths}
+               "created_at": storage.now(), "front": written[View.FRONT]["photo"],
+               "front_mask": written[View.FRONT]["mask"], "back": back_paths.get("photo"),
+               "back_mask": back_paths.get("mask")}
         with self.db.begin() as connection:
             connection.execute(garments.insert().values(**row))
-        return self._document(row)
+            for view, paths in written.items():
+                connection.execute(garment_photos.insert().values(garment_id=garment_id, view=view.value, **paths))
+        return self.document(garment_id)
+
+    def set_photo(self, garment_id: str, view: View, image: np.ndarray) -> dict:
+        """Add or replace the product photo of any declared view."""
+        row = self.get(garment_id)
+        try:
+            _, paths = self._store(garment_id, View(view), image, row.category)
+        except GarmentError as error:
+            raise ServiceError(str(error), status=422, code="bad_garment") from None
+        with self.db.begin() as connection:
+            connection.execute(garment_photos.delete().where((garment_photos.c.garment_id == garment_id)
+                                                             & (garment_photos.c.view == View(view).value)))
+            connection.execute(garment_photos.insert().values(garment_id=garment_id, view=View(view).value, **paths))
+            if View(view) in (View.FRONT, View.BACK):  # the schema-3 columns, kept in step
+                connection.execute(garments.update().where(garments.c.id == garment_id).values(
+                    **{View(view).value: paths["photo"], f"{View(view).value}_mask": paths["mask"]}))
+        return self.document(garment_id)
+
+    def _photos(self, connection, garment_id: str) -> dict[str, tuple[str, str]]:
+        rows = connection.execute(sa.select(garment_photos).where(garment_photos.c.garment_id == garment_id))
+        return {r.view: (r.photo, r.mask) for r in rows}
+
+    def document(self, garment_id: str) -> dict:
+        row = self.get(garment_id)
+        with self.db.connect() as connection:
+            views = self._photos(connection, garment_id)
+        return self._document(row, views)
 
     @staticmethod
-    def _document(row) -> dict:
-        row = dict(row._mapping) if hasattr(row, "_mapping") else dict(row)
-        return {"id": row["id"], "name": row["name"], "category": row["category"],
-                "views": ["front"] + (["back"] if row["back"] else []),
-                "created_at": storage.aware(row["created_at"]).isoformat()}
+    def _document(row, views) -> dict:
+        order = [v.value for v in View]
+        return {"id": row.id, "name": row.name, "category": row.category,
+                "views": sorted(views, key=order.index),
+                "created_at": storage.aware(row.created_at).isoformat()}
 
     def list(self) -> list[dict]:
         with self.db.connect() as connection:
             rows = connection.execute(sa.select(garments).where(garments.c.deleted_at.is_(None))
                                       .order_by(garments.c.created_at)).fetchall()
-        return [self._document(r) for r in rows]
+            return [self._document(r, self._photos(connection, r.id)) for r in rows]
 
     def delete(self, garment_id: str) -> None:
         """Take a garment out of the catalogue: its photos and masks are removed; the row stays, marked deleted,
         because its try-ons (and the statistics) refer to it."""
-        row = self.get(garment_id)
+        self.get(garment_id)
         with self.db.begin() as connection:
+            photos = self._photos(connection, garment_id)
             connection.execute(garments.update().where(garments.c.id == garment_id).values(deleted_at=storage.now()))
-        storage.remove_files(self.root, row.front, row.front_mask, row.back, row.back_mask)
+        storage.remove_files(self.root, *(p for pair in photos.values() for p in pair))
+
+    def views(self, garment_id: str) -> list[str]:
+        """The views the garment has a product photo of, in the order :class:`View` declares them."""
+        return self.document(garment_id)["views"]
+
+    def photo(self, garment_id: str, view: View | str) -> tuple[Path, Path]:
+        """The product photo of ``view`` and its mask, or NotFound naming the views the garment has."""
+        self.get(garment_id)
+        with self.db.connect() as connection:
+            photos = self._photos(connection, garment_id)
+        view = View(view)
+        if view.value not in photos:
+            raise NotFound(f"garment {garment_id} has no {view.value} photo (it has {', '.join(sorted(photos))})")
+        photo, mask = photos[view.value]
+        if not (self.root / photo).is_file():
+            logger.warning("garment %s: its %s photo is missing from the data folder", garment_id, view.value)
+            raise NotFound(f"garment {garment_id}'s {view.value} photo is missing on the server")
+        return self.root / photo, self.root / mask
 
     def image(self, garment_id: str, view: str) -> Path:
-        row = self.get(garment_id)
-        path = row.front if view == "front" else row.back
-        if path is None:
-            raise NotFound(f"garment {garment_id} has no {view} photo")
-        if not (self.root / path).is_file():
-            logger.warning("garment %s: its %s photo is missing from the data folder", garment_id, view)
-            raise NotFound(f"garment {garment_id}'s {view} photo is missing on the server")
-        return self.root / path
+        return self.photo(garment_id, view)[0]
 
     def get(self, garment_id: str):
         with self.db.connect() as connection:

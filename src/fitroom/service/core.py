@@ -102,8 +102,10 @@ class FittingRoom:
     def submit(self, photo: np.ndarray, garment_id: str, view: View, share: bool, force: bool = False) -> dict:
         """Check the photo, then queue a try-on; raises PhotoRefused (guidance said fail), QueueFull or NotFound."""
         garment = self.catalogue.get(garment_id)
-        if view is View.BACK and garment.back is None:
-            raise ServiceError(f"garment {garment_id} has no back photo; choose the front view", code="no_back_view")
+        views = self.catalogue.views(garment_id)
+        if View(view).value not in views:
+            raise ServiceError(f"garment {garment_id} has no {View(view).value} photo; choose one of its views: "
+                               f"{', '.join(views)}", code="no_such_view")
         checked = self._check(photo, GarmentCategory(garment.category), view)
         report = checked.report.to_dict()
         try:
@@ -163,9 +165,8 @@ class FittingRoom:
                     return  # deleted or expired meanwhile
                 connection.execute(tryons.update().where(tryons.c.id == tryon_id).values(status="running"))
             garment = self.catalogue.get(row.garment_id)
-            side = "front" if row.view == "front" else "back"
-            garment_image = imaging.load_image(self.root / getattr(garment, side))
-            garment_mask = imaging.load_mask(self.root / getattr(garment, f"{side}_mask"))
+            photo, mask = self.catalogue.photo(garment.id, row.view)
+            garment_image, garment_mask = imaging.load_image(photo), imaging.load_mask(mask)
             person = imaging.load_image(self.root / row.photo)
             analysis = self._analyses.pop(tryon_id, None)
             with self._preprocess_lock:
@@ -186,7 +187,7 @@ class FittingRoom:
             values = {"status": "done", "result": result_path, "seconds": seconds}
         except Exception as error:  # the job fails with a message; the server goes on
             logger.warning("try-on %s failed: %s", tryon_id, type(error).__name__)
-            message = (public_message(error, self.root) if isinstance(error, (ValueError, TimeoutError))
+            message = (public_message(error, self.root) if isinstance(error, (ValueError, TimeoutError, ServiceError))
                        else "the try-on failed")
             values = {"status": "failed", "error": message, "seconds": time.perf_counter() - start}
         finally:

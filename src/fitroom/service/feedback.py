@@ -46,10 +46,11 @@ def export_feedback(settings: Settings, out: str | Path, only_good: bool = False
         raise InputError(f"{root.resolve()} is not a fitroom data folder (it has no fitroom.db): give the folder "
                          f"`fitroom serve` writes with --data-dir (or FITROOM_DATA_DIR / FITROOM_DATABASE_URL)")
     database, _ = storage.open_database(settings.database)
-    t, r, g = storage.tryons, storage.ratings, storage.garments
+    t, r, g, p = storage.tryons, storage.ratings, storage.garments, storage.garment_photos
     query = (sa.select(t.c.id, t.c.view, t.c.photo, t.c.result, t.c.engine, t.c.model_version, r.c.good, r.c.reason,
-                       g.c.id.label("garment"), g.c.category, g.c.front, g.c.back)
-             .select_from(t.join(r, r.c.tryon_id == t.c.id).join(g, g.c.id == t.c.garment_id))
+                       g.c.id.label("garment"), g.c.category, p.c.photo.label("product"))
+             .select_from(t.join(r, r.c.tryon_id == t.c.id).join(g, g.c.id == t.c.garment_id)
+                          .join(p, (p.c.garment_id == t.c.garment_id) & (p.c.view == t.c.view)))
              .where(t.c.share.is_(True) & t.c.photo.is_not(None) & t.c.result.is_not(None)
                     & g.c.deleted_at.is_(None))  # a deleted garment's product photo is gone
              .order_by(t.c.created_at))
@@ -66,8 +67,7 @@ def export_feedback(settings: Settings, out: str | Path, only_good: bool = False
             try:
                 result = imaging.load_image(root / row.result)
                 view = write_person(preprocessor, result, targets, View(row.view), name)
-                write_garment(preprocessor, imaging.load_image(root / (row.front if row.view == "front"
-                                                                       else row.back)),
+                write_garment(preprocessor, imaging.load_image(root / row.product),
                               garment_paths(out, SPLIT, name), GarmentCategory(row.category))
             except (ValueError, OSError) as error:  # a picture the preprocessing cannot use is left out, and said
                 logger.warning("try-on %s left out: %s", row.id, error)

@@ -43,7 +43,7 @@ tryons = sa.Table(
     "tryons", metadata,
     sa.Column("id", sa.String(32), primary_key=True),
     sa.Column("garment_id", sa.String(32), sa.ForeignKey("garments.id"), nullable=False),
-    sa.Column("view", sa.String(8), nullable=False),
+    sa.Column("view", sa.String(16), nullable=False),  # a fitroom.labels.View value
     sa.Column("status", sa.String(16), nullable=False),  # queued, running, done, failed, expired
     sa.Column("photo", sa.String(300)),  # relative paths; None once deleted by retention
     sa.Column("result", sa.String(300)),
@@ -55,6 +55,16 @@ tryons = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("finished_at", sa.DateTime(timezone=True)),
     sa.Column("seconds", sa.Float),
+)
+
+#: every product photo of a garment, one row per view (front, back, side-left, side-right); the garments table's
+#: front and back columns are kept in step for readers of schema 3
+garment_photos = sa.Table(
+    "garment_photos", metadata,
+    sa.Column("garment_id", sa.String(32), sa.ForeignKey("garments.id"), primary_key=True),
+    sa.Column("view", sa.String(16), primary_key=True),
+    sa.Column("photo", sa.String(300), nullable=False),  # relative paths of the product photo and its mask
+    sa.Column("mask", sa.String(300), nullable=False),
 )
 
 ratings = sa.Table(
@@ -81,11 +91,26 @@ def _v3(connection: Connection) -> None:
         connection.execute(sa.text("ALTER TABLE garments ADD COLUMN deleted_at TIMESTAMP"))
 
 
+def _v4(connection: Connection) -> None:
+    garment_photos.create(connection, checkfirst=True)
+    have = {(r.garment_id, r.view) for r in connection.execute(sa.select(garment_photos.c.garment_id,
+                                                                           garment_photos.c.view))}
+    for row in connection.execute(sa.select(garments)).fetchall():
+        for view in ("front", "back"):
+            photo, mask = getattr(row, view), getattr(row, f"{view}_mask")
+            if photo and (row.id, view) not in have:
+                connection.execute(garment_photos.insert().values(garment_id=row.id, view=view, photo=photo,
+                                                                  mask=mask))
+    if connection.dialect.name == "postgresql":  # SQLite does not enforce a VARCHAR's length
+        connection.execute(sa.text("ALTER TABLE tryons ALTER COLUMN view TYPE VARCHAR(16)"))
+
+
 #: (version, what it does, function); append, never edit
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "garments, try-ons, ratings", _v1),
     (2, "index try-ons by creation time (retention, stats)", _v2),
     (3, "garments can be deleted (deleted_at)", _v3),
+    (4, "a garment's product photos by view (garment_photos), any declared view", _v4),
 ]
 
 

@@ -132,9 +132,8 @@ class Trainer:
 
     def _dataset(self, split: str) -> TryOnDataset:
         dataset = TryOnDataset(self.config.data, split, "paired", size=self.config.size)
-        if set(self.config.views) != {"front", "back"}:
-            keep = {View(v) for v in self.config.views}
-            dataset.pairs = [p for p in dataset.pairs if dataset.layout.view(p[0]) in keep]
+        keep = {View(v) for v in self.config.views}
+        dataset.pairs = [p for p in dataset.pairs if dataset.layout.view(p[0]) in keep]
         if not dataset.pairs:
             raise ValueError(f"the {split} split has no samples of the views {', '.join(self.config.views)}")
         return dataset

@@ -24,7 +24,7 @@ from fitroom.data.layout import (
 from fitroom.data.synthetic.render import render_garment, render_person
 from fitroom.data.synthetic.spec import sample_spec
 from fitroom.inputs import TryOnInputs
-from fitroom.labels import DENSE_COLORMAP, View
+from fitroom.labels import DENSE_COLORMAP, RENDERED_VIEWS, View
 from fitroom.preprocess.agnostic import agnostic_person, parse_agnostic
 from fitroom.viz import draw_keypoints
 
@@ -58,6 +58,8 @@ class SynthConfig:
                              f"{height}x{width}")
         if not self.views:
             raise ValueError("at least one view is needed")
+        if not set(self.views) <= set(RENDERED_VIEWS):
+            raise ValueError(f"the renderer draws {', '.join(v.value for v in RENDERED_VIEWS)} views only")
         if not 0 <= self.test_fraction < 1:
             raise ValueError("test_fraction must be in [0, 1)")
 
