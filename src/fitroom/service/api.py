@@ -127,7 +127,7 @@ async def set_garment_photo(garment_id: str, view: View, photo: UploadFile = Fil
     """Add or replace the garment's product photo of any view (front, back, side-left, side-right; the shop's API
     key); try-ons of that view become possible."""
     image = await run_in_threadpool(fitting.read_photo, await _read_upload(photo, fitting))
-    return await run_in_threadpool(fitting.catalogue.set_photo, garment_id, view, image)
+    return await run_in_threadpool(fitting.set_garment_photo, garment_id, view, image)
 
 
 @router.get("/garments/{garment_id}/{view}.png", tags=["garments"])

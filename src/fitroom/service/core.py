@@ -256,6 +256,9 @@ class FittingRoom:
     def add_garment(self, name: str, category: str | None, front: np.ndarray, back: np.ndarray | None) -> dict:
         return self.catalogue.add(name, category, front, back)
 
+    def set_garment_photo(self, garment_id: str, view: View, image: np.ndarray) -> dict:
+        return self.catalogue.set_photo(garment_id, view, image)
+
     def list_garments(self) -> list[dict]:
         return self.catalogue.list()
 
