@@ -13,7 +13,8 @@ from fitroom.registry import Registry
 
 #: every network by name; each real configuration has a tiny ``test_*`` sibling
 MODELS: Registry[Callable[..., nn.Module]] = Registry(
-    "models", builtin=("fitroom.models.cpvton", "fitroom.models.hrviton", "fitroom.models.schp"))
+    "models", builtin=("fitroom.models.cpvton", "fitroom.models.hrviton", "fitroom.models.leffa",
+                       "fitroom.models.schp"))
 
 
 def register_model(name: str):

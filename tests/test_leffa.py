@@ -1,0 +1,106 @@
+"""Leffa's two UNets on diffusers: parity with the reference implementation's own run (the team's tiny fixture:
+reference features, noise prediction, guidance and rescale, and the 2-step DDPM run with its noise draws), and the
+full-size layouts matched key for key against the published checkpoints' key lists."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from fitroom.models import create_model
+from fitroom.models.leffa import Conditions, LeffaConfig, LeffaUNets, guide, sample
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "leffa"
+if not REFERENCE.is_dir():  # CI clones the project with shared/ beside it; a checkout may hold it inside
+    REFERENCE = Path(__file__).resolve().parents[1] / "shared" / "reference" / "leffa"
+
+
+@pytest.fixture(scope="module")
+def fixture() -> dict:
+    path = REFERENCE / "parity-tiny.pt"
+    if not path.is_file():
+        pytest.fail(f"the parity fixture {path} is missing (it comes with shared/reference/leffa)")
+    return torch.load(path, weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def model(fixture) -> LeffaUNets:
+    model = LeffaUNets(LeffaConfig(unet=fixture["config_unet_json"])).eval()
+    model.unet.load_state_dict(fixture["state_dict_generative"], strict=True)
+    model.unet_encoder.load_state_dict(fixture["state_dict_reference"], strict=True)
+    return model
+
+
+def _close(mine: torch.Tensor, theirs: torch.Tensor) -> None:
+    """Within 1e-4 of the reference, relative to its largest magnitude."""
+    assert mine.shape == theirs.shape
+    assert (mine - theirs).abs().max() <= 1e-4 * max(1.0, float(theirs.abs().max())), (mine - theirs).abs().max()
+
+
+@torch.no_grad()
+def test_reference_features_noise_prediction_and_guidance_match_the_reference(fixture, model):
+    inputs, outputs = fixture["inputs"], fixture["outputs"]
+    step = outputs["steps"][0]
+    features = model.reference_features(inputs["ref_image_latent_cfg_batch"], step["t"])
+    assert len(features) == len(outputs["reference_features"]) == 6  # down 2, mid 1, up 3 transformer blocks
+    for mine, theirs in zip(features, outputs["reference_features"]):
+        _close(mine, theirs)
+    noise_pred = model(step["unet_input"], step["t"], features)
+    _close(noise_pred, outputs["noise_pred"])
+    guided, rescaled = guide(noise_pred, float(inputs["guidance_scale"]))
+    _close(guided, outputs["noise_pred_cfg"])
+    _close(rescaled, outputs["noise_pred_rescaled"])
+    # the skipped cross-attention still adds norm2(h): dropping the whole slot gives another network
+    from fitroom.models.leffa import SkipCrossAttention
+
+    class Identity(SkipCrossAttention):
+        def __call__(self, attn, hidden_states, *args, **kwargs):
+            return torch.zeros_like(hidden_states)
+
+    saved = model.unet.attn_processors
+    model.unet.set_attn_processor({k: Identity() if k.endswith("attn2.processor") else v for k, v in saved.items()})
+    try:
+        changed = model(step["unet_input"], step["t"], features)
+    finally:
+        model.unet.set_attn_processor(saved)
+    assert (changed - outputs["noise_pred"]).abs().max() > 0.1 * outputs["noise_pred"].abs().max()
+
+
+@pytest.mark.parametrize("once", [False, True], ids=["reference-every-step", "reference-once"])
+@torch.no_grad()
+def test_the_two_step_run_matches_the_reference(fixture, model, once):
+    from diffusers import DDPMScheduler
+
+    inputs = fixture["inputs"]
+    expected = fixture["outputs"]["ref_acceleration"] if once else fixture["outputs"]
+    conditions = Conditions.from_pixels(inputs["mask"], inputs["densepose"], inputs["vae_latent_masked_image"],
+                                        inputs["vae_latent_ref_image"], fixture["vae_scaling_factor"])
+    for mine, name in ((conditions.mask, "mask_latent"), (conditions.masked_image, "masked_image_latent"),
+                       (conditions.densepose, "densepose_latent"), (conditions.garment, "ref_image_latent")):
+        assert torch.equal(mine, inputs[name]), name
+    record: list = []
+    generator = torch.Generator().manual_seed(int(inputs["seed_generator"]))  # the DDPM variance draws
+    final = sample(model, DDPMScheduler.from_config(fixture["config_scheduler"]), inputs["initial_noise"],
+                   conditions, int(inputs["num_inference_steps"]), float(inputs["guidance_scale"]), generator,
+                   reference_once=once, record=record)
+    assert [int(r["t"]) for r in record] == [int(s["t"]) for s in expected["steps"]] == [501, 1]
+    for mine, theirs in zip(record, expected["steps"]):
+        for key in ("unet_input", "noise_pred", "noise_pred_cfg", "noise_pred_rescaled", "prev_sample"):
+            _close(mine[key], theirs[key])
+    _close(final, expected["final_latent"])
+
+
+def _key_list(name: str) -> dict[str, tuple[int, ...]]:
+    rows = [line.split("\t") for line in (REFERENCE / name).read_text().splitlines() if line.strip()]
+    return {row[0]: tuple(int(v) for v in row[1].strip("()").split(",") if v.strip()) for row in rows}
+
+
+@pytest.mark.parametrize("layout,generative,reference", [
+    ("leffa_sd15", "keys-generative.tsv", "keys-reference.tsv"),
+    ("leffa_sdxl", "keys-pose-transfer-generative.tsv", "keys-pose-transfer-reference.tsv"),
+])
+def test_the_full_size_layouts_match_the_published_key_lists(layout, generative, reference):
+    with torch.device("meta"):  # shapes only: 0.9 and 2.6 billion parameters are never allocated
+        model = create_model(layout)
+    for part, listed in ((model.unet, generative), (model.unet_encoder, reference)):
+        assert {k: tuple(v.shape) for k, v in part.state_dict().items()} == _key_list(listed)
