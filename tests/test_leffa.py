@@ -104,3 +104,68 @@ def test_the_full_size_layouts_match_the_published_key_lists(layout, generative,
         model = create_model(layout)
     for part, listed in ((model.unet, generative), (model.unet_encoder, reference)):
         assert {k: tuple(v.shape) for k, v in part.state_dict().items()} == _key_list(listed)
+
+
+def _tiny_published(tmp_path, fixture):
+    """A tiny random checkpoint in the published layout (unet. / unet_encoder. / vae.) and its base folder."""
+    import json
+
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    unets = create_model("test_leffa")
+    vae_config = {"block_out_channels": [8, 16, 16, 16], "down_block_types": ["DownEncoderBlock2D"] * 4,
+                  "up_block_types": ["UpDecoderBlock2D"] * 4, "latent_channels": 4, "norm_num_groups": 8,
+                  "layers_per_block": 1}
+    vae = AutoencoderKL(**vae_config)
+    state = {**{f"unet.{k}": v for k, v in unets.unet.state_dict().items()},
+             **{f"unet_encoder.{k}": v for k, v in unets.unet_encoder.state_dict().items()},
+             **{f"vae.{k}": v for k, v in vae.state_dict().items()}}
+    checkpoint = tmp_path / "virtual_tryon.pth"
+    torch.save(state, checkpoint)
+    base = tmp_path / "stable-diffusion-inpainting"
+    for part, config in (("unet", {**unets.config.unet, "in_channels": 9}), ("vae", vae_config),
+                         ("scheduler", fixture["config_scheduler_json"])):
+        (base / part).mkdir(parents=True)
+        name = "scheduler_config.json" if part == "scheduler" else "config.json"
+        (base / part / name).write_text(json.dumps(config if isinstance(config, dict) else json.loads(config)))
+    return unets, vae, checkpoint, base
+
+
+@torch.no_grad()
+def test_a_published_layout_checkpoint_converts_and_runs_the_same(tmp_path, fixture):
+    from fitroom.cli import main
+    from fitroom.models.leffa_convert import load_leffa
+
+    unets, vae, checkpoint, base = _tiny_published(tmp_path, fixture)
+    assert main(["-q", "convert", "leffa", "--checkpoint", str(checkpoint), "--base", str(base), "--out",
+                 str(tmp_path / "leffa")]) == 0
+    loaded, loaded_vae, scheduler = load_leffa(tmp_path / "leffa")
+    latent, x = torch.randn(2, 4, 16, 12), torch.randn(2, 12, 16, 12)
+    expected = unets(x, 500, unets.reference_features(latent, 500))
+    torch.testing.assert_close(loaded(x, 500, loaded.reference_features(latent, 500)), expected, atol=0, rtol=0)
+    assert torch.equal(loaded_vae.decoder.conv_out.weight, vae.decoder.conv_out.weight)
+    scheduler.set_timesteps(2)
+    assert scheduler.timesteps.tolist() == [501, 1]
+
+
+def test_bad_leffa_inputs_are_one_sentence(tmp_path, fixture, caplog):
+    from fitroom.cli import main
+
+    _, _, checkpoint, base = _tiny_published(tmp_path, fixture)
+    out = ["--out", str(tmp_path / "o")]
+    assert main(["-q", "convert", "leffa", "--checkpoint", str(checkpoint), "--base", str(tmp_path / "no"), *out]) == 3
+    assert "the base model folder" in caplog.text
+    half = tmp_path / "half.pth"
+    half.write_bytes(checkpoint.read_bytes()[: checkpoint.stat().st_size // 2])
+    caplog.clear()
+    assert main(["-q", "convert", "leffa", "--checkpoint", str(half), "--base", str(base), *out]) == 2
+    assert "cannot read the checkpoint" in caplog.text
+    state = torch.load(checkpoint, weights_only=True)
+    state["unet.conv_in.weight"] = state["unet.conv_in.weight"][:, :9]  # the base UNet's 9 channels, not Leffa's 12
+    wrong = tmp_path / "wrong.pth"
+    torch.save(state, wrong)
+    caplog.clear()
+    assert main(["-q", "convert", "leffa", "--checkpoint", str(wrong), "--base", str(base), *out]) == 2
+    assert "generative UNet" in caplog.text and "conv_in.weight" in caplog.text
+    assert "Traceback" not in caplog.text and not (tmp_path / "o").exists()

@@ -65,3 +65,11 @@ CONVERTERS.register("schp")(Converter(
     run="fitroom.models.schp_convert:convert_schp",
     options=(Option("--checkpoint", "the released .pth file", required=True),
              Option("--dataset", "the label set it was trained on", choices=("lip", "atr"), default="lip"))))
+
+CONVERTERS.register("leffa")(Converter(
+    help="a published Leffa checkpoint (virtual_tryon.pth, virtual_tryon_dc.pth, pose_transfer.pth) with its base "
+         "model's folder -> unet/, reference_unet/, vae/ and scheduler/",
+    run="fitroom.models.leffa_convert:convert_leffa",
+    options=(Option("--checkpoint", "the published .pth file", required=True),
+             Option("--base", "the base model's folder (stable-diffusion-inpainting, or "
+                              "stable-diffusion-xl-1.0-inpainting-0.1 for pose transfer)", required=True))))
