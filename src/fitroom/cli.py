@@ -163,7 +163,7 @@ def cmd_tryon(args: argparse.Namespace) -> int:
 
     person = imaging.load_image(args.person)
     garment = imaging.load_image(args.garment)
-    engine = create_engine(args.engine, checkpoint=args.checkpoint, device=args.device)
+    engine = create_engine(args.engine, checkpoint=args.checkpoint, device=args.device, **_engine_options(args))
     dense_options = {"directory": args.dense_dir} if args.dense == "file" else {}
     name = Path(args.person).name
 
@@ -275,6 +275,12 @@ def cmd_prepare(args: argparse.Namespace) -> int:
                      f"{Path(args.out) / 'prepare_report.csv'}" if rows else f"{args.persons} holds no photos")
         return 2
     return 0  # photos that failed are warnings (exit 1 under --strict)
+
+
+def _engine_options(args: argparse.Namespace) -> dict:
+    """The engine options given on the command line (the diffusion engine's: steps, guidance, seed, scheduler)."""
+    options = {name: getattr(args, name, None) for name in ("steps", "guidance", "seed", "scheduler")}
+    return {name: value for name, value in options.items() if value is not None}
 
 
 def _json_option(parser: argparse.ArgumentParser, what: str = "machine-readable output") -> None:
@@ -462,9 +468,15 @@ def build_parser() -> argparse.ArgumentParser:
     tryon.add_argument("--garment", required=True, help="product photo of the garment")
     tryon.add_argument("--out", required=True, help="where to write the result (PNG or JPEG by suffix)")
     tryon.add_argument("--engine", default="warp",
-                       help="try-on engine: warp (default, needs no weights), hrviton or cpvton (need --checkpoint)")
+                       help="try-on engine: warp (default, needs no weights); hrviton, cpvton or diffusion (need "
+                            "--checkpoint)")
     tryon.add_argument("--checkpoint", help="model folder for a learned engine (e.g. from `fitroom convert hrviton`)")
     _device_option(tryon)
+    tryon.add_argument("--steps", type=int, help="diffusion engine: denoising steps (default 30)")
+    tryon.add_argument("--guidance", type=float, help="diffusion engine: guidance scale (default 2.5)")
+    tryon.add_argument("--seed", type=int, help="diffusion engine: the seed of every random draw (default 42)")
+    tryon.add_argument("--scheduler", choices=["ddpm", "ddim", "dpm"], help="diffusion engine: the sampler "
+                       "(default ddpm, as published)")
     tryon.add_argument("--save-intermediates", action="store_true",
                        help="also write pose, parse, dense map, agnostic person and warped garment")
     tryon.add_argument("--force", action="store_true", help="try on even when a photo check fails")

@@ -24,7 +24,8 @@ class Engine(Protocol):
 
 #: every try-on engine by name (the built-in ones: ``warp``, ``hrviton``, ``cpvton``)
 ENGINES: Registry[Callable[..., Engine]] = Registry(
-    "engines", builtin=("fitroom.engines.warp", "fitroom.engines.hrviton", "fitroom.engines.cpvton"))
+    "engines", builtin=("fitroom.engines.warp", "fitroom.engines.hrviton", "fitroom.engines.cpvton",
+                        "fitroom.engines.diffusion"))
 
 
 def register_engine(name: str):
@@ -62,4 +63,7 @@ def create_engine(name: str = "warp", checkpoint: str | None = None, device: str
         options["device"] = resolve_device(device)
     elif device not in (None, "auto", "cpu"):
         logger.warning("the %s engine runs on the CPU; --device %s applies to the learned engines", name, device)
+    refused = sorted(k for k in options if k not in accepted)
+    if refused:
+        raise ConfigurationError(f"the {name} engine takes no {', '.join(refused)}")
     return factory(**options)
