@@ -87,9 +87,10 @@ class DiffusionEngine:
         if scheduler not in SCHEDULERS:
             raise ConfigurationError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}")
         self.unets, self.vae, published = model
-        self.scheduler = _scheduler(published, scheduler)
+        # settings under their constructor names (the evaluation's result cache is keyed on them)
+        self.sampler = _scheduler(published, scheduler)
         self.steps, self.guidance, self.seed = int(steps), float(guidance), int(seed)
-        self.scheduler_name, self.reference_once, self.progress = scheduler, bool(reference_once), progress
+        self.scheduler, self.reference_once, self.progress = scheduler, bool(reference_once), progress
         grid = 8 * 2 ** (len(self.unets.unet.config.block_out_channels) - 1)
         if size[0] % grid or size[1] % grid:
             raise ConfigurationError(f"size must be multiples of {grid} for this UNet, got {size[0]}x{size[1]}")
@@ -126,7 +127,7 @@ class DiffusionEngine:
         timings["encode"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        latent = sample(self.unets, self.scheduler, noise, conditions, self.steps, self.guidance,
+        latent = sample(self.unets, self.sampler, noise, conditions, self.steps, self.guidance,
                         generator=generator, reference_once=self.reference_once, progress=self.progress)
         timings["denoise"] = time.perf_counter() - clock
 
