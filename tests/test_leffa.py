@@ -205,3 +205,54 @@ def test_the_diffusion_engine_runs_on_a_real_photo_and_the_seed_fixes_the_image(
     ddim = create_engine("diffusion", checkpoint=tmp_path / "leffa", steps=2, scheduler="ddim", size=(128, 96),
                          progress=False)
     assert try_on(ddim, inputs).image.shape == person.shape
+
+
+def test_weights_fetch_leffa_downloads_checks_the_hub_hashes_and_converts(tmp_path, fixture, monkeypatch):
+    """With a stubbed network: the file list with its hashes, the files, then the conversion; a tampered file is
+    refused and deleted."""
+    import hashlib
+    import io
+    import json
+
+    from fitroom import weights
+    from fitroom.cli import main
+
+    (tmp_path / "made").mkdir()
+    _, _, checkpoint, base = _tiny_published(tmp_path / "made", fixture)
+    files = {"virtual_tryon.pth": checkpoint.read_bytes()}
+    for path in base.rglob("*.json"):
+        files[f"stable-diffusion-inpainting/{path.relative_to(base)}"] = path.read_bytes()
+
+    def listing():
+        return [{"type": "file", "path": p, "oid": hashlib.sha1(b"blob %d\0" % len(d) + d).hexdigest(),
+                 **({"lfs": {"oid": hashlib.sha256(d).hexdigest()}} if p.endswith(".pth") else {})}
+                for p, d in files.items()]
+
+    served = dict(files)
+
+    class Response(io.BytesIO):
+        headers: dict = {}
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    def urlopen(url, timeout):
+        if "/api/models/franciszzj/Leffa/tree/main" in url:
+            return Response(json.dumps(listing()).encode())
+        return Response(served[url.split("/resolve/main/")[1]])
+
+    monkeypatch.setenv("FITROOM_WEIGHTS", str(tmp_path / "cache"))
+    monkeypatch.setattr(weights.urllib.request, "urlopen", urlopen)
+    served["virtual_tryon.pth"] = b"tampered"
+    assert main(["-q", "weights", "fetch", "leffa-tryon"]) == 2
+    assert not (weights.hub_folder("leffa-tryon") / "virtual_tryon.pth").exists()
+    served["virtual_tryon.pth"] = files["virtual_tryon.pth"]
+    assert main(["-q", "weights", "fetch", "leffa-tryon"]) == 0
+    assert weights.find("leffa-tryon") == tmp_path / "cache" / "leffa-tryon"
+    from fitroom.models.leffa_convert import load_leffa
+
+    unets, _, _ = load_leffa(weights.find("leffa-tryon"))
+    assert unets.unet.config.in_channels == 12

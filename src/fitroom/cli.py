@@ -351,6 +351,15 @@ def cmd_weights(args: argparse.Namespace) -> int:
                          f"{', '.join(w.name for w in weights.KNOWN_WEIGHTS)}")
     if args.action == "fetch":
         path = weights.fetch(args.name)
+        known = weights.entry(args.name)
+        if known.convert:  # the published files become a model folder, as `fitroom convert` makes it
+            from fitroom.converters import CONVERTERS
+
+            base = path.parent / known.extra[0].split("/")[0]
+            path = weights.weights_dir() / known.name
+            CONVERTERS.get(known.convert)(out=path, checkpoint=weights.hub_folder(known.name) / known.filename,
+                                          base=base)
+            logger.info("converted into %s: use it as --checkpoint", path)
     else:
         if not args.file:
             raise InputError("fitroom weights import NAME FILE: the file to import is missing")

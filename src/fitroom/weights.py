@@ -31,7 +31,21 @@ class WeightFile:
     sha256_prefix: str = ""
     #: whether ``source`` is the file itself (``fitroom weights fetch`` downloads it) rather than a page about it
     direct: bool = True
+    #: a Hugging Face repository holding ``filename`` (and ``extra``): fetched with the hash the hub publishes
+    hub: str = ""
+    #: other files of the repository needed beside it (e.g. a base model's configurations)
+    extra: tuple[str, ...] = ()
+    #: the converter family (``fitroom convert FAMILY``) that turns the fetched files into a model folder
+    convert: str = ""
 
+
+def _base_configs(folder: str) -> tuple[str, ...]:
+    return tuple(f"{folder}/{part}" for part in ("unet/config.json", "vae/config.json",
+                                                  "scheduler/scheduler_config.json"))
+
+
+_SD15 = _base_configs("stable-diffusion-inpainting")
+_SDXL = _base_configs("stable-diffusion-xl-1.0-inpainting-0.1")
 
 KNOWN_WEIGHTS: tuple[WeightFile, ...] = (
     WeightFile("vgg19", "vgg19-dcbb9e9d.pth", "VGG perceptual loss (training HR-VITON, CP-VTON)",
@@ -53,6 +67,14 @@ KNOWN_WEIGHTS: tuple[WeightFile, ...] = (
                "https://github.com/sangyun884/HR-VITON (README, checkpoints)", direct=False),
     WeightFile("hrviton-generator", "gen.pth", "official HR-VITON image generator",
                "https://github.com/sangyun884/HR-VITON (README, checkpoints)", direct=False),
+    # Leffa (the diffusion engine): the published checkpoints and the base models' configurations, from one hub
+    # repository; fetching converts them into a model folder named like the entry
+    WeightFile("leffa-tryon", "virtual_tryon.pth", "diffusion engine: Leffa try-on (VITON-HD)",
+               "https://huggingface.co/franciszzj/Leffa", hub="franciszzj/Leffa", extra=_SD15, convert="leffa"),
+    WeightFile("leffa-tryon-dc", "virtual_tryon_dc.pth", "diffusion engine: Leffa try-on (DressCode)",
+               "https://huggingface.co/franciszzj/Leffa", hub="franciszzj/Leffa", extra=_SD15, convert="leffa"),
+    WeightFile("leffa-pose", "pose_transfer.pth", "Leffa pose transfer (SDXL layout)",
+               "https://huggingface.co/franciszzj/Leffa", hub="franciszzj/Leffa", extra=_SDXL, convert="leffa"),
 )
 
 
@@ -69,8 +91,13 @@ def entry(name: str) -> WeightFile:
 
 
 def find(name: str) -> Path | None:
-    """The local path of weight ``name`` if present, else None."""
-    path = weights_dir() / entry(name).filename
+    """The local path of weight ``name`` if present, else None (for an entry that is converted after fetching, the
+    converted model folder)."""
+    known = entry(name)
+    if known.convert:
+        folder = weights_dir() / known.name
+        return folder if (folder / "parts.json").is_file() else None
+    path = weights_dir() / known.filename
     return path if path.is_file() else None
 
 
@@ -114,9 +141,81 @@ def import_file(name: str, source: str | Path) -> Path:
     return target
 
 
+def hub_folder(name: str) -> Path:
+    """Where the files of hub entry ``name`` are fetched to (its repository's layout kept)."""
+    return weights_dir() / f"{name}-files"
+
+
+def _hub_hashes(repo: str, timeout: float) -> dict[str, tuple[str, str]]:
+    """``{path: (kind, hash)}`` of every file of a hub repository's main branch: ``("sha256", oid)`` for a large
+    (LFS) file, ``("git", blob sha1)`` for a small one."""
+    import json
+
+    url = f"https://huggingface.co/api/models/{repo}/tree/main?recursive=true"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            listing = json.loads(response.read().decode())
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise MissingWeightsError(f"could not read the file list of {repo} from {url} ({error}); download the "
+                                  f"files where the hub can be reached and run `fitroom weights import`") from None
+    return {item["path"]: ("sha256", item["lfs"]["oid"]) if item.get("lfs") else ("git", item.get("oid", ""))
+            for item in listing if item.get("type") == "file"}
+
+
+def _matches(kind: str, expected: str, path: Path) -> bool:
+    if kind == "sha256":
+        return sha256(path) == expected
+    data = path.read_bytes()  # a small file: git's blob hash
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() == expected
+
+
+def _download(url: str, target: Path, timeout: float, label: str) -> None:
+    """``url`` -> ``target`` through a ``.partial`` file, with a progress bar."""
+    from tqdm import tqdm
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(target.name + ".partial")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(temporary, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with tqdm(total=total, unit="B", unit_scale=True, desc=label) as bar:
+                for block in iter(lambda: response.read(1 << 20), b""):
+                    out.write(block)
+                    bar.update(len(block))
+    except (urllib.error.URLError, OSError) as error:
+        temporary.unlink(missing_ok=True)
+        raise MissingWeightsError(f"could not download {url} ({error}); download it where a network is available "
+                                  f"and put it in {target.parent}") from None
+    os.replace(temporary, target)
+
+
+def fetch_hub(name: str, timeout: float = 30.0) -> Path:
+    """Download a hub entry's file and its ``extra`` files into :func:`hub_folder`, each checked against the hash
+    the hub publishes for it (a mismatch deletes the file and is an error); files already there and matching are
+    kept. Returns the main file's path."""
+    known = entry(name)
+    hashes = _hub_hashes(known.hub, timeout)
+    folder = hub_folder(name)
+    for relative in (known.filename, *known.extra):
+        if relative not in hashes:
+            raise MissingWeightsError(f"{known.hub} has no file {relative} (on its main branch); see {known.source}")
+        kind, expected = hashes[relative]
+        target = folder / relative
+        if target.is_file() and _matches(kind, expected, target):
+            continue
+        _download(f"https://huggingface.co/{known.hub}/resolve/main/{relative}", target, timeout, relative)
+        if not _matches(kind, expected, target):
+            target.unlink()
+            raise InputError(f"{relative} from {known.hub} does not match the {kind} hash the hub publishes for it "
+                             f"({expected}): the download is damaged; run the command again")
+    return folder / known.filename
+
+
 def fetch(name: str, timeout: float = 30.0) -> Path:
     """Download the published file into the cache, check it, and move it in place atomically."""
     known = entry(name)
+    if known.hub:
+        return fetch_hub(name, timeout)
     if not known.direct:
         raise MissingWeightsError(f"{known.filename} has no direct download: get it from {known.source}, then run "
                                   f"`fitroom weights import {name} FILE`")
