@@ -256,3 +256,23 @@ def test_weights_fetch_leffa_downloads_checks_the_hub_hashes_and_converts(tmp_pa
 
     unets, _, _ = load_leffa(weights.find("leffa-tryon"))
     assert unets.unet.config.in_channels == 12
+
+
+def test_the_diffusion_stage_trains_on_rendered_data_and_resumes(tmp_path):
+    """fitroom train diffusion: the tiny pixel-space configuration, two steps on rendered front/back people, a
+    validation SSIM, a checkpoint, and a third step after a restart."""
+    import json
+
+    from fitroom.cli import main
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    assert main(["-q", "synth", "--out", str(data), "--count", "3", "--size", "64x48", "--workers", "1"]) == 0
+    settings = [f"data={data}", f"out={run}", "size=[32, 24]", "batch_size=2", "validate_every=2",
+                "checkpoint_every=2", "log_every=1"]
+    assert main(["-q", "train", "diffusion", "--set", *settings, "steps=2"]) == 0
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "mse" in r] == [1, 2]
+    assert all(0 < r["mse"] < 10 for r in records if "mse" in r)
+    assert any(0 <= r.get("validation_ssim", -1) <= 1 for r in records)
+    assert main(["-q", "train", "diffusion", "--set", *settings, "steps=3"]) == 0  # resumes at step 2
+    assert (run / "step_3.pt").is_file() and (run / "model" / "config.json").is_file()

@@ -238,6 +238,23 @@ def test_leffa(**overrides) -> LeffaUNets:
     return LeffaUNets(LeffaConfig(**config))
 
 
+@register_model("test_leffa_pixel")
+def test_leffa_pixel(**overrides) -> LeffaUNets:
+    """A tiny configuration in pixel space (no VAE): 3 "latent" channels are the RGB image itself, so the generative
+    UNet takes 3 + 1 + 3 + 3 = 10 channels and the reference UNet 3; for training on the CPU at small sizes."""
+    unet = {"sample_size": 32, "out_channels": 3, "block_out_channels": [32, 64],
+            "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"], "mid_block_type": "UNetMidBlock2DCrossAttn",
+            "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"], "layers_per_block": 1, "norm_num_groups": 8,
+            "cross_attention_dim": 32, "attention_head_dim": 4, "flip_sin_to_cos": True, "freq_shift": 0}
+    return LeffaUNets(LeffaConfig(**{"unet": unet, "generative_in_channels": 10, "reference_in_channels": 3,
+                                     **overrides}))
+
+
+@register_model("leffa_pixel")
+def leffa_pixel(**overrides) -> LeffaUNets:
+    return test_leffa_pixel(**overrides)
+
+
 @register_model("leffa")
 def leffa(**overrides) -> LeffaUNets:
     """Both UNets from a base model's UNet configuration (``unet=`` the ``unet/config.json`` dict)."""

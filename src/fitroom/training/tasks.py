@@ -98,5 +98,6 @@ class TrainingTask:
         raise NotImplementedError
 
 
-#: every training stage by name (built in: condition, generator, gmm, tom)
-TASKS: Registry[type[TrainingTask]] = Registry("tasks", builtin=("fitroom.training.stages",), noun="training stage")
+#: every training stage by name (built in: condition, generator, gmm, tom, diffusion)
+TASKS: Registry[type[TrainingTask]] = Registry("tasks", builtin=("fitroom.training.stages", "fitroom.training.diffusion"),
+                                               noun="training stage")
