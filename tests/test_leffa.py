@@ -205,6 +205,12 @@ def test_the_diffusion_engine_runs_on_a_real_photo_and_the_seed_fixes_the_image(
     ddim = create_engine("diffusion", checkpoint=tmp_path / "leffa", steps=2, scheduler="ddim", size=(128, 96),
                          progress=False)
     assert try_on(ddim, inputs).image.shape == person.shape
+    out = tmp_path / "cli.png"  # the same through the command line
+    assert main(["-q", "tryon", "--person", str(sample_path("astronaut.jpg")), "--garment",
+                 str(sample_path("garment_tee_front.jpg")), "--category", "upper", "--view", "front", "--engine",
+                 "diffusion", "--checkpoint", str(tmp_path / "leffa"), "--steps", "2", "--seed", "3", "--size",
+                 "128x96", "--out", str(out)]) == 0
+    np.testing.assert_array_equal(imaging.load_image(out), first.image)
 
 
 def test_weights_fetch_leffa_downloads_checks_the_hub_hashes_and_converts(tmp_path, fixture, monkeypatch):

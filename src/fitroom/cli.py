@@ -65,7 +65,8 @@ def cmd_env(args: argparse.Namespace) -> int:
     lines = [f"fitroom {versions.pop('fitroom')}", f"python {versions.pop('python')}"]
     lines += [f"{module:12s} {version}" for module, version in versions.items()]
     lines += [f"cuda         {cuda}", f"device auto  {resolve_device('auto')}",
-              f"threads      {torch.get_num_threads()}", f"weights dir  {weights_dir()}  (set FITROOM_WEIGHTS to change)"]
+              f"threads      {torch.get_num_threads()}",
+              f"weights dir  {weights_dir()}  (set FITROOM_WEIGHTS to change)"]
     lines += [f"  {w['name']:18s} {'present' if w['present'] else 'missing':8s} {w['file']}  ({w['used_by']})"
               for w in weights]
     sys.stdout.write("\n".join(lines) + "\n")
@@ -163,7 +164,8 @@ def cmd_tryon(args: argparse.Namespace) -> int:
 
     person = imaging.load_image(args.person)
     garment = imaging.load_image(args.garment)
-    engine = create_engine(args.engine, checkpoint=args.checkpoint, device=args.device, **_engine_options(args))
+    engine = create_engine(args.engine, checkpoint=args.checkpoint, device=args.device, progress=not args.quiet,
+                           **_engine_options(args))
     dense_options = {"directory": args.dense_dir} if args.dense == "file" else {}
     name = Path(args.person).name
 
@@ -278,8 +280,9 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _engine_options(args: argparse.Namespace) -> dict:
-    """The engine options given on the command line (the diffusion engine's: steps, guidance, seed, scheduler)."""
-    options = {name: getattr(args, name, None) for name in ("steps", "guidance", "seed", "scheduler")}
+    """The engine options given on the command line (the diffusion engine's steps, guidance, seed and scheduler;
+    the working size of the learned engines)."""
+    options = {name: getattr(args, name, None) for name in ("steps", "guidance", "seed", "scheduler", "size")}
     return {name: value for name, value in options.items() if value is not None}
 
 
@@ -399,7 +402,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                  access_log=args.access_log or None)
     # the engine and the database are opened before the server starts: a missing checkpoint or an unreachable
     # database is one line and exit status 3
-    engine = create_engine(settings.engine, checkpoint=settings.checkpoint, device=settings.device)
+    engine = create_engine(settings.engine, checkpoint=settings.checkpoint, device=settings.device, progress=False)
     if Path(settings.data_dir).exists() and not Path(settings.data_dir).is_dir():
         raise InputError(f"{settings.data_dir} is not a folder: --data-dir (FITROOM_DATA_DIR) is where the service "
                          f"keeps its database and images")
@@ -486,6 +489,8 @@ def build_parser() -> argparse.ArgumentParser:
     tryon.add_argument("--seed", type=int, help="diffusion engine: the seed of every random draw (default 42)")
     tryon.add_argument("--scheduler", choices=["ddpm", "ddim", "dpm"], help="diffusion engine: the sampler "
                        "(default ddpm, as published)")
+    tryon.add_argument("--size", type=_size, help="hrviton and diffusion engines: the working HEIGHTxWIDTH "
+                       "(default 1024x768)")
     tryon.add_argument("--save-intermediates", action="store_true",
                        help="also write pose, parse, dense map, agnostic person and warped garment")
     tryon.add_argument("--force", action="store_true", help="try on even when a photo check fails")

@@ -147,7 +147,7 @@ def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
         raise DatasetError(layout.directory, "the pairs file lists no samples")
     pairs = [(person, person if config.pairs == "paired" else partner) for person, partner in listed]
     if engine is None:
-        engine = create_engine(config.engine, checkpoint=config.checkpoint, device=config.device)
+        engine = create_engine(config.engine, checkpoint=config.checkpoint, device=config.device, progress=False)
     out = Path(config.out)
     images = out / "images"
     images.mkdir(parents=True, exist_ok=True)

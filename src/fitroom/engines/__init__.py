@@ -41,13 +41,14 @@ def available_engines() -> list[str]:
 
 
 def create_engine(name: str = "warp", checkpoint: str | None = None, device: str | None = None,
-                  **options) -> Engine:
+                  progress: bool | None = None, **options) -> Engine:
     """Build the engine registered as ``name`` with its options.
 
     Args:
         checkpoint: the model folder of a learned engine (an engine without weights refuses one).
         device: ``auto``, ``cpu``, ``cuda[:N]`` or ``mps`` (:func:`fitroom.devices.resolve_device`), for an engine
             that runs networks; one that does not runs where it always does (the CPU).
+        progress: whether an engine with long work (the diffusion engine's steps) shows a progress bar.
     """
     factory = ENGINES.get(name)
     accepted = inspect.signature(factory).parameters
@@ -63,6 +64,8 @@ def create_engine(name: str = "warp", checkpoint: str | None = None, device: str
         options["device"] = resolve_device(device)
     elif device not in (None, "auto", "cpu"):
         logger.warning("the %s engine runs on the CPU; --device %s applies to the learned engines", name, device)
+    if progress is not None and "progress" in accepted:
+        options["progress"] = progress
     refused = sorted(k for k in options if k not in accepted)
     if refused:
         raise ConfigurationError(f"the {name} engine takes no {', '.join(refused)}")

@@ -99,5 +99,5 @@ class TrainingTask:
 
 
 #: every training stage by name (built in: condition, generator, gmm, tom, diffusion)
-TASKS: Registry[type[TrainingTask]] = Registry("tasks", builtin=("fitroom.training.stages", "fitroom.training.diffusion"),
-                                               noun="training stage")
+TASKS: Registry[type[TrainingTask]] = Registry(
+    "tasks", builtin=("fitroom.training.stages", "fitroom.training.diffusion"), noun="training stage")
