@@ -169,8 +169,10 @@ def _matches(kind: str, expected: str, path: Path) -> bool:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest() == expected
 
 
-def _download(url: str, target: Path, timeout: float, label: str) -> None:
-    """``url`` -> ``target`` through a ``.partial`` file, with a progress bar."""
+def _download(url: str, target: Path, timeout: float, label: str, advice: str, check=None) -> None:
+    """``url`` -> ``target`` through a ``.partial`` file, with a progress bar; ``check(partial)`` runs before the
+    file is moved in place (whatever it raises, the partial file is deleted first), so nothing half-trusted is
+    ever left under the target's name."""
     from tqdm import tqdm
 
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -184,8 +186,13 @@ def _download(url: str, target: Path, timeout: float, label: str) -> None:
                     bar.update(len(block))
     except (urllib.error.URLError, OSError) as error:
         temporary.unlink(missing_ok=True)
-        raise MissingWeightsError(f"could not download {url} ({error}); download it where a network is available "
-                                  f"and put it in {target.parent}") from None
+        raise MissingWeightsError(f"could not download {url} ({error}); {advice}") from None
+    try:
+        if check is not None:
+            check(temporary)
+    except Exception:
+        temporary.unlink(missing_ok=True)
+        raise
     os.replace(temporary, target)
 
 
@@ -203,11 +210,13 @@ def fetch_hub(name: str, timeout: float = 30.0) -> Path:
         target = folder / relative
         if target.is_file() and _matches(kind, expected, target):
             continue
-        _download(f"https://huggingface.co/{known.hub}/resolve/main/{relative}", target, timeout, relative)
-        if not _matches(kind, expected, target):
-            target.unlink()
-            raise InputError(f"{relative} from {known.hub} does not match the {kind} hash the hub publishes for it "
-                             f"({expected}): the download is damaged; run the command again")
+        def check(path: Path, kind: str = kind, expected: str = expected, relative: str = relative) -> None:
+            if not _matches(kind, expected, path):
+                raise InputError(f"{relative} from {known.hub} does not match the {kind} hash the hub publishes "
+                                 f"for it ({expected}): the download is damaged; run the command again")
+
+        _download(f"https://huggingface.co/{known.hub}/resolve/main/{relative}", target, timeout, relative,
+                  f"download it where a network is available and put it in {target.parent}", check)
     return folder / known.filename
 
 
@@ -220,25 +229,7 @@ def fetch(name: str, timeout: float = 30.0) -> Path:
         raise MissingWeightsError(f"{known.filename} has no direct download: get it from {known.source}, then run "
                                   f"`fitroom weights import {name} FILE`")
     target = weights_dir() / known.filename
-    target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(target.name + ".partial")
-    try:
-        with urllib.request.urlopen(known.source, timeout=timeout) as response, open(temporary, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            from tqdm import tqdm
-
-            with tqdm(total=total, unit="B", unit_scale=True, desc=known.filename) as bar:
-                for block in iter(lambda: response.read(1 << 20), b""):
-                    out.write(block)
-                    bar.update(len(block))
-    except (urllib.error.URLError, OSError) as error:
-        temporary.unlink(missing_ok=True)
-        raise MissingWeightsError(f"could not download {known.source} ({error}); download it where a network is "
-                                  f"available and run `fitroom weights import {name} FILE`") from None
-    try:
-        verify(known, temporary)
-    except ValueError:
-        temporary.unlink(missing_ok=True)
-        raise
-    os.replace(temporary, target)
+    _download(known.source, target, timeout, known.filename,
+              f"download it where a network is available and run `fitroom weights import {name} FILE`",
+              lambda path: verify(known, path))
     return target
