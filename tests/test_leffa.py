@@ -205,6 +205,12 @@ def test_the_diffusion_engine_runs_on_a_real_photo_and_the_seed_fixes_the_image(
     ddim = create_engine("diffusion", checkpoint=tmp_path / "leffa", steps=2, scheduler="ddim", size=(128, 96),
                          progress=False)
     assert try_on(ddim, inputs).image.shape == person.shape
+    bf16 = create_engine("diffusion", checkpoint=tmp_path / "leffa", steps=2, seed=3, size=(128, 96),
+                         progress=False, precision="bf16")
+    assert bf16.precision == "bf16"
+    with_bf16 = try_on(bf16, inputs).image
+    np.testing.assert_array_equal(with_bf16[~mask], person[~mask])
+    assert np.abs(with_bf16.astype(int) - first.image.astype(int))[mask].mean() < 64  # the same picture, roughly
     out = tmp_path / "cli.png"  # the same through the command line
     assert main(["-q", "tryon", "--person", str(sample_path("astronaut.jpg")), "--garment",
                  str(sample_path("garment_tee_front.jpg")), "--category", "upper", "--view", "front", "--engine",

@@ -14,6 +14,18 @@ def _mps_available() -> bool:
     return bool(backend is not None and backend.is_available())
 
 
+def native_bf16(device: torch.device | str = "cpu") -> bool:
+    """Whether ``device`` computes bfloat16 natively (a CUDA GPU that supports it, or a CPU with AVX-512 BF16 or
+    AMX); elsewhere bf16 is emulated and slower than float32."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+        return any(check() for check in checks if check is not None)
+    return False
+
+
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
     """The torch device for ``name``: ``auto`` picks CUDA, then Apple's MPS, then the CPU; ``cuda`` (or ``cuda:N``)
     and ``mps`` must be present here, or a :class:`~fitroom.errors.ConfigurationError` says what is missing."""

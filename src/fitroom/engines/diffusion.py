@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from fitroom import imaging
+from fitroom.devices import native_bf16
 from fitroom.engines import register_engine
 from fitroom.errors import ConfigurationError
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
@@ -71,11 +72,13 @@ class DiffusionEngine:
         size: the working ``(H, W)`` (default 1024x768, Leffa's).
         reference_once: run the reference UNet once, at the middle timestep (faster), instead of at every step.
         device: where to run. progress: show a progress bar over the steps.
+        precision: ``fp32``, ``bf16`` (autocast) or ``auto``: bf16 where the device computes it natively.
     """
 
     def __init__(self, checkpoint: str | Path | None = None, steps: int = 30, guidance: float = 2.5, seed: int = 42,
                  scheduler: str = "ddpm", size: tuple[int, int] = (1024, 768), reference_once: bool = False,
-                 device: str | torch.device = "cpu", progress: bool = True, model=None) -> None:
+                 device: str | torch.device = "cpu", progress: bool = True, precision: str = "auto",
+                 model=None) -> None:
         from fitroom.models.leffa_convert import load_leffa
 
         if model is None:
@@ -96,6 +99,9 @@ class DiffusionEngine:
             raise ConfigurationError(f"size must be multiples of {grid} for this UNet, got {size[0]}x{size[1]}")
         self.size = tuple(size)
         self.device = torch.device(device)
+        if precision not in ("auto", "fp32", "bf16"):
+            raise ConfigurationError(f"precision must be auto, fp32 or bf16, got {precision!r}")
+        self.precision = ("bf16" if native_bf16(self.device) else "fp32") if precision == "auto" else precision
         self.unets.to(self.device).eval()
         self.vae.to(self.device).eval()
 
@@ -127,8 +133,10 @@ class DiffusionEngine:
         timings["encode"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        latent = sample(self.unets, self.sampler, noise, conditions, self.steps, self.guidance,
-                        generator=generator, reference_once=self.reference_once, progress=self.progress)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            latent = sample(self.unets, self.sampler, noise, conditions, self.steps, self.guidance,
+                            generator=generator, reference_once=self.reference_once, progress=self.progress)
+        latent = latent.float()
         timings["denoise"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
