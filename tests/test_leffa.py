@@ -288,3 +288,27 @@ def test_the_diffusion_stage_trains_on_rendered_data_and_resumes(tmp_path):
     assert any(0 <= r.get("validation_ssim", -1) <= 1 for r in records)
     assert main(["-q", "train", "diffusion", "--set", *settings, "steps=3"]) == 0  # resumes at step 2
     assert (run / "step_3.pt").is_file() and (run / "model" / "config.json").is_file()
+
+
+def test_a_stage_takes_its_own_options_and_refuses_unknown_ones(tmp_path):
+    """task_options: the diffusion stage's frozen reference UNet stays as it was; an option no stage has is one
+    sentence."""
+    from fitroom.errors import ConfigurationError
+    from fitroom.training.config import load_config
+    from fitroom.training.trainer import Trainer
+
+    data = tmp_path / "data"
+    from fitroom.cli import main
+
+    assert main(["-q", "synth", "--out", str(data), "--count", "3", "--size", "64x48", "--workers", "1"]) == 0
+    settings = ["stage=diffusion", f"data={data}", f"out={tmp_path / 'run'}", "size=[32, 24]", "batch_size=2",
+                "steps=1", "validate_every=100"]
+    trainer = Trainer(load_config(None, [*settings, "task_options.freeze_reference=true"]), progress=False)
+    before = {k: v.clone() for k, v in trainer.task.generator.unet_encoder.state_dict().items()}
+    generative = trainer.task.generator.unet.conv_in.weight.clone()
+    trainer.run()
+    after = trainer.task.generator.unet_encoder.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert not torch.equal(generative, trainer.task.generator.unet.conv_in.weight)
+    with pytest.raises(ConfigurationError, match="the diffusion stage has no option flow_loss"):
+        load_config(None, [*settings, "task_options.flow_loss=1"])

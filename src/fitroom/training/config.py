@@ -39,6 +39,7 @@ class TrainConfig:
     model_options: dict = field(default_factory=dict)
     discriminator: str | None = None
     discriminator_options: dict = field(default_factory=dict)
+    task_options: dict = field(default_factory=dict)  # the stage's own settings (its task's ``options``)
     batch_size: int = 8
     grad_accum: int = 1  # micro-batches per optimizer step; the effective batch is batch_size * grad_accum
     mixed_precision: str = "no"  # "no", "bf16" or "fp16" (fp16 needs a GPU)
@@ -78,6 +79,10 @@ class TrainConfig:
             raise ConfigurationError(f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}")
         if self.grad_accum < 1 or self.batch_size < 1 or self.steps < 1:
             raise ConfigurationError("grad_accum, batch_size and steps must be at least 1")
+        unknown = sorted(set(self.task_options) - set(task.options))
+        if unknown:
+            raise ConfigurationError(f"the {self.stage} stage has no option {', '.join(unknown)}; its options: "
+                                     f"{', '.join(sorted(task.options)) or 'none'}")
         multiple = task.size_multiple
         if self.size[0] % multiple or self.size[1] % multiple:
             raise ConfigurationError(f"size must be multiples of {multiple} for the {self.stage} stage, got "

@@ -5,8 +5,9 @@ The tiny built-in configuration works in pixel space (``test_leffa_pixel``: no V
 rendered front/back data. Per sample: a timestep drawn uniformly, the person image noised by the DDPM schedule
 (the published one: scaled-linear betas 0.00085 -> 0.012 over 1,000 steps), the garment zeroed with probability
 ``cfg_dropout`` (so classifier-free guidance has an unconditional model to subtract), the mean squared error
-between the predicted and the drawn noise. Both UNets are trained. Validation samples with 4 DDIM steps and
-scores the result's SSIM against the photo, like every stage.
+between the predicted and the drawn noise. Both UNets are trained, or the generative one only
+(``--set task_options.freeze_reference=true``). Validation samples with 4 DDIM steps and scores the result's SSIM
+against the photo, like every stage.
 """
 
 from __future__ import annotations
@@ -34,15 +35,19 @@ class DiffusionTask(TrainingTask):
     defaults = {"model": "test_leffa_pixel", "discriminator": "", "lr": 1e-4, "lr_discriminator": 0.0,
                 "betas": (0.9, 0.999), "steps": 20_000, "lr_decay_steps": 0, "loss_weights": {"mse": 1.0}}
     size_multiple = 8
-    #: the share of samples whose garment is zeroed (the unconditional half of classifier-free guidance)
-    cfg_dropout = 0.1
-    validation_steps = 4
+    options = {
+        "cfg_dropout": 0.1,  # the share of samples whose garment is zeroed (guidance's unconditional model)
+        "freeze_reference": False,  # keep the reference UNet as it is (e.g. as converted) and train the generative
+        "validation_steps": 4,  # DDIM steps of the validation samples
+    }
 
     def __init__(self, config) -> None:
         from diffusers import DDIMScheduler, DDPMScheduler
 
         super().__init__(config)
         self.generator = create_model(config.model, **config.model_options)
+        if self.option("freeze_reference"):
+            self.generator.unet_encoder.requires_grad_(False)
         self.noise_schedule = DDPMScheduler.from_config(SCHEDULE)
         self.sampler = DDIMScheduler.from_config(SCHEDULE)
 
@@ -61,7 +66,8 @@ class DiffusionTask(TrainingTask):
         x["noise"] = torch.randn_like(x["person"])
         x["t"] = torch.randint(0, self.noise_schedule.config.num_train_timesteps, (size,), device=x["person"].device)
         x["noisy"] = self.noise_schedule.add_noise(x["person"], x["noise"], x["t"])
-        keep = (torch.rand(size, 1, 1, 1, device=x["person"].device) >= self.cfg_dropout).to(x["garment"].dtype)
+        keep = (torch.rand(size, 1, 1, 1, device=x["person"].device) >= self.option("cfg_dropout")
+                ).to(x["garment"].dtype)
         x["garment_in"] = x["garment"] * keep
         return x
 
@@ -82,7 +88,7 @@ class DiffusionTask(TrainingTask):
 
         noise = torch.randn(x["person"].shape, generator=torch.Generator().manual_seed(0)).to(x["person"].device)
         conditions = Conditions(x["mask"], x["masked"], x["dense"], x["garment"])
-        output = sample(_unwrap(generator), self.sampler, noise, conditions, self.validation_steps, 2.5,
+        output = sample(_unwrap(generator), self.sampler, noise, conditions, self.option("validation_steps"), 2.5,
                         generator=torch.Generator().manual_seed(0))
         # outside the mask the photo is kept, as the engine keeps it
         return torch.where(x["mask"] > 0.5, output.clamp(-1, 1), x["person"]), x["person"]

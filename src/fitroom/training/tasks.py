@@ -63,12 +63,18 @@ class TrainingTask:
     size_multiple: ClassVar[int] = 32
     #: the networks the trainer optimises, by attribute name; with "discriminator" the stage is adversarial
     trainable: ClassVar[tuple[str, ...]] = ("generator",)
+    #: the stage's own settings and their defaults (``--set task_options.NAME=VALUE``; see :meth:`option`)
+    options: ClassVar[dict] = {}
 
     generator: nn.Module
     discriminator: nn.Module | None = None
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
+
+    def option(self, name: str):
+        """The value of the stage's option ``name``: the configuration's ``task_options``, else the default."""
+        return self.config.task_options.get(name, self.options[name])
 
     @property
     def frozen(self) -> list[nn.Module]:
