@@ -154,3 +154,19 @@ def test_an_unreachable_database_is_one_line_without_its_password(tmp_path, monk
     caplog.clear()
     assert main(["-q", "serve"]) == 3  # before the server starts
     assert "postgresql+psycopg://shop:***@127.0.0.1:9/fitroom" in caplog.text and "s3cret" not in caplog.text
+
+
+def test_the_service_passes_its_engine_options_and_refuses_wrong_ones(tmp_path, monkeypatch, caplog):
+    import uvicorn
+
+    from fitroom.service.settings import Settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("FITROOM_ENGINE_OPTIONS", '{"steps": 20, "scheduler": "dpm"}')
+    assert Settings.from_env().engine_options == {"steps": 20, "scheduler": "dpm"}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: None)
+    assert main(["-q", "serve"]) == 3  # the warp engine takes no steps: one line, before the server starts
+    assert "the warp engine takes no scheduler, steps" in caplog.text
+    monkeypatch.setenv("FITROOM_ENGINE_OPTIONS", "not json")
+    caplog.clear()
+    assert main(["-q", "serve"]) == 3 and "FITROOM_ENGINE_OPTIONS" in caplog.text

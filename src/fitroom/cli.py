@@ -402,7 +402,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                  access_log=args.access_log or None)
     # the engine and the database are opened before the server starts: a missing checkpoint or an unreachable
     # database is one line and exit status 3
-    engine = create_engine(settings.engine, checkpoint=settings.checkpoint, device=settings.device, progress=False)
+    engine = create_engine(settings.engine, checkpoint=settings.checkpoint, device=settings.device, progress=False,
+                           **settings.engine_options)
     if Path(settings.data_dir).exists() and not Path(settings.data_dir).is_dir():
         raise InputError(f"{settings.data_dir} is not a folder: --data-dir (FITROOM_DATA_DIR) is where the service "
                          f"keeps its database and images")

@@ -43,7 +43,7 @@ class FittingRoom:
         self.settings = settings
         # the engine first: a missing checkpoint stops the start before anything is written
         self.engine = engine or create_engine(settings.engine, checkpoint=settings.checkpoint, device=settings.device,
-                                              progress=False)
+                                              progress=False, **settings.engine_options)
         self.root = Path(settings.data_dir)
         for folder in ("garments", "photos", "results"):
             (self.root / folder).mkdir(parents=True, exist_ok=True)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from fitroom.errors import ConfigurationError
 
@@ -21,6 +22,8 @@ class Settings(BaseSettings):
     engine: str = "warp"
     checkpoint: str = ""  # the engine's checkpoint folder (hrviton, cpvton)
     device: str = "auto"  # where a learned engine runs: auto, cpu, cuda, cuda:N or mps
+    #: the engine's own options, e.g. FITROOM_ENGINE_OPTIONS='{"steps": 20, "scheduler": "dpm"}' for diffusion
+    engine_options: dict = {}
     workers: int = Field(1, ge=1)  # try-ons run at once
     queue_size: int = Field(8, ge=1)  # try-ons waiting or running before new ones get 429
     max_upload_bytes: int = Field(15 * 2**20, ge=1024)
@@ -50,6 +53,11 @@ class Settings(BaseSettings):
         is a :class:`~fitroom.errors.ConfigurationError` naming the variable."""
         try:
             return cls(**{k: v for k, v in overrides.items() if v is not None})
+        except SettingsError as error:  # a value the environment source cannot parse (e.g. a dict that is not JSON)
+            field_name = re.search(r'field "(\w+)"', str(error))
+            variable = f"FITROOM_{field_name.group(1).upper()}" if field_name else "a FITROOM_* variable"
+            raise ConfigurationError(f"invalid service setting: {variable} cannot be read ({error}); a dict is "
+                                     f"given as JSON") from None
         except ValidationError as error:
             problems = "; ".join(f"FITROOM_{'_'.join(str(p) for p in e['loc']).upper()} ({e['input']!r}): {e['msg']}"
                                  for e in error.errors())
