@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from fitroom.devices import native_bf16
 from fitroom.errors import ConfigurationError
 from fitroom.training.config import load_config
 from fitroom.training.trainer import Trainer
@@ -20,7 +21,7 @@ def data(tmp_path_factory):
 #: bf16 autocast where the CPU computes bf16 natively; elsewhere it is emulated, about 9x slower than float32 on
 #: an AVX2 machine (19.8 s against 2.2 s a step here), so the longer runs use float32 and
 #: test_bf16_autocast_trains runs the bf16 path once, briefly
-NATIVE_BF16 = torch.cpu._is_avx512_bf16_supported()
+NATIVE_BF16 = native_bf16("cpu")
 
 
 def _config(data, out, **changes):

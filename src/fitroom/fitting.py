@@ -62,8 +62,7 @@ def check(preprocessor: Preprocessor, person: np.ndarray, category: GarmentCateg
     ``view`` asked for (None: the view the photo seems to show)."""
     observation, analysis = preprocessor.observe(person, None if view is None else View(view), name)
     report = check_photo(observation, category, view, thresholds)
-    chosen = View(view) if view is not None else report.view.view if report.view is not None else View.FRONT
-    return Checked(report, analysis, chosen, observation.keypoints is not None)
+    return Checked(report, analysis, report.view_used, observation.keypoints is not None)
 
 
 def admit(checked: Checked, force: bool = False) -> PersonAnalysis:

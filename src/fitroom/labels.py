@@ -141,6 +141,15 @@ UPPER_GARMENT_LABELS: Final = (Cihp.UPPER_CLOTHES, Cihp.DRESS, Cihp.COAT)
 LOWER_GARMENT_LABELS: Final = (Cihp.PANTS, Cihp.SKIRT)
 ARM_LABELS: Final = (Cihp.LEFT_ARM, Cihp.RIGHT_ARM)
 HEAD_LABELS: Final = (Cihp.SUNGLASSES, Cihp.FACE)
+#: the parse labels a garment of each category replaces, with the skin it may cover (what the diffusion engine
+#: regenerates and its training stage masks)
+REGENERATED_LABELS: Final[Mapping[GarmentCategory, tuple[Cihp, ...]]] = MappingProxyType({
+    GarmentCategory.UPPER: (Cihp.UPPER_CLOTHES, Cihp.COAT, Cihp.DRESS, Cihp.TORSO_SKIN, Cihp.LEFT_ARM, Cihp.RIGHT_ARM,
+                            Cihp.SCARF),
+    GarmentCategory.LOWER: (Cihp.PANTS, Cihp.SKIRT, Cihp.DRESS, Cihp.LEFT_LEG, Cihp.RIGHT_LEG),
+    GarmentCategory.DRESS: (Cihp.UPPER_CLOTHES, Cihp.COAT, Cihp.DRESS, Cihp.PANTS, Cihp.SKIRT, Cihp.TORSO_SKIN,
+                            Cihp.LEFT_ARM, Cihp.RIGHT_ARM, Cihp.LEFT_LEG, Cihp.RIGHT_LEG, Cihp.SCARF),
+})
 #: what HR-VITON's clothing-agnostic image pastes back from the original below the waist
 LOWER_BODY_LABELS: Final = (Cihp.PANTS, Cihp.SKIRT, Cihp.LEFT_LEG, Cihp.RIGHT_LEG, Cihp.LEFT_SHOE, Cihp.RIGHT_SHOE)
 

@@ -27,23 +27,15 @@ from fitroom.devices import native_bf16
 from fitroom.engines import register_engine
 from fitroom.errors import ConfigurationError
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
-from fitroom.labels import Body25, Cihp, GarmentCategory
+from fitroom.labels import REGENERATED_LABELS, Body25, GarmentCategory
 
-#: the parse labels each category's garment replaces (with the skin it may cover)
-REGENERATED = {
-    GarmentCategory.UPPER: (Cihp.UPPER_CLOTHES, Cihp.COAT, Cihp.DRESS, Cihp.TORSO_SKIN, Cihp.LEFT_ARM, Cihp.RIGHT_ARM,
-                            Cihp.SCARF),
-    GarmentCategory.LOWER: (Cihp.PANTS, Cihp.SKIRT, Cihp.DRESS, Cihp.LEFT_LEG, Cihp.RIGHT_LEG),
-    GarmentCategory.DRESS: (Cihp.UPPER_CLOTHES, Cihp.COAT, Cihp.DRESS, Cihp.PANTS, Cihp.SKIRT, Cihp.TORSO_SKIN,
-                            Cihp.LEFT_ARM, Cihp.RIGHT_ARM, Cihp.LEFT_LEG, Cihp.RIGHT_LEG, Cihp.SCARF),
-}
 SCHEDULERS = ("ddpm", "ddim", "dpm")
 
 
 def regeneration_mask(inputs: TryOnInputs, margin: float = 0.03) -> np.ndarray:
     """``(H, W)`` bool: where the garment is drawn. The category's labels of the parse, grown by ``margin`` of the
     image's height, never above the neck, minus every pixel the preprocessing keeps."""
-    labels = np.isin(inputs.parse, [int(label) for label in REGENERATED[GarmentCategory(inputs.category)]])
+    labels = np.isin(inputs.parse, [int(label) for label in REGENERATED_LABELS[GarmentCategory(inputs.category)]])
     radius = max(1, int(round(margin * inputs.person.shape[0])))
     grown = cv2.dilate(labels.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
                                                                           (2 * radius + 1, 2 * radius + 1)))

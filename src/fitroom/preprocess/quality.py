@@ -162,6 +162,8 @@ class PhotoReport:
     intersections: list[Intersection] = field(default_factory=list)
     #: the view the photo seems to show, when it was guessed
     view: ViewGuess | None = None
+    #: the view the checks were made for: the one asked for, else the one seen, else the front
+    view_used: View = View.FRONT
 
     @property
     def status(self) -> Status:
@@ -458,7 +460,7 @@ def check_photo(observation: PhotoObservation, category: GarmentCategory | str =
             "No person was found in the photo." if people == 0 else f"{people} people were found in the photo.",
             "Use a photo of yourself alone, facing the camera." if people == 0 else
             "Use a photo with only you in it, or crop the others out.")
-    report = PhotoReport(results, view=guess)
+    report = PhotoReport(results, view=guess, view_used=view)
     if o.keypoints is None:
         for name in ("full_length", "crossed_arms", "crossed_legs", "facing", "contrast", "outfit"):
             add(name, Status.SKIP, None, "needs a person", "", "")
@@ -507,10 +509,9 @@ def check_photo(observation: PhotoObservation, category: GarmentCategory | str =
     elif guess is not None:
         add("view", Status.PASS, None, f"{'asked: ' + view.value + '; ' if asked else ''}seen: {guess.seen} "
             f"({guess.reason})", "", "")
-    face_score = float(o.faces[:, 4].max()) if len(o.faces) else 0.0
     # the back of the head has no face: a face the mesh found on this person outweighs the shoulders' order,
-    # which BlazePose gets wrong on some frontal real photos
-    away = not o.face_found and (facing_away(geometry) or face_score < t.face_score_min)
+    # which BlazePose gets wrong on some frontal real photos (the rule of guess_view, with these thresholds)
+    away = guess_view(geometry, o.faces, o.face_found, t).view is View.BACK
     if view.surface is not view:  # a side view: being turned is what was asked for
         add("facing", Status.SKIP, ratio, f"{view.value} view: turned to the side as asked", "", "")
     elif view is View.FRONT and away:

@@ -113,10 +113,6 @@ class Catalogue:
             connection.execute(garments.update().where(garments.c.id == garment_id).values(deleted_at=storage.now()))
         storage.remove_files(self.root, *(p for pair in photos.values() for p in pair))
 
-    def views(self, garment_id: str) -> list[str]:
-        """The views the garment has a product photo of, in the order :class:`View` declares them."""
-        return self.document(garment_id)["views"]
-
     def photo(self, garment_id: str, view: View | str) -> tuple[Path, Path]:
         """The product photo of ``view`` and its mask, or NotFound naming the views the garment has."""
         self.get(garment_id)

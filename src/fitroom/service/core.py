@@ -102,12 +102,11 @@ class FittingRoom:
     # ----------------------------------------------------------------------------------------------- try-ons
     def submit(self, photo: np.ndarray, garment_id: str, view: View, share: bool, force: bool = False) -> dict:
         """Check the photo, then queue a try-on; raises PhotoRefused (guidance said fail), QueueFull or NotFound."""
-        garment = self.catalogue.get(garment_id)
-        views = self.catalogue.views(garment_id)
-        if View(view).value not in views:
+        garment = self.catalogue.document(garment_id)  # its category and the views it has, in one read
+        if View(view).value not in garment["views"]:
             raise ServiceError(f"garment {garment_id} has no {View(view).value} photo; choose one of its views: "
-                               f"{', '.join(views)}", code="no_such_view")
-        checked = self._check(photo, GarmentCategory(garment.category), view)
+                               f"{', '.join(garment['views'])}", code="no_such_view")
+        checked = self._check(photo, GarmentCategory(garment["category"]), view)
         report = checked.report.to_dict()
         try:
             analysis = fitting.admit(checked, force)

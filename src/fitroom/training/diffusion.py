@@ -17,13 +17,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from fitroom.labels import Cihp
+from fitroom.labels import REGENERATED_LABELS, GarmentCategory
 from fitroom.models import create_model
 from fitroom.models.io import save_pretrained
 from fitroom.training.tasks import TASKS, Batch, TrainingTask
 
-#: the labels an upper garment replaces (with the skin it may cover), as the diffusion engine masks them
-UPPER = (Cihp.UPPER_CLOTHES, Cihp.COAT, Cihp.DRESS, Cihp.TORSO_SKIN, Cihp.LEFT_ARM, Cihp.RIGHT_ARM, Cihp.SCARF)
 SCHEDULE = {"num_train_timesteps": 1000, "beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
             "clip_sample": False, "steps_offset": 1}
 
@@ -53,7 +51,8 @@ class DiffusionTask(TrainingTask):
 
     def _conditions(self, batch: Batch) -> dict:
         parse = batch["parse"]
-        labels = torch.isin(parse, torch.tensor([int(label) for label in UPPER], device=parse.device))
+        upper = REGENERATED_LABELS[GarmentCategory.UPPER]  # as the diffusion engine masks an upper garment
+        labels = torch.isin(parse, torch.tensor([int(label) for label in upper], device=parse.device))
         radius = max(1, round(0.03 * parse.shape[-2]))
         mask = F.max_pool2d(labels[:, None].float(), 2 * radius + 1, stride=1, padding=radius)
         person = batch["person"]

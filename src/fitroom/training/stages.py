@@ -111,9 +111,16 @@ def condition_folder(path: str | Path) -> Path:
     path = Path(path)
     folder = path / "model" if (path / "model" / "config.json").is_file() else path
     if not (folder / "config.json").is_file():
-        raise MissingWeightsError(f"no condition generator at {path}: give the condition stage's run folder (it holds "
-                                f"model/) or a model folder with config.json and model.safetensors")
+        raise MissingWeightsError(f"no condition generator at {path}: give the condition stage's run folder (it "
+                                  f"holds model/) or a model folder with config.json and model.safetensors")
     return folder
+
+
+def load_first_stage(config) -> tuple[torch.nn.Module, str]:
+    """The frozen first stage a second stage builds on (``config.condition``): the network in eval mode without
+    gradients, and its registered model name."""
+    folder = condition_folder(config.condition)
+    return load_pretrained(folder).eval().requires_grad_(False), model_name(folder)
 
 
 @TASKS.register("generator")
@@ -135,11 +142,8 @@ class GeneratorTask(TrainingTask):
     def __init__(self, config) -> None:
         super().__init__(config)
         extra = 1 if config.view_input else 0
-        self.condition_generator = load_pretrained(condition_folder(config.condition)).eval()
-        self.condition_generator_name = model_name(condition_folder(config.condition))
+        self.condition_generator, self.condition_generator_name = load_first_stage(config)
         self.frozen_exported = False  # its folder is copied beside the trained one at the first checkpoint
-        for parameter in self.condition_generator.parameters():
-            parameter.requires_grad_(False)
         if self.condition_generator.config.view_input != bool(config.view_input):
             raise ConfigurationError(f"the condition generator at {config.condition} was trained "
                                      f"{'with' if self.condition_generator.config.view_input else 'without'} the "
@@ -256,11 +260,8 @@ class TOMTask(TrainingTask):
 
     def __init__(self, config) -> None:
         super().__init__(config)
-        self.gmm = load_pretrained(condition_folder(config.condition)).eval()
-        self.gmm_name = model_name(condition_folder(config.condition))
+        self.gmm, self.gmm_name = load_first_stage(config)
         self.frozen_exported = False  # its folder is copied beside the trained one at the first checkpoint
-        for parameter in self.gmm.parameters():
-            parameter.requires_grad_(False)
         self.generator = create_model(config.model, **config.model_options)
         self.vgg = None
         if config.loss_weights.get("vgg", 0) > 0:
