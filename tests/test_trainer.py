@@ -262,5 +262,11 @@ def test_a_short_generator_run_decays_over_the_same_share_of_its_steps():
     assert [config.lr_factor(step) for step in range(3)] == [1.0, 1.0, 0.0]
     with pytest.raises(ConfigurationError, match="lr_decay_steps must be between 0 and steps"):
         load_config(None, ["stage=generator", "condition=runs/condition", "steps=2", "lr_decay_steps=5"])
-    with pytest.raises(ConfigurationError, match="wrong type"):
+    with pytest.raises(ConfigurationError, match=r"steps must be a number, got \[1, 2\]"):
         load_config(None, ["steps=[1, 2]"])
+    # YAML reads 2e-4 (no dot) as a string: a number written so is still a number; a fraction of a batch is not
+    assert load_config(None, ["lr=2e-4"]).lr == pytest.approx(2e-4)
+    with pytest.raises(ConfigurationError, match="batch_size must be a whole number"):
+        load_config(None, ["batch_size=2.5"])
+    with pytest.raises(ConfigurationError, match="lr must be a number, got 'fast'"):
+        load_config(None, ["lr=fast"])

@@ -68,6 +68,7 @@ class TrainConfig:
         for name, value in defaults.items():
             if getattr(self, name) is None:
                 setattr(self, name, dict(value) if isinstance(value, dict) else value)
+        self._numbers()
         if decay_defaulted and self.lr_decay_steps > self.steps:  # a short run decays over the same share of it
             self.lr_decay_steps = self.steps * defaults["lr_decay_steps"] // defaults["steps"]
         self.size = tuple(self.size)  # type: ignore[assignment]
@@ -95,6 +96,25 @@ class TrainConfig:
         if task.needs and not self.condition:
             raise ConfigurationError(f"the {self.stage} stage needs condition=<the {task.needs} stage's run folder or "
                                      f"model folder>")
+
+    def _numbers(self) -> None:
+        """Numeric settings as numbers: YAML reads ``2e-4`` (no dot) as a string, so a string that reads as a number
+        is taken as one; anything else is refused in one sentence naming the setting."""
+        for kind, names in ((float, ("lr", "lr_discriminator", "clip_grad", "ema")),
+                            (int, ("batch_size", "grad_accum", "steps", "lr_decay_steps", "checkpoint_every",
+                                   "keep_checkpoints", "validate_every", "validation_samples", "log_every", "seed",
+                                   "workers"))):
+            for name in names:
+                value = getattr(self, name)
+                if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                    raise ConfigurationError(f"{name} must be a number, got {value!r}")
+                try:
+                    number = float(value)
+                except ValueError:
+                    raise ConfigurationError(f"{name} must be a number, got {value!r}") from None
+                if kind is int and number != int(number):
+                    raise ConfigurationError(f"{name} must be a whole number, got {value!r}")
+                setattr(self, name, kind(number))
 
     def lr_factor(self, step: int) -> float:
         """The learning-rate multiplier after ``step`` optimizer steps: 1, then a linear decay to 0 over the last
