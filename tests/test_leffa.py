@@ -310,5 +310,72 @@ def test_a_stage_takes_its_own_options_and_refuses_unknown_ones(tmp_path):
     after = trainer.task.generator.unet_encoder.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert not torch.equal(generative, trainer.task.generator.unet.conv_in.weight)
-    with pytest.raises(ConfigurationError, match="the diffusion stage has no option flow_loss"):
-        load_config(None, [*settings, "task_options.flow_loss=1"])
+    with pytest.raises(ConfigurationError, match="the diffusion stage has no option colour"):
+        load_config(None, [*settings, "task_options.colour=1"])
+
+
+def test_the_attention_flow_loss_reads_attention_as_a_flow_field():
+    """Attention that points every token at the same place in the reference warps nothing (zero loss against the
+    reference itself); attention that points one column to the left is right for a picture shifted that way."""
+    from fitroom.models.leffa import attention_flow_loss
+
+    h, w, size = 4, 3, (16, 12)
+    reference = torch.rand(1, 3, *size)
+    same = torch.eye(h * w)[None]
+    left = torch.zeros(1, h * w, h * w)
+    for y in range(h):
+        for x in range(w):
+            left[0, y * w + x, y * w + max(0, x - 1)] = 1.0
+    region, weights = torch.ones(1, 1, *size), torch.ones(1)
+    assert float(attention_flow_loss([same], reference, reference, region, weights)) < 1e-10
+    shifted = torch.nn.functional.grid_sample(
+        reference, _left_grid(size, w), align_corners=True)  # what "one column to the left" samples
+    assert float(attention_flow_loss([left], reference, shifted, region, weights)) < 1e-10
+    assert float(attention_flow_loss([same], reference, shifted, region, weights)) > 1e-3
+    assert float(attention_flow_loss([same], reference, shifted, region, torch.zeros(1))) == 0.0
+
+
+def _left_grid(size, w):
+    """The sampling grid of a flow one token column to the left (clamped at the border), at pixel resolution."""
+    height, width = size
+    columns = torch.linspace(-1, 1, w)
+    coarse_x = torch.cat([columns[:1], columns[:-1]])
+    fine_x = torch.nn.functional.interpolate(coarse_x.view(1, 1, w), size=width, mode="linear",
+                                             align_corners=True).view(width)
+    ys = torch.linspace(-1, 1, height)
+    return torch.stack([fine_x.expand(height, width), ys[:, None].expand(height, width)], -1)[None]
+
+
+def test_the_diffusion_stage_trains_with_the_flow_loss(tmp_path):
+    import json
+
+    from fitroom.cli import main
+
+    data, run = tmp_path / "data", tmp_path / "run"
+    assert main(["-q", "synth", "--out", str(data), "--count", "3", "--size", "64x48", "--workers", "1"]) == 0
+    assert main(["-q", "train", "diffusion", "--set", f"data={data}", f"out={run}", "size=[32, 24]", "batch_size=2",
+                 "validate_every=100", "log_every=1", "steps=2", "task_options.flow_loss=0.5",
+                 "task_options.flow_max_timestep=1000", "task_options.cfg_dropout=0"]) == 0
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    flows = [r["flow"] for r in records if "flow" in r]
+    assert len(flows) == 2 and all(0 < value < 10 for value in flows)
+
+
+def test_the_diffusion_stage_learns_the_region_the_engine_regenerates(synth_dataset):
+    """The training stage masks each sample exactly as the diffusion engine masks the same photo (the category's
+    clothing and arms, grown by a disc, cut above the neck)."""
+    from torch.utils.data import default_collate
+
+    from fitroom.data.dataset import TryOnDataset
+    from fitroom.engines.diffusion import regeneration_mask
+    from fitroom.training.config import load_config
+    from fitroom.training.diffusion import DiffusionTask
+
+    task = DiffusionTask(load_config(None, ["stage=diffusion", f"data={synth_dataset}", "size=[256, 192]"]))
+    dataset = TryOnDataset(synth_dataset, "train", "paired", size=(256, 192))
+    batch = default_collate([dataset[0], dataset[1]])
+    masks = task._conditions(batch)["mask"]
+    for index, name in enumerate(batch["name"]):
+        expected = regeneration_mask(dataset.layout.read(name))
+        assert expected.any() and not expected.all()
+        assert torch.equal(masks[index, 0].bool(), torch.from_numpy(expected))

@@ -10,6 +10,7 @@ import platform
 import sys
 from pathlib import Path
 
+from fitroom.errors import ConfigurationError, InputError
 from fitroom.labels import View
 
 logger = logging.getLogger("fitroom")
@@ -164,8 +165,26 @@ def cmd_tryon(args: argparse.Namespace) -> int:
 
     person = imaging.load_image(args.person)
     garment = imaging.load_image(args.garment)
+    views = _views(args.views) if args.views else []
+    options = _engine_options(args)
+    if views:  # the sampling options go to the pose-transfer model too, and to the engine where it takes them
+        import inspect
+
+        from fitroom.engines import ENGINES
+
+        accepted = inspect.signature(ENGINES.get(args.engine)).parameters
+        options = {name: value for name, value in options.items() if name in accepted}
     engine = create_engine(args.engine, checkpoint=args.checkpoint, device=args.device, progress=not args.quiet,
-                           **_engine_options(args))
+                           **options)
+    pose_model = None
+    if views:
+        from fitroom.devices import resolve_device
+        from fitroom.engines.pose_transfer import PoseTransfer
+
+        pose_model = PoseTransfer(args.pose_checkpoint, device=resolve_device(args.device), progress=not args.quiet,
+                                  **_pose_options(args))
+    elif args.garment_back or args.pose_checkpoint:
+        raise ConfigurationError("--garment-back and --pose-checkpoint go with --views (e.g. --views front,back)")
     dense_options = {"directory": args.dense_dir} if args.dense == "file" else {}
     name = Path(args.person).name
 
@@ -187,7 +206,9 @@ def cmd_tryon(args: argparse.Namespace) -> int:
         except fitting.PhotoRefusedError:
             logger.error("the photo was refused; fix the problems above or pass --force to try anyway")
             return 2
-    inputs, view, category = prepared.inputs, prepared.view, prepared.category
+        inputs, view, category = prepared.inputs, prepared.view, prepared.category
+        if views:
+            return _tryon_views(args, engine, pose_model, preprocess, prepared, views, garment)
     result = fitting.try_on(engine, inputs)
     out = Path(args.out)
     imaging.save_image(out, result.image)
@@ -214,6 +235,81 @@ def cmd_tryon(args: argparse.Namespace) -> int:
         for file_name, picture in pictures.items():
             imaging.save_image(folder / file_name, picture)
         logger.info("intermediates: %s", folder.resolve())
+    return 0
+
+
+def _views(text: str) -> list:
+    """``front,back`` -> views, in order, each once."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in VIEW_NAMES]
+    if unknown or not names:
+        raise InputError(f"--views takes views separated by commas from {', '.join(VIEW_NAMES)}, got {text!r}")
+    return list(dict.fromkeys(View(name) for name in names))
+
+
+def _pose_options(args: argparse.Namespace) -> dict:
+    """The pose-transfer model's sampling options given on the command line."""
+    options = {name: getattr(args, name, None) for name in ("steps", "guidance", "seed", "scheduler")}
+    return {name: value for name, value in options.items() if value is not None}
+
+
+def _tryon_views(args: argparse.Namespace, engine, pose_model, preprocess, prepared, views: list,
+                 garment) -> int:
+    """``fitroom tryon --views``: one picture per view, ``OUT_<view>.<suffix>``."""
+    from fitroom import fitting, imaging
+
+    garments = {prepared.view.surface: garment}
+    if args.garment_back:
+        garments[View.BACK] = imaging.load_image(args.garment_back)
+    results = fitting.dress_views(engine, pose_model, preprocess, prepared, views, garments)
+    out = Path(args.out)
+    written = {}
+    for result in results:
+        path = out.with_name(f"{out.stem}_{result.view.value}{out.suffix or '.png'}")
+        imaging.save_image(path, result.image)
+        written[result.view.value] = {"result": str(path.resolve()), "made_by": result.how,
+                                      "seconds": result.timings}
+        logger.info("%s view: %s (%s)", result.view.value, path, result.how)
+        if not args.json:
+            print(path.resolve(), flush=True)
+    if args.json:
+        _print_json({"engine": args.engine, "view": prepared.view.value, "category": prepared.category.value,
+                     "guidance": prepared.report.to_dict(), "views": written})
+    return 0
+
+
+def cmd_pose_transfer(args: argparse.Namespace) -> int:
+    """The person of a photo seen from another view, or in the pose of another photo."""
+    import numpy as np
+
+    from fitroom import fitting, imaging
+    from fitroom.devices import resolve_device
+    from fitroom.engines.pose_transfer import PoseTransfer
+    from fitroom.preprocess.pipeline import Preprocessor
+
+    person = imaging.load_image(args.person)
+    target = args.target if args.target in VIEW_NAMES else imaging.load_image(args.target)
+    model = PoseTransfer(args.checkpoint, device=resolve_device(args.device), progress=not args.quiet,
+                         **{**_pose_options(args), **({"size": args.size} if args.size else {})})
+    dense_options = {"directory": args.dense_dir} if args.dense == "file" else {}
+    with Preprocessor(dense=args.dense, dense_options=dense_options, allow_several_people=args.force) as preprocess:
+        analysis = preprocess.analyse_person(person, view=args.view, name=Path(args.person).name)
+        dense = fitting.target_pose(preprocess, analysis, person.shape[:2], target, name=Path(args.target).name)
+    result = model(person, analysis.mask, dense)
+    out = Path(args.out)
+    imaging.save_image(out, result.image)
+    what = f"the {args.target} view" if args.target in VIEW_NAMES else f"the pose of {args.target}"
+    logger.info("pose transfer done: %s, from the %s view", what, analysis.view.value)
+    if args.save_intermediates:
+        folder = out.with_name(out.stem + "_intermediates")
+        imaging.save_image(folder / "target_dense.png", dense)
+        imaging.save_image(folder / "regenerated.png", result.mask.astype(np.uint8) * 255)
+        logger.info("intermediates: %s", folder.resolve())
+    if args.json:
+        _print_json({"result": str(out.resolve()), "from_view": analysis.view.value, "target": args.target,
+                     "seconds": result.timings})
+    else:
+        print(out.resolve(), flush=True)
     return 0
 
 
@@ -286,6 +382,15 @@ def _engine_options(args: argparse.Namespace) -> dict:
     return {name: value for name, value in options.items() if value is not None}
 
 
+def _sampling_options(parser: argparse.ArgumentParser, who: str = "") -> None:
+    """The diffusion sampler's options: --steps, --guidance, --seed, --scheduler (``who``: whom they apply to)."""
+    parser.add_argument("--steps", type=int, help=f"{who}denoising steps (default 30)")
+    parser.add_argument("--guidance", type=float, help=f"{who}guidance scale (default 2.5)")
+    parser.add_argument("--seed", type=int, help=f"{who}the seed of every random draw (default 42)")
+    parser.add_argument("--scheduler", choices=["ddpm", "ddim", "dpm"],
+                        help=f"{who}the sampler (default ddpm, as published)")
+
+
 def _json_option(parser: argparse.ArgumentParser, what: str = "machine-readable output") -> None:
     parser.add_argument("--json", action="store_true", help=what)
 
@@ -334,7 +439,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_weights(args: argparse.Namespace) -> int:
     """List, download or import the published weight files fitroom can use."""
     from fitroom import weights
-    from fitroom.errors import InputError
 
     if args.action == "list" and args.json:
         _print_json({"weights_dir": str(weights.weights_dir()),
@@ -377,7 +481,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     results = evaluate(EvalConfig(engine=args.engine, data=args.data, out=args.out, pairs=args.pairs,
                                   checkpoint=args.checkpoint or "", split=args.split, limit=args.limit,
-                                  device=args.device),
+                                  device=args.device, options=_engine_options(args)),
                        progress=not args.quiet)
     if args.json:
         _print_json(results)
@@ -392,7 +496,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fitroom.engines import create_engine
-    from fitroom.errors import InputError
     from fitroom.service import storage
     from fitroom.service.app import create_app
     from fitroom.service.settings import Settings
@@ -485,19 +588,45 @@ def build_parser() -> argparse.ArgumentParser:
                             "--checkpoint)")
     tryon.add_argument("--checkpoint", help="model folder for a learned engine (e.g. from `fitroom convert hrviton`)")
     _device_option(tryon)
-    tryon.add_argument("--steps", type=int, help="diffusion engine: denoising steps (default 30)")
-    tryon.add_argument("--guidance", type=float, help="diffusion engine: guidance scale (default 2.5)")
-    tryon.add_argument("--seed", type=int, help="diffusion engine: the seed of every random draw (default 42)")
-    tryon.add_argument("--scheduler", choices=["ddpm", "ddim", "dpm"], help="diffusion engine: the sampler "
-                       "(default ddpm, as published)")
+    _sampling_options(tryon, "diffusion engine and pose transfer (--views): ")
     tryon.add_argument("--size", type=_size, help="hrviton and diffusion engines: the working HEIGHTxWIDTH "
                        "(default 1024x768)")
+    tryon.add_argument("--views", help="several views in one call, e.g. front,back: the photo's own view is the "
+                       "try-on, the others the dressed person turned by a pose-transfer model (--pose-checkpoint); "
+                       "writes OUT_<view>.<suffix> per view")
+    tryon.add_argument("--garment-back", help="with --views: the garment's back product photo, tried on the turned "
+                       "person so that the garment's own back shows")
+    tryon.add_argument("--pose-checkpoint", help="with --views: a pose-transfer model folder (`fitroom train "
+                       "pose_transfer`, or `fitroom convert leffa` of pose_transfer.pth)")
     tryon.add_argument("--save-intermediates", action="store_true",
                        help="also write pose, parse, dense map, agnostic person and warped garment")
     tryon.add_argument("--force", action="store_true", help="try on even when a photo check fails")
     _preprocessing_options(tryon)
     _json_option(tryon, "the result's path, the view, the category, the guidance and the timings as JSON")
     tryon.set_defaults(func=cmd_tryon)
+
+    pose = sub.add_parser("pose-transfer", help="the person of a photo seen from another view, or in the pose of "
+                                                "another photo (needs a pose-transfer model)")
+    pose.add_argument("--person", required=True, help="photo of the person")
+    pose.add_argument("--target", required=True, help=f"a view ({', '.join(VIEW_NAMES)}: the person's own "
+                      f"skeleton turned to it) or a photo of someone in the target pose")
+    pose.add_argument("--out", required=True, help="where to write the result (PNG or JPEG by suffix)")
+    pose.add_argument("--checkpoint", help="a pose-transfer model folder (`fitroom train pose_transfer`, or "
+                      "`fitroom convert leffa` of the published pose_transfer.pth)")
+    pose.add_argument("--view", choices=VIEW_NAMES, default=None,
+                      help="which side the photo shows (default: detected)")
+    _device_option(pose)
+    _sampling_options(pose)
+    pose.add_argument("--size", type=_size, help="the working HEIGHTxWIDTH (default: the model's training size)")
+    pose.add_argument("--force", action="store_true", help="use the most prominent person when there are several")
+    pose.add_argument("--dense", default="builtin", choices=["builtin", "file"],
+                      help="dense body map backend for a target photo (file: renders made by DensePose elsewhere, "
+                           "e.g. the IUV maps the published pose model was trained on)")
+    pose.add_argument("--dense-dir", help="folder of DensePose renders for --dense file, by the photos' names")
+    pose.add_argument("--save-intermediates", action="store_true",
+                      help="also write the target's dense map and the regenerated area")
+    _json_option(pose, "the result's path, the views and the timings as JSON")
+    pose.set_defaults(func=cmd_pose_transfer)
 
     check = sub.add_parser("check", help="photo guidance: will these photos give good try-ons? (exit 2 on a "
                                          "failed photo, 1 on warnings with --strict)")
@@ -523,14 +652,16 @@ def build_parser() -> argparse.ArgumentParser:
         command.set_defaults(func=cmd_convert)
 
     evaluation = sub.add_parser("eval", help="evaluate an engine on a dataset (SSIM, LPIPS, FID, KID; resumable)")
-    evaluation.add_argument("--engine", required=True, help="warp, hrviton or cpvton")
-    evaluation.add_argument("--checkpoint", help="the engine's checkpoint folder (hrviton, cpvton)")
+    evaluation.add_argument("--engine", required=True, help="warp, hrviton, cpvton or diffusion")
+    evaluation.add_argument("--checkpoint", help="the engine's checkpoint folder (hrviton, cpvton, diffusion)")
     _device_option(evaluation)
     evaluation.add_argument("--data", required=True, help="a dataset in the VITON-HD layout")
     evaluation.add_argument("--pairs", choices=["paired", "unpaired"], default="paired")
     evaluation.add_argument("--split", choices=["train", "test"], default="test")
     evaluation.add_argument("--limit", type=int, default=0, help="only the first N pairs")
     evaluation.add_argument("--out", required=True, help="report folder")
+    _sampling_options(evaluation, "diffusion engine: ")
+    evaluation.add_argument("--size", type=_size, help="hrviton and diffusion engines: the working HEIGHTxWIDTH")
     _json_option(evaluation, "the results and the protocol as JSON instead of the table")
     evaluation.set_defaults(func=cmd_eval)
 

@@ -16,6 +16,7 @@ features and never left out silently.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import importlib.metadata
 import inspect
@@ -53,6 +54,7 @@ class EvalConfig:
     limit: int = 0  # evaluate the first N pairs only (0: all)
     seed: int = 0  # KID's subset sampling
     device: str = "auto"  # where a learned engine runs (fitroom.devices.resolve_device)
+    options: dict = dataclasses.field(default_factory=dict)  # the engine's own options (e.g. diffusion steps)
 
     def __post_init__(self) -> None:
         if self.pairs not in ("paired", "unpaired"):
@@ -147,7 +149,8 @@ def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
         raise DatasetError(layout.directory, "the pairs file lists no samples")
     pairs = [(person, person if config.pairs == "paired" else partner) for person, partner in listed]
     if engine is None:
-        engine = create_engine(config.engine, checkpoint=config.checkpoint, device=config.device, progress=False)
+        engine = create_engine(config.engine, checkpoint=config.checkpoint, device=config.device, progress=False,
+                               **config.options)
     out = Path(config.out)
     images = out / "images"
     images.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,8 @@ the try-on in a job) and the evaluation:
 
 :func:`check` observes and checks (the report, the analysis made on the way, the view to use), :func:`admit`
 refuses a failing photo unless forced, :func:`prepare` makes the engine's inputs, :func:`try_on` runs the engine;
-:func:`check_and_prepare` is the first three in one call.
+:func:`check_and_prepare` is the first three in one call. :func:`target_pose` and :func:`dress_views` turn a
+person (dressed or not) to other views with a pose-transfer model, for a try-on seen from the front and the back.
 """
 
 from __future__ import annotations
@@ -124,3 +125,68 @@ def try_on(engine, inputs: TryOnInputs) -> TryOnResult:
     result = engine(inputs)
     result.timings.setdefault("engine", time.perf_counter() - start)
     return result
+
+
+def target_pose(preprocessor: Preprocessor, analysis: PersonAnalysis, shape: tuple[int, int],
+                target: View | str | np.ndarray, name: str = "target") -> np.ndarray:
+    """The DensePose render ``(H, W, 3)`` uint8 of the pose a person is turned to, at ``shape`` ``(H, W)``.
+
+    Args:
+        analysis: the person photo's analysis (its skeleton and the view it shows).
+        target: a view (the person's own skeleton turned to it: front/back mirrored about the body's axis, sides
+            narrowed) or a photo ``(H', W', 3)`` of someone in the target pose (its dense map, fitted to ``shape``).
+    """
+    from fitroom import imaging
+    from fitroom.engines.pose_transfer import drawn_dense, turn_keypoints
+
+    if isinstance(target, np.ndarray):
+        other = preprocessor.analyse_person(target, view=None, name=name)
+        return imaging.resize(other.dense, shape, "labels")
+    view = View(target)
+    return drawn_dense(turn_keypoints(analysis.keypoints, analysis.view, view), shape, view)
+
+
+@dataclass
+class ViewResult:
+    """One view of a multi-view try-on: the picture, how it was made (``"try-on"``, ``"pose transfer"`` or
+    ``"pose transfer + try-on"``) and seconds per stage."""
+
+    view: View
+    image: np.ndarray
+    how: str
+    timings: dict[str, float]
+
+
+def dress_views(engine, pose_model, preprocessor: Preprocessor, prepared: Prepared, views: list[View],
+                garments: dict[View, np.ndarray]) -> list[ViewResult]:
+    """Dress the person of ``prepared`` (a checked photo and the garment of its view) and show them from each of
+    ``views``, in that order: the photo's own view is the try-on; every other view is the dressed person turned by
+    ``pose_model`` (:class:`~fitroom.engines.pose_transfer.PoseTransfer`), then, when ``garments`` holds a product
+    photo of that view's side (the garment's back for a back view), tried on again with it, so the garment's own back is drawn
+    (the turned picture is not checked again: the shopper's photo was).
+
+    Raises:
+        InputError: a turned picture in which no person can be found for the second try-on (named by view).
+    """
+    inputs = prepared.inputs
+    first = try_on(engine, inputs)
+    results = [ViewResult(prepared.view, first.image, "try-on", first.timings)] if prepared.view in views else []
+    analysis = prepared.checked.analysis
+    for view in views:
+        if view is prepared.view:
+            continue
+        dense = target_pose(preprocessor, analysis, first.image.shape[:2], view)
+        turned = pose_model(first.image, analysis.mask, dense)
+        garment = garments.get(view.surface)
+        if garment is None:
+            results.append(ViewResult(view, turned.image, "pose transfer", turned.timings))
+            continue
+        try:
+            again = check_and_prepare(preprocessor, turned.image, garment, category=prepared.category, view=view,
+                                      force=True, name=f"{inputs.name} ({view.value})")
+        except InputError as error:
+            raise InputError(f"the {view.value} view drawn by pose transfer cannot be dressed again: {error}") from None
+        dressed = try_on(engine, again.inputs)
+        results.append(ViewResult(view, dressed.image, "pose transfer + try-on",
+                                  {**turned.timings, **{f"tryon_{k}": v for k, v in dressed.timings.items()}}))
+    return sorted(results, key=lambda result: views.index(result.view))

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import Dataset
 
 from fitroom import imaging
-from fitroom.data.layout import DatasetError, VitonLayout
+from fitroom.data.layout import DatasetError, VitonLayout, read_pairs
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,10 @@ class TryOnDataset(Dataset):
     def __len__(self) -> int:
         return len(self.pairs)
 
+    def keep_views(self, views) -> None:
+        """Keep the samples whose person is seen from one of ``views``."""
+        self.pairs = [p for p in self.pairs if self.layout.view(p[0]) in set(views)]
+
     def _load(self, index: int) -> dict[str, torch.Tensor | str]:
         person, cloth = self.pairs[index]
         inputs = self.layout.read(person, cloth)
@@ -89,3 +93,58 @@ class TryOnDataset(Dataset):
                     logger.warning("skipping sample %s: %s", name, error)
                 self.bad[name] = str(error)
         raise DatasetError(self.layout.directory, "every sample of the split is broken")
+
+
+POSE_PAIRS_FILE = "pose_pairs.txt"
+
+
+def pose_pairs(layout: VitonLayout) -> list[tuple[str, str]]:
+    """``(source, target)`` photos of the same person in two views, for pose transfer.
+
+    From the split's ``pose_pairs.txt`` ("SOURCE TARGET" per line) when it exists; else every two photos of one
+    person (the file names up to their last ``_``, as VITON-HD-style names ``00012_00.jpg`` / ``00012_01.jpg`` and
+    ``fitroom synth``'s front and back photos share them) whose views (``views.txt``) differ, both ways round.
+    """
+    from collections import defaultdict
+
+    listed = layout.directory / POSE_PAIRS_FILE
+    if listed.is_file():
+        return read_pairs(listed)
+    people: dict[str, list[str]] = defaultdict(list)
+    for name in layout.names():
+        people[name.rsplit("_", 1)[0]].append(name)
+    return [(a, b) for names in people.values() for a in names for b in names
+            if a != b and layout.view(a) is not layout.view(b)]
+
+
+class PoseTransferDataset(Dataset):
+    """Pairs of photos of one person in two views (:func:`pose_pairs`), as tensors at ``size``: the target sample's
+    :meth:`TryOnInputs.to_tensors` dict (``person`` is the picture to draw, ``dense`` its pose) plus ``source``
+    ``(3, H, W)`` (the photo the person is taken from), ``source_parse`` ``(H, W)``, ``name`` (the target) and
+    ``source_name``."""
+
+    def __init__(self, root: str | os.PathLike, split: str = "train", size: tuple[int, int] = (256, 192)) -> None:
+        self.layout = VitonLayout(root, split)
+        self.pairs = pose_pairs(self.layout)
+        if not self.pairs:
+            raise DatasetError(self.layout.directory,
+                               f"no pairs of photos of one person in two views: pose transfer learns from them "
+                               f"({POSE_PAIRS_FILE} with 'SOURCE TARGET' lines, or photos named PERSON_NN.jpg whose "
+                               f"views in views.txt differ)")
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def keep_views(self, views) -> None:
+        """Keep the pairs whose target is seen from one of ``views``."""
+        self.pairs = [p for p in self.pairs if self.layout.view(p[1]) in set(views)]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
+        source, target = self.pairs[index]
+        item: dict[str, torch.Tensor | str] = dict(self.layout.read(target).to_tensors(self.size))
+        photo = self.layout.read(source)
+        item["source"] = imaging.image_to_tensor(imaging.resize(photo.person, self.size, "image"))
+        item["source_parse"] = imaging.labels_to_tensor(imaging.resize(photo.parse, self.size, "labels"))
+        item["name"], item["source_name"] = target, source
+        return item

@@ -108,12 +108,12 @@ def check_state(model: nn.Module, state: dict, source: str) -> None:
 PARTS = "parts.json"
 
 
-def write_parts_index(directory: str | Path, pipeline: str, parts: dict[str, str | None]) -> Path:
+def write_parts_index(directory: str | Path, pipeline: str, parts: dict[str, str | None], **fields) -> Path:
     """Record which parts a multi-part folder holds (``None``: a part that is not a network, e.g. a scheduler's
-    configuration, read by its owner)."""
+    configuration, read by its owner), and the pipeline's own ``fields``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / PARTS).write_text(json.dumps({"pipeline": pipeline, "parts": parts}, indent=2) + "\n")
+    (directory / PARTS).write_text(json.dumps({"pipeline": pipeline, "parts": parts, **fields}, indent=2) + "\n")
     return directory
 
 

@@ -37,6 +37,7 @@ class _Features:
         self.recorded: list[torch.Tensor] = []
         self.injected: list[torch.Tensor] | None = None
         self.position = 0
+        self.flows: list[torch.Tensor] | None = None  # a list: receives each block's attention to the reference
 
     def take(self) -> torch.Tensor:
         if self.injected is None or self.position >= len(self.injected):
@@ -83,7 +84,54 @@ class InjectingSelfAttention:
     def __call__(self, attn, hidden_states: torch.Tensor, encoder_hidden_states=None, attention_mask=None,
                  temb=None, *args, **kwargs) -> torch.Tensor:
         reference = self.features.take().to(hidden_states.dtype)
+        if self.features.flows is not None:
+            self.features.flows.append(reference_attention(attn, hidden_states, reference))
         return self.attend(attn, hidden_states, torch.cat([hidden_states, reference], 1), attention_mask, temb)
+
+
+def reference_attention(attn, hidden_states: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """``(B, N, M)``: how each of the generative UNet's ``N`` tokens attends to the ``M`` reference tokens of the same
+    block (the block's own queries and keys, softmax over the reference tokens, averaged over heads): the attention
+    whose flow field the Leffa loss supervises."""
+    query, key = attn.to_q(hidden_states), attn.to_k(reference)
+    batch, heads = query.shape[0], attn.heads
+    query = query.view(batch, query.shape[1], heads, -1).transpose(1, 2)
+    key = key.view(batch, key.shape[1], heads, -1).transpose(1, 2)
+    return (query @ key.transpose(-1, -2) * attn.scale).softmax(-1).mean(1)
+
+
+def attention_flow_loss(attention: list[torch.Tensor], reference: torch.Tensor, target: torch.Tensor,
+                        region: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The Leffa loss (Zhou et al., 2024, "learning flow fields in attention"): each block's attention to the
+    reference, read as a flow field (every token's expected position in the reference grid), warps the reference
+    image, which must then match the target inside ``region``.
+
+    Args:
+        attention: ``[(B, N_k, N_k)]`` :func:`reference_attention` of some blocks (square grids of the picture's
+            aspect: ``N_k = h_k * w_k``).
+        reference: ``(B, 3, H, W)`` the reference UNet's picture (the garment). target: ``(B, 3, H, W)`` the picture
+            to draw. region: ``(B, 1, H, W)`` where the loss applies (the regenerated area).
+        weights: ``(B,)`` per sample (0: left out, e.g. a dropped garment or a noisy timestep).
+
+    Returns:
+        the mean squared error of the warped reference, over blocks and weighted samples (a scalar).
+    """
+    import torch.nn.functional as F
+
+    height, width = target.shape[-2:]
+    total = target.new_zeros(())
+    for probs in attention:
+        scale = (height * width / probs.shape[1]) ** 0.5
+        h, w = round(height / scale), round(width / scale)
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, device=probs.device),
+                                torch.linspace(-1, 1, w, device=probs.device), indexing="ij")
+        grid = torch.stack([xs, ys], -1).view(1, h * w, 2).to(probs.dtype)
+        flow = (probs @ grid).view(-1, h, w, 2).permute(0, 3, 1, 2)
+        flow = F.interpolate(flow.float(), size=(height, width), mode="bilinear", align_corners=True)
+        warped = F.grid_sample(reference.float(), flow.permute(0, 2, 3, 1), align_corners=True)
+        error = ((warped - target.float()) ** 2 * region).sum((1, 2, 3)) / (3 * region.sum((1, 2, 3)).clamp(min=1))
+        total = total + (error * weights).sum() / weights.sum().clamp(min=1e-8)
+    return total / max(1, len(attention))
 
 
 def _processors(unet, self_attention) -> dict:
@@ -140,9 +188,11 @@ class LeffaUNets(nn.Module):
         return features
 
     def forward(self, unet_input: torch.Tensor, timestep: torch.Tensor | int,
-                reference_features: list[torch.Tensor]) -> torch.Tensor:
-        """The generative UNet's noise prediction ``(B, 4, h, w)`` for ``unet_input`` ``(B, 12, h, w)``."""
+                reference_features: list[torch.Tensor], flows: list | None = None) -> torch.Tensor:
+        """The generative UNet's noise prediction ``(B, 4, h, w)`` for ``unet_input`` ``(B, 12, h, w)``; ``flows``
+        (a list) receives every block's :func:`reference_attention` (for :func:`attention_flow_loss`)."""
         self._features.injected, self._features.position = reference_features, 0
+        self._features.flows = flows
         try:
             output = self.unet(unet_input, timestep, encoder_hidden_states=None, return_dict=False)[0]
             if self._features.position != len(reference_features):
@@ -150,7 +200,7 @@ class LeffaUNets(nn.Module):
                                  f"used {self._features.position}")
             return output
         finally:
-            self._features.injected = None
+            self._features.injected, self._features.flows = None, None
 
 
 def unet_input(noisy_latent: torch.Tensor, mask_latent: torch.Tensor, masked_image_latent: torch.Tensor,
@@ -250,9 +300,47 @@ def test_leffa_pixel(**overrides) -> LeffaUNets:
                                      **overrides}))
 
 
+class PixelSpace(nn.Module):
+    """The identity in place of a VAE, for models trained in pixel space (``test_leffa_pixel``): "encoding" an image
+    ``(B, 3, H, W)`` in [-1, 1] returns it as the posterior's mean with zero spread, decoding returns its input.
+    Offers what the engine uses of diffusers' ``AutoencoderKL`` (``config.scaling_factor``, ``encode``, ``decode``,
+    ``dtype``), so one engine serves both spaces."""
+
+    class _Posterior:
+        def __init__(self, image: torch.Tensor) -> None:
+            self.mean, self.std = image, torch.zeros_like(image)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = type("PixelSpaceConfig", (), {"scaling_factor": 1.0, "latent_channels": 3})()
+        self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # follows .to(device / dtype)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._anchor.dtype
+
+    def encode(self, image: torch.Tensor, return_dict: bool = False) -> tuple:
+        return (self._Posterior(image),)
+
+    def decode(self, latent: torch.Tensor, return_dict: bool = False) -> tuple:
+        return (latent,)
+
+
 @register_model("leffa_pixel")
 def leffa_pixel(**overrides) -> LeffaUNets:
-    return test_leffa_pixel(**overrides)
+    """A small pixel-space configuration for training on the CPU (at 128x96 here): three levels (32, 64, 128 channels),
+    attention only at the lowest one (a quarter of the picture's size: 3,072 tokens at 256x192, the
+    generative UNet's self-attention over 6,144 with the reference's), as Leffa attends at an eighth (its latent
+    grid) and never at full resolution. 10 input channels (3 + 1 + 3 + 3) and 3 reference channels, as
+    ``test_leffa_pixel``."""
+    unet = {"sample_size": 64, "out_channels": 3, "block_out_channels": [32, 64, 128],
+            "down_block_types": ["DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"],
+            "mid_block_type": "UNetMidBlock2DCrossAttn",
+            "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"], "layers_per_block": 1,
+            "norm_num_groups": 8, "cross_attention_dim": 32, "attention_head_dim": 8, "flip_sin_to_cos": True,
+            "freq_shift": 0}
+    return LeffaUNets(LeffaConfig(**{"unet": unet, "generative_in_channels": 10, "reference_in_channels": 3,
+                                     **overrides}))
 
 
 @register_model("leffa")

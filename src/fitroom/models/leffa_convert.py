@@ -9,7 +9,9 @@ weights are used. The file is read with ``torch.load(weights_only=True)`` and ev
 missing, unexpected or mis-shaped tensor is an error that names it.
 
 The fitroom folder holds the parts ``unet/``, ``reference_unet/``, ``vae/`` (diffusers folders: ``config.json`` and
-safetensors weights) and ``scheduler/`` (its configuration), listed in ``parts.json``.
+safetensors weights) and ``scheduler/`` (its configuration), listed in ``parts.json`` with the model's task (try-on
+or pose transfer). The ``diffusion`` training stage writes the same layout (without ``vae/`` for a pixel-space
+model).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 
 from fitroom.errors import ConfigurationError, InputError, MissingWeightsError
 from fitroom.models.io import PARTS, check_state, read_checkpoint, write_parts_index
-from fitroom.models.leffa import LeffaConfig, LeffaUNets
+from fitroom.models.leffa import LeffaConfig, LeffaUNets, PixelSpace
 
 PREFIXES = {"unet.": "generative UNet", "unet_encoder.": "reference UNet", "vae.": "VAE"}
 SOURCE = "the Hugging Face repository franciszzj/Leffa"
@@ -61,7 +63,7 @@ def split_state(state: dict[str, torch.Tensor], source: str) -> dict[str, dict[s
 
 def convert_leffa(out: str | Path, checkpoint: str | Path, base: str | Path) -> dict[str, Path]:
     """Convert a published checkpoint with its base model's configurations into a fitroom Leffa folder."""
-    from diffusers import AutoencoderKL, DDPMScheduler
+    from diffusers import AutoencoderKL
 
     base, out = Path(base or ""), Path(out)
     if not base.is_dir():
@@ -81,14 +83,37 @@ def convert_leffa(out: str | Path, checkpoint: str | Path, base: str | Path) -> 
     for prefix, module in (("unet.", unets.unet), ("unet_encoder.", unets.unet_encoder), ("vae.", vae)):
         check_state(module, parts[prefix], f"{checkpoint} ({PREFIXES[prefix]}, {prefix}*)")
         module.load_state_dict(parts[prefix], strict=True)
-    written = {"unet": out / "unet", "reference_unet": out / "reference_unet", "vae": out / "vae",
-               "scheduler": out / "scheduler"}
+    task = "pose" if "pose" in Path(checkpoint).name or unet_config.get("addition_embed_type") == "text_time" \
+        else "tryon"
+    return save_leffa(out, unets, vae, scheduler_config, task=task, mask="whole" if task == "pose" else "garment")
+
+
+def save_leffa(out: str | Path, unets: LeffaUNets, vae, scheduler_config: dict, task: str = "tryon",
+               mask: str = "garment", size: list[int] | None = None) -> dict[str, Path]:
+    """Write a Leffa folder: ``unet/``, ``reference_unet/``, ``vae/`` (none for a pixel-space model) and
+    ``scheduler/``, listed in ``parts.json`` with the ``task`` (``tryon`` or ``pose``) and, for pose transfer, what
+    the ``mask`` regenerates (``whole``: the whole picture, as the published model; ``person``: the person's area,
+    the background kept) and the ``size`` ``[H, W]`` a model was trained at (the engines' default working size)."""
+    from diffusers import DDPMScheduler
+
+    out = Path(out)
+    written = {"unet": out / "unet", "reference_unet": out / "reference_unet", "scheduler": out / "scheduler"}
     unets.unet.save_pretrained(written["unet"], safe_serialization=True)
     unets.unet_encoder.save_pretrained(written["reference_unet"], safe_serialization=True)
-    vae.save_pretrained(written["vae"], safe_serialization=True)
+    if vae is not None and not isinstance(vae, PixelSpace):
+        written["vae"] = out / "vae"
+        vae.save_pretrained(written["vae"], safe_serialization=True)
     DDPMScheduler.from_config(scheduler_config).save_pretrained(written["scheduler"])
-    write_parts_index(out, "leffa", {name: None for name in written})
+    write_parts_index(out, "leffa", {name: None for name in written}, task=task, mask=mask,
+                      **({"size": size} if size else {}))
     return written
+
+
+def leffa_meta(folder: str | Path) -> dict:
+    """``{"task": "tryon" | "pose", "mask": ...}`` of a Leffa folder (folders written before the fields existed
+    are try-on folders)."""
+    listed = json.loads((Path(folder) / PARTS).read_text())
+    return {"task": listed.get("task", "tryon"), "mask": listed.get("mask", "garment"), "size": listed.get("size")}
 
 
 def load_leffa(folder: str | Path) -> tuple[LeffaUNets, object, object]:
@@ -96,7 +121,7 @@ def load_leffa(folder: str | Path) -> tuple[LeffaUNets, object, object]:
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 
     folder = Path(folder)
-    missing = [p for p in ("unet", "reference_unet", "vae", "scheduler") if not (folder / p).is_dir()]
+    missing = [p for p in ("unet", "reference_unet", "scheduler") if not (folder / p).is_dir()]
     if missing or not (folder / PARTS).is_file():
         raise MissingWeightsError(f"{folder} is not a Leffa folder (missing {', '.join(missing) or PARTS}): make one "
                                   f"with `fitroom convert leffa --checkpoint FILE.pth --base DIR --out DIR`")
@@ -107,5 +132,11 @@ def load_leffa(folder: str | Path) -> tuple[LeffaUNets, object, object]:
                                    reference_in_channels=reference.config.in_channels))
     unets.unet.load_state_dict(generative.state_dict(), strict=True)
     unets.unet_encoder.load_state_dict(reference.state_dict(), strict=True)
-    return unets.eval(), AutoencoderKL.from_pretrained(folder / "vae").eval(), \
-        DDPMScheduler.from_pretrained(folder / "scheduler")
+    if (folder / "vae").is_dir():
+        vae = AutoencoderKL.from_pretrained(folder / "vae").eval()
+    elif generative.config.out_channels == 3 and reference.config.in_channels == 3:
+        vae = PixelSpace()  # trained by fitroom in pixel space: there is no VAE
+    else:
+        raise MissingWeightsError(f"{folder / 'vae'} not found: a Leffa folder of a latent-space model holds its "
+                                  f"VAE (make the folder with `fitroom convert leffa`)")
+    return unets.eval(), vae, DDPMScheduler.from_pretrained(folder / "scheduler")

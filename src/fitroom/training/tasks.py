@@ -48,6 +48,8 @@ class Batch(TypedDict, total=False):
     view: torch.Tensor  # (B,) long: View.index
     name: list[str]
     garment_name: list[str]
+    source: torch.Tensor  # (B, 3, H, W) pose transfer: the photo the person is taken from
+    source_parse: torch.Tensor  # (B, H, W) long, its CIHP labels
 
 
 class TrainingTask:
@@ -80,6 +82,13 @@ class TrainingTask:
     def frozen(self) -> list[nn.Module]:
         """Networks the task uses but does not train (e.g. the first stage's), in eval mode, without gradients."""
         return []
+
+    def dataset(self, split: str):
+        """The samples the stage learns from: paired try-on samples (:class:`~fitroom.data.dataset.TryOnDataset`)
+        unless the stage says otherwise. The trainer keeps those of the configured views (``keep_views``)."""
+        from fitroom.data.dataset import TryOnDataset
+
+        return TryOnDataset(self.config.data, split, "paired", size=self.config.size)
 
     def inputs(self, batch: Batch) -> dict:
         raise NotImplementedError

@@ -25,13 +25,11 @@ import os
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 
-from fitroom.data.dataset import TryOnDataset
 from fitroom.data.layout import DatasetError
 from fitroom.errors import ConfigurationError
 from fitroom.labels import View
@@ -130,10 +128,9 @@ class Trainer:
         self._resume()
         save_config(config, self.out / "config.yaml")
 
-    def _dataset(self, split: str) -> TryOnDataset:
-        dataset = TryOnDataset(self.config.data, split, "paired", size=self.config.size)
-        keep = {View(v) for v in self.config.views}
-        dataset.pairs = [p for p in dataset.pairs if dataset.layout.view(p[0]) in keep]
+    def _dataset(self, split: str):
+        dataset = self.task.dataset(split)
+        dataset.keep_views({View(v) for v in self.config.views})
         if not dataset.pairs:
             raise ValueError(f"the {split} split has no samples of the views {', '.join(self.config.views)}")
         return dataset
