@@ -2,7 +2,7 @@
 
 For every photo of the review set (:mod:`fitroom.data.real_photos`; the Debian ``opencv-doc`` photos are
 downloaded into ``--cache`` first) and each of three front-view garments (the two bundled product photos and a
-rendered one of another colour), the `warp` try-on runs as ``fitroom tryon --force`` does (checks reported, not
+rendered one of another colour), the try-on (``--engine``, default `warp`) runs as ``fitroom tryon --force`` does (checks reported, not
 obeyed; the most prominent person is dressed when others are in the frame), and
 :class:`fitroom.metrics.photo_judge.PhotoJudge` measures the face's mean change, the share of head pixels
 changed, the background's change and how far the torso's colour moved towards the garment's. The review's
@@ -12,7 +12,10 @@ The photo checks are scored too, against the set's hand labels: the people check
 checks on photos not labelled with those defects (any warning there is a false alarm). ``benchmarks/guidance.py``
 scores every check on these photos and on darkened, brightened and blurred copies of them.
 
-Run: ``python benchmarks/real_photos.py [--sheet docs/real_review_sheet.jpg] [--threads 2]``.
+With ``--pose-checkpoint`` each result is also turned to the back view (``NAME__GARMENT__back.png``), to look at.
+
+Run: ``python benchmarks/real_photos.py [--sheet docs/real_review_sheet.jpg] [--threads 2] [--engine diffusion
+--checkpoint DIR --engine-options '{"steps": 25, "scheduler": "ddim"}'] [--pose-checkpoint DIR]``.
 """
 
 from __future__ import annotations
@@ -55,6 +58,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("outputs/real_review"))
     parser.add_argument("--sheet", type=Path, default=None, help="also write the review sheet here (JPEG)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--engine", default="warp", help="the try-on engine (default warp)")
+    parser.add_argument("--checkpoint", default=None, help="its model folder (a learned engine)")
+    parser.add_argument("--engine-options", default="{}", help='its options as JSON, e.g. \'{"steps": 25}\'')
+    parser.add_argument("--pose-checkpoint", default=None,
+                        help="a pose-transfer model folder: each try-on is also turned to the back view")
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import cv2
@@ -71,7 +79,20 @@ def main() -> None:
     photos = load_review_set(args.cache)
     products = garments()
     args.out.mkdir(parents=True, exist_ok=True)
-    engine = create_engine("warp")
+    engine = create_engine(args.engine, checkpoint=args.checkpoint, progress=False, **json.loads(args.engine_options))
+    turn = None
+    if args.pose_checkpoint:
+        from fitroom.engines.pose_transfer import PoseTransfer, drawn_dense, turn_keypoints
+        from fitroom.labels import View
+
+        pose_model = PoseTransfer(args.pose_checkpoint, progress=False,
+                                  **{k: v for k, v in json.loads(args.engine_options).items() if k != "size"})
+
+        def turn(analysis, dressed):
+            """The dressed person turned to the back view (their skeleton mirrored)."""
+            dense = drawn_dense(turn_keypoints(analysis.keypoints, analysis.view, View.BACK), dressed.shape[:2],
+                                View.BACK)
+            return pose_model(dressed, analysis.mask, dense).image
     judge = PhotoJudge()
     rows, tiles = [], []
     people_hits = Counter()
@@ -102,6 +123,8 @@ def main() -> None:
                 inputs = preprocess.inputs(analysis, image, garment, mask, category, name=photo.name)
                 result = engine(inputs).image
                 imaging.save_image(args.out / f"{photo.name}__{garment_name}.png", result)
+                if turn is not None:
+                    imaging.save_image(args.out / f"{photo.name}__{garment_name}__back.png", turn(analysis, result))
                 verdict = judge.judge(image, result, garment, mask).to_dict()
                 verdict.update(photo=photo.name, garment=garment_name, refused=False, passes=passes(verdict))
                 rows.append(verdict)

@@ -37,7 +37,7 @@ CASES = [
     ("train condition --config nope.yaml", 3, "no such configuration file"),
     ("train condition --config {bad}", 3, "must hold settings"),
     ("train condition --set bogus=1", 3, "unknown setting 'bogus'"),
-    ("train condition --set steps=x", 3, "wrong type"),
+    ("train condition --set steps=x", 3, "steps must be a number, got 'x'"),
     ("train condition --set data=nowhere loss_weights.vgg=0", 2, "no 'train' folder"),
     ("train condition --set data=nowhere", 3, "`fitroom weights fetch vgg19`"),
     ("train condition --set data=nowhere", 3, "--set loss_weights.vgg=0"),

@@ -147,6 +147,16 @@ def test_a_published_layout_checkpoint_converts_and_runs_the_same(tmp_path, fixt
     assert torch.equal(loaded_vae.decoder.conv_out.weight, vae.decoder.conv_out.weight)
     scheduler.set_timesteps(2)
     assert scheduler.timesteps.tolist() == [501, 1]
+    # the folder says what it is for: a try-on file is a try-on model, pose_transfer.pth a pose model that draws
+    # the whole picture (as it was trained)
+    from fitroom.models.leffa_convert import leffa_meta
+
+    assert leffa_meta(tmp_path / "leffa") == {"task": "tryon", "mask": "garment", "size": None}
+    pose = checkpoint.with_name("pose_transfer.pth")
+    checkpoint.rename(pose)
+    assert main(["-q", "convert", "leffa", "--checkpoint", str(pose), "--base", str(base), "--out",
+                 str(tmp_path / "pose")]) == 0
+    assert leffa_meta(tmp_path / "pose") == {"task": "pose", "mask": "whole", "size": None}
 
 
 def test_bad_leffa_inputs_are_one_sentence(tmp_path, fixture, caplog):

@@ -161,7 +161,8 @@ class PoseTransferTask(DiffusionTask):
             areas = [regenerated_area(person, body[..., None]) for person, body in zip(people, bodies)]
             mask = torch.from_numpy(np.stack(areas)).float()[:, None].to(target.device)
         source = batch["source"]
-        # outside the area the target shows the same background as the source (what the engine pastes back)
+        # outside the area the model sees the source photo (which the engine pastes back); the loss still covers the
+        # whole target, whose background may differ there (the renderer draws each view's background anew)
         return {"person": target, "mask": mask, "masked": source * (mask < 0.5), "dense": dense, "garment": source}
 
     def predict(self, generator: torch.nn.Module, x: dict) -> tuple[torch.Tensor, torch.Tensor]:
