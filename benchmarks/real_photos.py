@@ -2,8 +2,8 @@
 
 For every photo of the review set (:mod:`fitroom.data.real_photos`; the Debian ``opencv-doc`` photos are
 downloaded into ``--cache`` first) and each of three front-view garments (the two bundled product photos and a
-rendered one of another colour), the try-on (``--engine``, default `warp`) runs as ``fitroom tryon --force`` does (checks reported, not
-obeyed; the most prominent person is dressed when others are in the frame), and
+rendered one of another colour), the try-on (``--engine``, default `warp`) runs as ``fitroom tryon --force``
+does (checks reported, not obeyed; the most prominent person is dressed when others are in the frame), and
 :class:`fitroom.metrics.photo_judge.PhotoJudge` measures the face's mean change, the share of head pixels
 changed, the background's change and how far the torso's colour moved towards the garment's. The review's
 criteria are printed beside each figure: face <= 1 grey level, head <= 1 %, background <= 0.5, torso >= 0.5.

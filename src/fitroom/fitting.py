@@ -162,8 +162,8 @@ def dress_views(engine, pose_model, preprocessor: Preprocessor, prepared: Prepar
     """Dress the person of ``prepared`` (a checked photo and the garment of its view) and show them from each of
     ``views``, in that order: the photo's own view is the try-on; every other view is the dressed person turned by
     ``pose_model`` (:class:`~fitroom.engines.pose_transfer.PoseTransfer`), then, when ``garments`` holds a product
-    photo of that view's side (the garment's back for a back view), tried on again with it, so the garment's own back is drawn
-    (the turned picture is not checked again: the shopper's photo was).
+    photo of that view's side (the garment's back for a back view), tried on again with it, so the garment's own
+    back is drawn (the turned picture is not checked again: the shopper's photo was).
 
     Raises:
         InputError: a turned picture in which no person can be found for the second try-on (named by view).

@@ -107,8 +107,8 @@ def attention_flow_loss(attention: list[torch.Tensor], reference: torch.Tensor, 
     image, which must then match the target inside ``region``.
 
     Args:
-        attention: ``[(B, N_k, N_k)]`` :func:`reference_attention` of some blocks (square grids of the picture's
-            aspect: ``N_k = h_k * w_k``).
+        attention: ``[(B, N_k, N_k)]`` :func:`reference_attention` of some blocks, each on a token grid of the
+            picture's aspect ratio (``N_k = h_k * w_k``).
         reference: ``(B, 3, H, W)`` the reference UNet's picture (the garment). target: ``(B, 3, H, W)`` the picture
             to draw. region: ``(B, 1, H, W)`` where the loss applies (the regenerated area).
         weights: ``(B,)`` per sample (0: left out, e.g. a dropped garment or a noisy timestep).
@@ -301,10 +301,10 @@ def test_leffa_pixel(**overrides) -> LeffaUNets:
 
 
 class PixelSpace(nn.Module):
-    """The identity in place of a VAE, for models trained in pixel space (``test_leffa_pixel``): "encoding" an image
-    ``(B, 3, H, W)`` in [-1, 1] returns it as the posterior's mean with zero spread, decoding returns its input.
-    Offers what the engine uses of diffusers' ``AutoencoderKL`` (``config.scaling_factor``, ``encode``, ``decode``,
-    ``dtype``), so one engine serves both spaces."""
+    """The identity in place of a VAE, for models trained in pixel space (``leffa_pixel``, ``test_leffa_pixel``):
+    "encoding" an image ``(B, 3, H, W)`` in [-1, 1] returns it as the posterior's mean with zero spread, decoding
+    returns its input. Offers what the engine uses of diffusers' ``AutoencoderKL`` (``config.scaling_factor``,
+    ``encode``, ``decode``, ``dtype``), so one engine serves both spaces."""
 
     class _Posterior:
         def __init__(self, image: torch.Tensor) -> None:

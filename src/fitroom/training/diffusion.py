@@ -114,7 +114,7 @@ class DiffusionTask(TrainingTask):
     def sample_rows(self, x: dict) -> list[torch.Tensor]:
         return [x["masked"], x["garment"], x["person"]]
 
-    #: what the exported Leffa folder is for, and what it regenerates (see :func:`~fitroom.models.leffa_convert.save_leffa`)
+    #: what the exported Leffa folder is for and what it regenerates (:func:`~fitroom.models.leffa_convert.save_leffa`)
     exported_task, exported_mask = "tryon", "garment"
 
     def export(self, generator: torch.nn.Module, out: Path) -> None:
