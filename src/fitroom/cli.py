@@ -44,9 +44,8 @@ def _views(text: str):
 def cmd_env(args: argparse.Namespace) -> int:
     """Print versions and optional weights, for bug reports."""
     from fitroom import __version__
-    from fitroom.weights import KNOWN_WEIGHTS, find, weights_dir
-
     from fitroom.devices import resolve_device
+    from fitroom.weights import KNOWN_WEIGHTS, find, weights_dir
 
     versions = {"fitroom": __version__, "python": f"{platform.python_version()} ({platform.platform()})"}
     for module in ("torch", "torchvision", "numpy", "cv2", "mediapipe", "kornia", "PIL"):
@@ -310,6 +309,33 @@ def cmd_pose_transfer(args: argparse.Namespace) -> int:
                      "seconds": result.timings})
     else:
         print(out.resolve(), flush=True)
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Time an engine on this machine (see :mod:`fitroom.bench`)."""
+    from fitroom.bench import bench
+
+    result = bench(args.engine, args.size, args.precision, args.runs, args.threads, args.checkpoint, args.networks)
+    if args.json:
+        _print_json(result)
+        return 0
+    about = result["machine"]
+    lines = [
+        f"machine: {about['capability']} ({', '.join(about['features']) or 'no AVX2'}), native bf16 "
+        f"{'yes' if about['native_bf16'] else 'no'}, {about['threads']} threads of {about['cores']} cores",
+        f"measured rates: matmul {result['matmul_gflops']:.0f} GFLOP/s, 3x3 convolution "
+        f"{result['conv3x3_gflops']:.0f} GFLOP/s (float32)",
+        f"{result['engine']} at {result['size'][0]}x{result['size'][1]}, {result['precision']}, {result['weights']} "
+        f"weights: {result['seconds']:.3f} s per image (median of {args.runs}), "
+        + ", ".join(f"{k} {v:.3f}" for k, v in result["seconds_by_step"].items()),
+    ]
+    if result["gflop"]:
+        lines.append(f"{result['gflop']:.1f} GFLOP per image, {result['gflops_per_s']:.0f} GFLOP/s")
+    if result["precision"] != "fp32":
+        lines.append(f"against float32: max |difference| {result['max_abs_diff_vs_fp32']:.4f}, SSIM "
+                     f"{result['ssim_vs_fp32']:.4f}")
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 
@@ -627,6 +653,20 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also write the target's dense map and the regenerated area")
     _json_option(pose, "the result's path, the views and the timings as JSON")
     pose.set_defaults(func=cmd_pose_transfer)
+
+    timing = sub.add_parser("bench", help="time an engine on this machine (seconds per image, GFLOP/s, the "
+                                          "machine's measured rates, reduced precision against float32)")
+    timing.add_argument("engine", choices=["hrviton", "warp"])
+    timing.add_argument("--size", type=_size, default=(512, 384), help="HEIGHTxWIDTH (default 512x384)")
+    timing.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32",
+                        help="fp32 (default), bf16 (autocast) or auto (bf16 where the CPU has it natively)")
+    timing.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    timing.add_argument("--runs", type=int, default=3, help="timed runs after one warm-up (default 3)")
+    timing.add_argument("--checkpoint", help="hrviton: time these weights instead of random full-size networks")
+    timing.add_argument("--networks", choices=["full", "test"], default="full",
+                        help="random networks at the published width (full) or the tiny test ones")
+    _json_option(timing, "one JSON object (seconds, precision, max_abs_diff_vs_fp32, ssim_vs_fp32, ...)")
+    timing.set_defaults(func=cmd_bench)
 
     check = sub.add_parser("check", help="photo guidance: will these photos give good try-ons? (exit 2 on a "
                                          "failed photo, 1 on warnings with --strict)")

@@ -1,0 +1,161 @@
+"""``fitroom bench``: how fast an engine runs on this machine, and what the machine can do.
+
+One process measures, side by side: the machine (the instruction sets torch and the CPU report, whether bf16 is
+native), its float32 matmul and 3x3-convolution rates (timed here, since vendors' peak figures say little about
+what oneDNN reaches), and the engine on a rendered person at the asked size: median seconds per image and per
+step, the networks' floating-point operations (counted by ``torch.utils.flop_counter``) and the rate they reach.
+For a reduced precision the same inputs also run in float32, and the result's largest difference and SSIM against
+the float32 picture are reported (on random weights unless ``checkpoint`` is given: a trained model's fidelity is
+what matters).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fitroom.errors import ConfigurationError
+
+#: CPU features that matter for the engines' speed, as /proc/cpuinfo names them
+FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def machine() -> dict:
+    """What this machine offers: torch's CPU capability, the CPU features of :data:`FEATURES` it has, native bf16,
+    cores and torch threads."""
+    from fitroom.devices import native_bf16
+
+    flags: set[str] = set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    return {"capability": torch.backends.cpu.get_cpu_capability(), "features": [f for f in FEATURES if f in flags],
+            "native_bf16": native_bf16("cpu"), "cores": os.cpu_count(), "threads": torch.get_num_threads()}
+
+
+def _median_seconds(work, runs: int) -> float:
+    work()  # warm-up
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+@torch.no_grad()
+def rates(runs: int = 5) -> dict:
+    """GFLOP/s of a 1024 x 1024 float32 matmul and of a 3x3 convolution (64 -> 64 channels at 128x96)."""
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    matmul = 2 * 1024 ** 3 / _median_seconds(lambda: a @ b, runs) / 1e9
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).eval()
+    x = torch.randn(1, 64, 128, 96)
+    conv_rate = 2 * 64 * 64 * 9 * 128 * 96 / _median_seconds(lambda: conv(x), runs) / 1e9
+    return {"matmul_gflops": matmul, "conv3x3_gflops": conv_rate}
+
+
+def _inputs(size: tuple[int, int]):
+    """A rendered person and another garment's product photo, with every modality."""
+    from fitroom.data.synthetic import render_garment, render_person, sample_spec
+    from fitroom.inputs import TryOnInputs
+    from fitroom.labels import DENSE_COLORMAP
+    from fitroom.preprocess.agnostic import agnostic_person, parse_agnostic
+
+    spec = sample_spec(0, 5, allow_crossed=False)
+    render = render_person(spec.person, spec.garment, "front", size)
+    garment, mask = render_garment(sample_spec(0, 1).garment, "front", size)
+    return TryOnInputs(person=render.image, garment=garment, garment_mask=mask, keypoints=render.keypoints,
+                       parse=render.parse, dense=DENSE_COLORMAP[render.dense],
+                       agnostic=agnostic_person(render.image, render.parse, render.keypoints),
+                       parse_agnostic=parse_agnostic(render.parse, render.keypoints))
+
+
+def _engine(name: str, size: tuple[int, int], checkpoint: str | None, networks: str):
+    from fitroom.engines import create_engine
+    from fitroom.models import create_model
+    from fitroom.models.hrviton import choose_upsampling
+
+    if name == "warp":
+        return create_engine("warp")
+    if name != "hrviton":
+        raise ConfigurationError(f"fitroom bench times the warp and hrviton engines, not {name!r}")
+    if checkpoint:
+        return create_engine("hrviton", checkpoint=checkpoint, size=size)
+    try:
+        depth = choose_upsampling(*size)
+    except ValueError as error:
+        raise ConfigurationError(str(error)) from None
+    torch.manual_seed(0)
+    prefix = "test_" if networks == "test" else ""
+    condition = create_model(f"{prefix}hrviton_condition").eval()
+    generator = create_model(f"{prefix}hrviton_generator", num_upsampling_layers=depth).eval()
+    return create_engine("hrviton", condition_generator=condition, generator=generator, size=size)
+
+
+def bench(engine_name: str = "hrviton", size: tuple[int, int] = (512, 384), precision: str = "fp32", runs: int = 3,
+          threads: int | None = None, checkpoint: str | None = None, networks: str = "full") -> dict:
+    """Time ``engine_name`` at ``size`` in ``precision`` (``auto``: bf16 where native, else float32).
+
+    Returns:
+        ``{"engine", "size", "precision" (the one used), "seconds" (median per image), "seconds_by_step",
+        "gflop" (per image), "gflops_per_s", "max_abs_diff_vs_fp32" (of the picture in [0, 1]), "ssim_vs_fp32",
+        "weights" ("random" or the checkpoint), "machine", "matmul_gflops", "conv3x3_gflops"}``.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from fitroom import imaging
+    from fitroom.metrics.image import ssim_rgb
+
+    if precision not in PRECISIONS:
+        raise ConfigurationError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if threads:
+        torch.set_num_threads(threads)
+    about = machine()
+    used = ("bf16" if about["native_bf16"] else "fp32") if precision == "auto" else precision
+    if engine_name == "warp":
+        used = "fp32"  # no networks: nothing to lower
+    engine = _engine(engine_name, tuple(size), checkpoint, networks)
+    inputs = _inputs(tuple(size))
+
+    def context():
+        if used == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    steps: list[dict] = []
+
+    def once():
+        with context():
+            result = engine(inputs)
+        steps.append(result.timings)
+        return result
+
+    with torch.no_grad():
+        seconds = _median_seconds(once, runs)
+        image = once().image
+        counter = FlopCounterMode(display=False)
+        with counter:
+            once()
+        reference = image
+        if used != "fp32":
+            with torch.no_grad():
+                reference = engine(inputs).image
+    measured = steps[1:1 + runs]
+    difference = float(np.abs(image.astype(int) - reference.astype(int)).max() / 255)
+    similarity = float(ssim_rgb(imaging.image_to_tensor(image)[None] * 0.5 + 0.5,
+                                imaging.image_to_tensor(reference)[None] * 0.5 + 0.5)[0])
+    gflop = counter.get_total_flops() / 1e9
+    return {"engine": engine_name, "size": list(size), "precision": used, "seconds": seconds,
+            "seconds_by_step": {k: float(np.median([s[k] for s in measured])) for k in measured[0]},
+            "gflop": gflop, "gflops_per_s": gflop / seconds if gflop else 0.0,
+            "max_abs_diff_vs_fp32": difference, "ssim_vs_fp32": similarity,
+            "weights": checkpoint or ("random" if engine_name != "warp" else "none"), "machine": about, **rates()}

@@ -1,0 +1,41 @@
+"""fitroom bench: the machine's figures, seconds per image, and reduced precision judged against float32."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from fitroom.bench import FEATURES, bench, machine
+from fitroom.errors import ConfigurationError
+
+
+def test_the_machine_is_described_from_what_torch_and_the_cpu_report():
+    about = machine()
+    assert about["capability"] and set(about["features"]) <= set(FEATURES)
+    assert isinstance(about["native_bf16"], bool) and about["threads"] >= 1
+
+
+def test_float32_is_its_own_reference_and_bf16_is_measured_against_it():
+    exact = bench("hrviton", (128, 64), "fp32", runs=1, networks="test")
+    assert exact["precision"] == "fp32" and exact["weights"] == "random"
+    assert exact["max_abs_diff_vs_fp32"] == 0.0 and exact["ssim_vs_fp32"] == pytest.approx(1.0)
+    assert exact["seconds"] > 0 and exact["gflop"] > 0 and exact["gflops_per_s"] > 0
+    assert set(exact["seconds_by_step"]) >= {"condition and warp", "generator"}
+    assert exact["matmul_gflops"] > 0 and exact["conv3x3_gflops"] > 0
+    low = bench("hrviton", (128, 64), "bf16", runs=1, networks="test")
+    assert low["precision"] == "bf16" and 0 <= low["max_abs_diff_vs_fp32"] <= 1 and 0 < low["ssim_vs_fp32"] <= 1
+    picked = bench("hrviton", (128, 64), "auto", runs=1, networks="test")
+    assert picked["precision"] == ("bf16" if machine()["native_bf16"] else "fp32")
+    with pytest.raises(ConfigurationError, match="multiples of 64"):
+        bench("hrviton", (100, 60), "fp32", runs=1, networks="test")
+
+
+def test_the_command_prints_one_json_object_or_plain_lines():
+    command = [sys.executable, "-m", "fitroom.cli", "bench", "warp", "--size", "128x64", "--runs", "1"]
+    done = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["engine"] == "warp" and result["precision"] == "fp32" and result["seconds"] > 0
+    text = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert text.returncode == 0 and "s per image" in text.stdout and "measured rates" in text.stdout
