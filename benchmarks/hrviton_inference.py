@@ -26,13 +26,10 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from fitroom.data.synthetic import render_garment, render_person, sample_spec
+    from fitroom.bench import rendered_inputs
     from fitroom.engines import create_engine
-    from fitroom.inputs import TryOnInputs
-    from fitroom.labels import DENSE_COLORMAP
     from fitroom.models import create_model
     from fitroom.models.hrviton import choose_upsampling
-    from fitroom.preprocess.agnostic import agnostic_person, parse_agnostic
 
     torch.manual_seed(0)
     condition = create_model("hrviton_condition")
@@ -42,13 +39,7 @@ def main() -> None:
         depth = choose_upsampling(*size)
         generator = create_model("hrviton_generator", num_upsampling_layers=depth)
         engine = create_engine("hrviton", condition_generator=condition, generator=generator, size=size)
-        spec = sample_spec(0, 5, allow_crossed=False)
-        render = render_person(spec.person, spec.garment, "front", size)
-        garment, mask = render_garment(sample_spec(0, 1).garment, "front", size)
-        inputs = TryOnInputs(person=render.image, garment=garment, garment_mask=mask, keypoints=render.keypoints,
-                             parse=render.parse, dense=DENSE_COLORMAP[render.dense],
-                             agnostic=agnostic_person(render.image, render.parse, render.keypoints),
-                             parse_agnostic=parse_agnostic(render.parse, render.keypoints))
+        inputs = rendered_inputs(size)
         engine(inputs)  # warm-up
         times, steps = [], []
         for _ in range(args.runs):

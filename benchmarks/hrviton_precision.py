@@ -29,28 +29,19 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from fitroom import imaging
-    from fitroom.data.synthetic import render_garment, render_person, sample_spec
+    from fitroom.bench import rendered_inputs
     from fitroom.devices import native_bf16
     from fitroom.engines import create_engine
-    from fitroom.inputs import TryOnInputs
-    from fitroom.labels import DENSE_COLORMAP
     from fitroom.metrics.image import ssim_rgb
     from fitroom.models import create_model
     from fitroom.models.hrviton import choose_upsampling
-    from fitroom.preprocess.agnostic import agnostic_person, parse_agnostic
 
     size = tuple(args.size)
     torch.manual_seed(0)
     condition = create_model("hrviton_condition").eval()
     generator = create_model("hrviton_generator", num_upsampling_layers=choose_upsampling(*size)).eval()
     engine = create_engine("hrviton", condition_generator=condition, generator=generator, size=size)
-    spec = sample_spec(0, 5, allow_crossed=False)
-    render = render_person(spec.person, spec.garment, "front", size)
-    garment, mask = render_garment(sample_spec(0, 1).garment, "front", size)
-    inputs = TryOnInputs(person=render.image, garment=garment, garment_mask=mask, keypoints=render.keypoints,
-                         parse=render.parse, dense=DENSE_COLORMAP[render.dense],
-                         agnostic=agnostic_person(render.image, render.parse, render.keypoints),
-                         parse_agnostic=parse_agnostic(render.parse, render.keypoints))
+    inputs = rendered_inputs(size)
     print(f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}, native bf16 "
           f"{native_bf16('cpu')}, {args.threads} threads, {size[0]}x{size[1]}, random weights")
 

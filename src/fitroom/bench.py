@@ -63,8 +63,9 @@ def rates(runs: int = 5) -> dict:
     return {"matmul_gflops": matmul, "conv3x3_gflops": conv_rate}
 
 
-def _inputs(size: tuple[int, int]):
-    """A rendered person and another garment's product photo, with every modality."""
+def rendered_inputs(size: tuple[int, int]):
+    """``TryOnInputs`` of a rendered person ``size = (H, W)`` and another garment's product photo, with every
+    modality (the benchmarks' fixed inputs)."""
     from fitroom.data.synthetic import render_garment, render_person, sample_spec
     from fitroom.inputs import TryOnInputs
     from fitroom.labels import DENSE_COLORMAP
@@ -124,7 +125,7 @@ def bench(engine_name: str = "hrviton", size: tuple[int, int] = (512, 384), prec
     if engine_name == "warp":
         used = "fp32"  # no networks: nothing to lower
     engine = _engine(engine_name, tuple(size), checkpoint, networks)
-    inputs = _inputs(tuple(size))
+    inputs = rendered_inputs(tuple(size))
 
     def context():
         if used == "bf16":
