@@ -146,10 +146,7 @@ def bench(engine_name: str = "hrviton", size: tuple[int, int] = (512, 384), prec
         counter = FlopCounterMode(display=False)
         with counter:
             once()
-        reference = image
-        if used != "fp32":
-            with torch.no_grad():
-                reference = engine(inputs).image
+        reference = engine(inputs).image if used != "fp32" else image
     measured = steps[1:1 + runs]
     difference = float(np.abs(image.astype(int) - reference.astype(int)).max() / 255)
     similarity = float(ssim_rgb(imaging.image_to_tensor(image)[None] * 0.5 + 0.5,

@@ -247,9 +247,9 @@ def _views(text: str) -> list:
 
 
 def _pose_options(args: argparse.Namespace) -> dict:
-    """The pose-transfer model's sampling options given on the command line."""
-    options = {name: getattr(args, name, None) for name in ("steps", "guidance", "seed", "scheduler")}
-    return {name: value for name, value in options.items() if value is not None}
+    """The sampling options given on the command line, for the pose-transfer model of ``tryon --views`` (``--size``
+    there is the try-on engine's)."""
+    return {name: value for name, value in _engine_options(args).items() if name != "size"}
 
 
 def _tryon_views(args: argparse.Namespace, engine, pose_model, preprocess, prepared, views: list,
@@ -289,7 +289,7 @@ def cmd_pose_transfer(args: argparse.Namespace) -> int:
     person = imaging.load_image(args.person)
     target = args.target if args.target in VIEW_NAMES else imaging.load_image(args.target)
     model = PoseTransfer(args.checkpoint, device=resolve_device(args.device), progress=not args.quiet,
-                         **{**_pose_options(args), **({"size": args.size} if args.size else {})})
+                         **_engine_options(args))
     dense_options = {"directory": args.dense_dir} if args.dense == "file" else {}
     with Preprocessor(dense=args.dense, dense_options=dense_options, allow_several_people=args.force) as preprocess:
         analysis = preprocess.analyse_person(person, view=args.view, name=Path(args.person).name)

@@ -79,12 +79,12 @@ class LeffaRunner:
         if model is None:
             if checkpoint is None:
                 raise ConfigurationError(self.missing_checkpoint)
-            model = load_leffa(checkpoint)
-            self.meta = leffa_meta(checkpoint)
+            self.meta = leffa_meta(checkpoint)  # refused before any weights are read
             if self.meta["task"] != self.task:
                 made_for = "pose transfer" if self.meta["task"] == "pose" else "try-on"
                 raise ConfigurationError(f"{checkpoint} holds a Leffa model for {made_for}; {self.purpose} needs "
                                          f"one for {'pose transfer' if self.task == 'pose' else 'try-on'}")
+            model = load_leffa(checkpoint)
         if scheduler not in SCHEDULERS:
             raise ConfigurationError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}")
         self.unets, self.vae, published = model

@@ -109,10 +109,20 @@ def save_leffa(out: str | Path, unets: LeffaUNets, vae, scheduler_config: dict, 
     return written
 
 
+def _check_folder(folder: Path) -> None:
+    """A :class:`MissingWeightsError` naming what a Leffa folder lacks."""
+    missing = [p for p in ("unet", "reference_unet", "scheduler") if not (folder / p).is_dir()]
+    if missing or not (folder / PARTS).is_file():
+        raise MissingWeightsError(f"{folder} is not a Leffa folder (missing {', '.join(missing) or PARTS}): make one "
+                                  f"with `fitroom convert leffa --checkpoint FILE.pth --base DIR --out DIR`")
+
+
 def leffa_meta(folder: str | Path) -> dict:
-    """``{"task": "tryon" | "pose", "mask": ...}`` of a Leffa folder (folders written before the fields existed
-    are try-on folders)."""
-    listed = json.loads((Path(folder) / PARTS).read_text())
+    """``{"task": "tryon" | "pose", "mask": ..., "size": [H, W] | None}`` of a Leffa folder, read without loading
+    its weights (folders written before the fields existed are try-on folders)."""
+    folder = Path(folder)
+    _check_folder(folder)
+    listed = json.loads((folder / PARTS).read_text())
     return {"task": listed.get("task", "tryon"), "mask": listed.get("mask", "garment"), "size": listed.get("size")}
 
 
@@ -121,10 +131,7 @@ def load_leffa(folder: str | Path) -> tuple[LeffaUNets, object, object]:
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 
     folder = Path(folder)
-    missing = [p for p in ("unet", "reference_unet", "scheduler") if not (folder / p).is_dir()]
-    if missing or not (folder / PARTS).is_file():
-        raise MissingWeightsError(f"{folder} is not a Leffa folder (missing {', '.join(missing) or PARTS}): make one "
-                                  f"with `fitroom convert leffa --checkpoint FILE.pth --base DIR --out DIR`")
+    _check_folder(folder)
     generative = UNet2DConditionModel.from_pretrained(folder / "unet")
     reference = UNet2DConditionModel.from_pretrained(folder / "reference_unet")
     config = {k: v for k, v in generative.config.items() if not k.startswith("_")}
