@@ -26,7 +26,8 @@ def test_float32_is_its_own_reference_and_bf16_is_measured_against_it():
     low = bench("hrviton", (128, 64), "bf16", runs=1, networks="test")
     assert low["precision"] == "bf16" and 0 <= low["max_abs_diff_vs_fp32"] <= 1 and 0 < low["ssim_vs_fp32"] <= 1
     picked = bench("hrviton", (128, 64), "auto", runs=1, networks="test")
-    assert picked["precision"] == ("bf16" if machine()["native_bf16"] else "fp32")
+    assert picked["precision"] in (("bf16", "fp32") if machine()["native_bf16"] else ("fp32",))
+    assert picked["first_seconds"] > 0
     with pytest.raises(ConfigurationError, match="multiples of 64"):
         bench("hrviton", (100, 60), "fp32", runs=1, networks="test")
 
@@ -39,3 +40,11 @@ def test_the_command_prints_one_json_object_or_plain_lines():
     assert result["engine"] == "warp" and result["precision"] == "fp32" and result["seconds"] > 0
     text = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert text.returncode == 0 and "s per image" in text.stdout and "measured rates" in text.stdout
+
+
+def test_onnxruntime_is_timed_and_judged_against_torch_float32(tmp_path, monkeypatch):
+    monkeypatch.setenv("FITROOM_ONNX_CACHE", str(tmp_path))
+    result = bench("hrviton", (128, 64), "fp32", runs=1, networks="test", runtime="onnxruntime")
+    assert result["runtime"] == "onnxruntime" and result["precision"] == "fp32" and result["seconds"] > 0
+    assert result["ssim_vs_fp32"] > 0.999 and result["max_abs_diff_vs_fp32"] <= 2 / 255
+    assert list(tmp_path.glob("hrviton-128x64-*.onnx"))

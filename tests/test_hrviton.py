@@ -1,5 +1,6 @@
 """HR-VITON networks: official-checkpoint parity, conversion, and the usual model tests at tiny size."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -224,7 +225,158 @@ def test_the_try_on_module_is_what_the_engine_runs_and_it_exports(tmp_path):
     result = engine(inputs.replace(keep=None))
     from fitroom import imaging
 
-    np.testing.assert_array_equal(result.image, imaging.tensor_to_image(quiet[0]))
+    # the engine runs the prepared generator (fused, channels-last): float rounding may move a grey level
+    difference = np.abs(result.image.astype(int) - imaging.tensor_to_image(quiet[0]).astype(int))
+    assert difference.max() <= 1 and (difference > 0).mean() < 0.01
+    assert result.extras["precision"] == "fp32"
     exported = torch.export.export(module.exportable(), args)
     with torch.no_grad():
         torch.testing.assert_close(exported.module()(*args)["image"], quiet, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("layers", ["more", "most"])
+def test_the_prepared_generator_computes_the_same_function(layers):
+    """prepare_generator (spectral norms folded, SPADE convolutions fused, channels-last): the same output as the
+    trained generator, noise included (drawn in the same order), within 1e-4; the original is left untouched."""
+    from fitroom.models.hrviton import FusedSPADEResBlock, prepare_generator
+
+    torch.manual_seed(0)
+    generator = create_model("test_hrviton_generator", num_upsampling_layers=layers, ngf=8, spade_hidden=16)
+    for module in generator.modules():
+        if hasattr(module, "noise_scale"):
+            torch.nn.init.normal_(module.noise_scale, std=0.5)
+    generator.train()
+    with torch.no_grad():  # a few training-mode passes move the spectral norms' vectors away from their start
+        for _ in range(3):
+            generator(torch.randn(1, 9, 256, 256), torch.rand(1, 7, 256, 256))
+    generator.eval()
+    before = {k: v.clone() for k, v in generator.state_dict().items()}
+    prepared = prepare_generator(generator)
+    assert any(isinstance(m, FusedSPADEResBlock) for m in prepared.modules())
+    assert not any(hasattr(m, "weight_orig") for m in prepared.modules())
+    height, width = (256, 192) if layers == "more" else (512, 384)
+    x = torch.randn(2, 9, height, width)
+    seg = torch.nn.functional.one_hot(torch.randint(0, 7, (2, height, width)), 7).permute(0, 3, 1, 2).float()
+    with torch.no_grad():
+        torch.manual_seed(7)
+        expected = generator(x, seg)
+        torch.manual_seed(7)
+        got = prepared(x, seg)
+    assert got.shape == expected.shape and got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got, expected, atol=1e-4, rtol=0)
+    assert all(torch.equal(before[k], v) for k, v in generator.state_dict().items())
+
+
+def test_engine_precision_auto_measures_bf16_on_the_first_picture_and_says_what_it_chose(caplog):
+    """precision auto: float32 where bf16 is not native; where it is, the first picture is made both ways (the
+    float32 one returned) and bf16 kept only if its SSIM against float32 reaches the bar. bf16 itself runs
+    anywhere; an unknown precision is refused in one sentence."""
+    import logging
+
+    from fitroom.bench import rendered_inputs
+    from fitroom.devices import native_bf16
+    from fitroom.engines import create_engine
+    from fitroom.engines.hrviton import AUTO_MIN_SSIM
+    from fitroom.errors import ConfigurationError
+
+    torch.manual_seed(0)
+    networks = {"condition_generator": create_model("test_hrviton_condition").eval(),
+                "generator": create_model("test_hrviton_generator").eval()}
+    inputs = rendered_inputs((256, 192))
+    exact = create_engine("hrviton", size=(256, 192), **networks)
+    torch.manual_seed(3)
+    reference = exact(inputs).image
+    with caplog.at_level(logging.INFO, logger="fitroom.engines.hrviton"):
+        auto = create_engine("hrviton", size=(256, 192), precision="auto", **networks)
+        torch.manual_seed(3)
+        first = auto(inputs)
+    np.testing.assert_array_equal(first.image, reference)  # the first picture is float32's
+    assert first.extras["precision"] in ("fp32", "bf16") and "precision auto:" in caplog.text
+    if not native_bf16("cpu"):
+        assert first.extras["precision"] == "fp32" and "not native" in caplog.text
+    else:
+        assert f"the bar is {AUTO_MIN_SSIM:.2f}" in caplog.text
+    assert auto(inputs).extras["precision"] == first.extras["precision"]
+    lowered = create_engine("hrviton", size=(256, 192), precision="bf16", **networks)(inputs)
+    assert lowered.extras["precision"] == "bf16" and lowered.image.shape == reference.shape
+    with pytest.raises(ConfigurationError, match="precision must be one of"):
+        create_engine("hrviton", size=(256, 192), precision="int4", **networks)
+
+
+def test_onnx_export_runs_in_onnxruntime_like_torch(tmp_path, monkeypatch, caplog):
+    """HrvitonTryOn exported to ONNX and run by onnxruntime gives torch's noise-free outputs (image within float32
+    rounding, same layout); the engine's onnxruntime runtime exports once per weights and size, then reuses the file; a
+    truncated file and a wrong size are refused in one sentence."""
+    import logging
+
+    from fitroom.bench import rendered_inputs
+    from fitroom.engines import create_engine
+    from fitroom.errors import InputError
+    from fitroom.models.hrviton import HrvitonTryOn
+    from fitroom.models.hrviton_onnx import INPUTS, OnnxTryOn, export_onnx
+
+    torch.manual_seed(0)
+    condition = create_model("test_hrviton_condition").eval()
+    generator = create_model("test_hrviton_generator").eval()
+    for module in generator.modules():
+        if hasattr(module, "noise_scale"):
+            torch.nn.init.normal_(module.noise_scale, std=0.5)
+    module = HrvitonTryOn(condition, generator).eval()
+    inputs = rendered_inputs((256, 192))
+    tensors = {k: v[None] if v.ndim else v.reshape(1) for k, v in inputs.to_tensors((256, 192)).items()}
+    args = tuple(tensors[k] for k in INPUTS)
+    path = export_onnx(module, (256, 192), tmp_path / "hrviton.onnx")
+    assert not list(tmp_path.glob("*.partial"))
+    runner = OnnxTryOn(path, threads=1)
+    assert runner.size == (256, 192)
+    with torch.no_grad():
+        expected = module.set_noise(False)(*args)
+    got = runner(*args)
+    difference = (got["image"] - expected["image"]).abs()
+    assert difference.max() < 5e-4 and difference.mean() < 1e-5  # float32 rounding of random weights
+    assert (got["layout13"] == expected["layout13"]).float().mean() > 0.999
+    with pytest.raises(InputError, match="exported for 1 picture at 256x192"):
+        runner(*(a[..., :128, :96] if a.ndim > 1 else a for a in args))
+    (tmp_path / "cut.onnx").write_bytes(path.read_bytes()[:5000])
+    with pytest.raises(InputError, match="not a readable ONNX model"):
+        OnnxTryOn(tmp_path / "cut.onnx")
+
+    monkeypatch.setenv("FITROOM_ONNX_CACHE", str(tmp_path / "cache"))
+    module.set_noise(True)
+    networks = {"condition_generator": condition, "generator": generator, "size": (256, 192)}
+    with caplog.at_level(logging.INFO, logger="fitroom"):
+        engine = create_engine("hrviton", runtime="onnxruntime", **networks)
+    assert "exporting the networks to ONNX" in caplog.text and len(list((tmp_path / "cache").glob("*.onnx"))) == 1
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="fitroom"):
+        again = create_engine("hrviton", runtime="onnxruntime", **networks)
+    assert "exporting" not in caplog.text
+    exact = create_engine("hrviton", **networks)
+    exact.model.set_noise(False)
+    plain = inputs.replace(keep=None)
+    difference = np.abs(engine(plain).image.astype(int) - exact(plain).image.astype(int))
+    assert difference.max() <= 1
+    np.testing.assert_array_equal(again(plain).image, engine(plain).image)
+    with pytest.raises(Exception, match="takes neither precision bf16 nor compile"):
+        create_engine("hrviton", runtime="onnxruntime", precision="bf16", **networks)
+
+
+def test_export_onnx_command_writes_a_file_onnxruntime_runs(tmp_path):
+    import subprocess
+    import sys
+
+    from fitroom.models.hrviton_onnx import OnnxTryOn
+
+    torch.manual_seed(0)
+    for name in ("condition_generator", "generator"):
+        save_pretrained(create_model(f"test_hrviton_{name.split('_')[0]}"), tmp_path / "ckpt" / name,
+                        f"test_hrviton_{name.split('_')[0]}")
+    command = [sys.executable, "-m", "fitroom.cli", "export-onnx", "--checkpoint", str(tmp_path / "ckpt"),
+               "--size", "128x64", "--out", str(tmp_path / "m.onnx"), "--json"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["size"] == [128, 64]
+    assert OnnxTryOn(tmp_path / "m.onnx").size == (128, 64)
+    done = subprocess.run(command[:5] + [str(tmp_path / "nothing")] + command[6:], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode != 0 and "Traceback" not in done.stderr and "nothing" in done.stderr

@@ -4,14 +4,13 @@ One process measures, side by side: the machine (the instruction sets torch and 
 native), its float32 matmul and 3x3-convolution rates (timed here, since vendors' peak figures say little about
 what oneDNN reaches), and the engine on a rendered person at the asked size: median seconds per image and per
 step, the networks' floating-point operations (counted by ``torch.utils.flop_counter``) and the rate they reach.
-For a reduced precision the same inputs also run in float32, and the result's largest difference and SSIM against
-the float32 picture are reported (on random weights unless ``checkpoint`` is given: a trained model's fidelity is
-what matters).
+For a reduced precision or another runtime the same inputs also run in float32 on torch, and the result's largest
+difference and SSIM against the float32 picture are reported (on random weights unless ``checkpoint`` is given: a
+trained model's fidelity is what matters).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 from pathlib import Path
@@ -42,8 +41,9 @@ def machine() -> dict:
             "native_bf16": native_bf16("cpu"), "cores": os.cpu_count(), "threads": torch.get_num_threads()}
 
 
-def _median_seconds(work, runs: int) -> float:
-    work()  # warm-up
+def _median_seconds(work, runs: int, warm: bool = True) -> float:
+    if warm:
+        work()  # warm-up
     times = []
     for _ in range(runs):
         start = time.perf_counter()
@@ -80,7 +80,7 @@ def rendered_inputs(size: tuple[int, int]):
                        parse_agnostic=parse_agnostic(render.parse, render.keypoints))
 
 
-def _engine(name: str, size: tuple[int, int], checkpoint: str | None, networks: str):
+def _engine(name: str, size: tuple[int, int], checkpoint: str | None, networks: str, **options):
     from fitroom.engines import create_engine
     from fitroom.models import create_model
     from fitroom.models.hrviton import choose_upsampling
@@ -90,26 +90,34 @@ def _engine(name: str, size: tuple[int, int], checkpoint: str | None, networks: 
     if name != "hrviton":
         raise ConfigurationError(f"fitroom bench times the warp and hrviton engines, not {name!r}")
     if checkpoint:
-        return create_engine("hrviton", checkpoint=checkpoint, size=size)
-    try:
-        depth = choose_upsampling(*size)
-    except ValueError as error:
-        raise ConfigurationError(str(error)) from None
-    torch.manual_seed(0)
-    prefix = "test_" if networks == "test" else ""
-    condition = create_model(f"{prefix}hrviton_condition").eval()
-    generator = create_model(f"{prefix}hrviton_generator", num_upsampling_layers=depth).eval()
-    return create_engine("hrviton", condition_generator=condition, generator=generator, size=size)
+        engine = create_engine("hrviton", checkpoint=checkpoint, size=size, **options)
+    else:
+        try:
+            depth = choose_upsampling(*size)
+        except ValueError as error:
+            raise ConfigurationError(str(error)) from None
+        torch.manual_seed(0)
+        prefix = "test_" if networks == "test" else ""
+        condition = create_model(f"{prefix}hrviton_condition").eval()
+        generator = create_model(f"{prefix}hrviton_generator", num_upsampling_layers=depth).eval()
+        engine = create_engine("hrviton", condition_generator=condition, generator=generator, size=size, **options)
+    for each in engine.per_view.values() or [engine]:  # noise off: the same picture every run, comparable
+        each.model.set_noise(False)
+    return engine
 
 
 def bench(engine_name: str = "hrviton", size: tuple[int, int] = (512, 384), precision: str = "fp32", runs: int = 3,
-          threads: int | None = None, checkpoint: str | None = None, networks: str = "full") -> dict:
-    """Time ``engine_name`` at ``size`` in ``precision`` (``auto``: bf16 where native, else float32).
+          threads: int | None = None, checkpoint: str | None = None, networks: str = "full",
+          runtime: str = "torch", compile: bool = False) -> dict:
+    """Time ``engine_name`` at ``size`` with the engine's ``precision`` (``auto``: the engine's choice),
+    ``runtime`` and ``compile`` options, SPADE's noise off (so that every run makes the same picture).
 
     Returns:
-        ``{"engine", "size", "precision" (the one used), "seconds" (median per image), "seconds_by_step",
-        "gflop" (per image), "gflops_per_s", "max_abs_diff_vs_fp32" (of the picture in [0, 1]), "ssim_vs_fp32",
-        "weights" ("random" or the checkpoint), "machine", "matmul_gflops", "conv3x3_gflops"}``.
+        ``{"engine", "size", "precision" (the one used), "runtime", "compile", "seconds" (median per image),
+        "seconds_by_step", "first_seconds" (the warm-up call: compilation, auto's two pictures), "gflop" (per
+        image), "gflops_per_s", "max_abs_diff_vs_fp32" (of the picture in [0, 1], against the float32 torch
+        engine), "ssim_vs_fp32", "weights" ("random" or the checkpoint), "machine", "matmul_gflops",
+        "conv3x3_gflops"}``.
     """
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -121,38 +129,39 @@ def bench(engine_name: str = "hrviton", size: tuple[int, int] = (512, 384), prec
     if threads:
         torch.set_num_threads(threads)
     about = machine()
-    used = ("bf16" if about["native_bf16"] else "fp32") if precision == "auto" else precision
-    if engine_name == "warp":
-        used = "fp32"  # no networks: nothing to lower
-    engine = _engine(engine_name, tuple(size), checkpoint, networks)
+    options = {} if engine_name == "warp" else {"precision": precision, "runtime": runtime, "compile": compile}
+    engine = _engine(engine_name, tuple(size), checkpoint, networks, **options)
     inputs = rendered_inputs(tuple(size))
-
-    def context():
-        if used == "bf16":
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
     steps: list[dict] = []
+    used: list[str] = []
 
     def once():
-        with context():
-            result = engine(inputs)
+        result = engine(inputs)
         steps.append(result.timings)
+        used.append(result.extras.get("precision", "fp32"))
         return result
 
     with torch.no_grad():
-        seconds = _median_seconds(once, runs)
+        start = time.perf_counter()
+        once()  # warm-up: compilation, auto's choice
+        first = time.perf_counter() - start
+        steps.clear()
+        seconds = _median_seconds(once, runs, warm=False)
         image = once().image
-        counter = FlopCounterMode(display=False)
-        with counter:
-            once()
-        reference = engine(inputs).image if used != "fp32" else image
-    measured = steps[1:1 + runs]
+        gflop = 0.0
+        if runtime == "torch":  # (onnxruntime's work is not visible to torch's counter)
+            counter = FlopCounterMode(display=False)
+            with counter:
+                once()
+            gflop = counter.get_total_flops() / 1e9
+        exact = options == {} or (used[-1] == "fp32" and runtime == "torch" and not compile)
+        reference = image if exact else _engine(engine_name, tuple(size), checkpoint, networks)(inputs).image
+    measured = steps[:runs]
     difference = float(np.abs(image.astype(int) - reference.astype(int)).max() / 255)
     similarity = float(ssim_rgb(imaging.image_to_tensor(image)[None] * 0.5 + 0.5,
                                 imaging.image_to_tensor(reference)[None] * 0.5 + 0.5)[0])
-    gflop = counter.get_total_flops() / 1e9
-    return {"engine": engine_name, "size": list(size), "precision": used, "seconds": seconds,
+    return {"engine": engine_name, "size": list(size), "precision": used[-1], "runtime": runtime,
+            "compile": bool(compile), "seconds": seconds, "first_seconds": first,
             "seconds_by_step": {k: float(np.median([s[k] for s in measured])) for k in measured[0]},
             "gflop": gflop, "gflops_per_s": gflop / seconds if gflop else 0.0,
             "max_abs_diff_vs_fp32": difference, "ssim_vs_fp32": similarity,

@@ -248,8 +248,8 @@ def _views(text: str) -> list:
 
 def _pose_options(args: argparse.Namespace) -> dict:
     """The sampling options given on the command line, for the pose-transfer model of ``tryon --views`` (``--size``
-    there is the try-on engine's)."""
-    return {name: value for name, value in _engine_options(args).items() if name != "size"}
+    there is the try-on engine's, and so is --compile)."""
+    return {name: value for name, value in _engine_options(args).items() if name not in ("size", "compile")}
 
 
 def _tryon_views(args: argparse.Namespace, engine, pose_model, preprocess, prepared, views: list,
@@ -316,7 +316,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     """Time an engine on this machine (see :mod:`fitroom.bench`)."""
     from fitroom.bench import bench
 
-    result = bench(args.engine, args.size, args.precision, args.runs, args.threads, args.checkpoint, args.networks)
+    result = bench(args.engine, args.size, args.precision, args.runs, args.threads, args.checkpoint, args.networks,
+                   args.runtime, args.compile)
     if args.json:
         _print_json(result)
         return 0
@@ -326,14 +327,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         f"{'yes' if about['native_bf16'] else 'no'}, {about['threads']} threads of {about['cores']} cores",
         f"measured rates: matmul {result['matmul_gflops']:.0f} GFLOP/s, 3x3 convolution "
         f"{result['conv3x3_gflops']:.0f} GFLOP/s (float32)",
-        f"{result['engine']} at {result['size'][0]}x{result['size'][1]}, {result['precision']}, {result['weights']} "
-        f"weights: {result['seconds']:.3f} s per image (median of {args.runs}), "
+        f"{result['engine']} at {result['size'][0]}x{result['size'][1]}, {result['precision']} on "
+        f"{result['runtime']}{' compiled' if result['compile'] else ''}, {result['weights']} weights: "
+        f"{result['seconds']:.3f} s per image (median of {args.runs}), "
         + ", ".join(f"{k} {v:.3f}" for k, v in result["seconds_by_step"].items()),
+        f"first picture (compilation, export, auto's check included): {result['first_seconds']:.2f} s",
     ]
     if result["gflop"]:
         lines.append(f"{result['gflop']:.1f} GFLOP per image, {result['gflops_per_s']:.0f} GFLOP/s")
-    if result["precision"] != "fp32":
-        lines.append(f"against float32: max |difference| {result['max_abs_diff_vs_fp32']:.4f}, SSIM "
+    if result["precision"] != "fp32" or result["runtime"] != "torch" or result["compile"]:
+        lines.append(f"against float32 on torch: max |difference| {result['max_abs_diff_vs_fp32']:.4f}, SSIM "
                      f"{result['ssim_vs_fp32']:.4f}")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
@@ -404,8 +407,19 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 def _engine_options(args: argparse.Namespace) -> dict:
     """The engine options given on the command line (the diffusion engine's steps, guidance, seed and scheduler;
     the working size of the learned engines)."""
-    options = {name: getattr(args, name, None) for name in ("steps", "guidance", "seed", "scheduler", "size")}
+    options = {name: getattr(args, name, None)
+               for name in ("steps", "guidance", "seed", "scheduler", "size", "precision", "compile")}
     return {name: value for name, value in options.items() if value is not None}
+
+
+def _speed_options(parser: argparse.ArgumentParser) -> None:
+    """--precision and --compile, for the learned engines that take them."""
+    parser.add_argument("--precision", choices=["fp32", "bf16", "auto"],
+                        help="learned engines: fp32 (hrviton's default, exact), bf16 (autocast) or auto (bf16 where "
+                             "the CPU or GPU has it natively and it keeps the picture within SSIM 0.99 of fp32's)")
+    parser.add_argument("--compile", action="store_true", default=None,
+                        help="hrviton engine: run the image generator through torch.compile (pays seconds of "
+                             "compilation once; worth it for many pictures, not for one)")
 
 
 def _sampling_options(parser: argparse.ArgumentParser, who: str = "") -> None:
@@ -435,6 +449,28 @@ def _preprocessing_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--parser", default="builtin", help="human parser backend: builtin or schp")
     parser.add_argument("--dense", default="builtin", choices=["builtin", "file"], help="dense body map backend")
     parser.add_argument("--dense-dir", help="folder of DensePose renders for --dense file")
+
+
+def cmd_export_onnx(args: argparse.Namespace) -> int:
+    """Export an hrviton checkpoint at one size to an ONNX file (see :mod:`fitroom.models.hrviton_onnx`)."""
+    from fitroom.engines.hrviton import HrvitonEngine
+    from fitroom.labels import View
+    from fitroom.models.hrviton_onnx import export_onnx
+
+    engine = HrvitonEngine(args.checkpoint, size=args.size)
+    if engine.per_view:
+        if not args.view:
+            raise ConfigurationError(f"{args.checkpoint} holds one model per view "
+                                     f"({', '.join(v.value for v in engine.per_view)}): say which with --view")
+        if View(args.view) not in engine.per_view:
+            raise ConfigurationError(f"{args.checkpoint} has no {args.view} model")
+        engine = engine.per_view[View(args.view)]
+    path = export_onnx(engine.model, engine.size, args.out)
+    if args.json:
+        _print_json({"onnx": str(path.resolve()), "size": list(engine.size), "noise": "none"})
+    else:
+        print(path.resolve(), flush=True)
+    return 0
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -615,6 +651,7 @@ def build_parser() -> argparse.ArgumentParser:
     tryon.add_argument("--checkpoint", help="model folder for a learned engine (e.g. from `fitroom convert hrviton`)")
     _device_option(tryon)
     _sampling_options(tryon, "diffusion engine and pose transfer (--views): ")
+    _speed_options(tryon)
     tryon.add_argument("--size", type=_size, help="hrviton and diffusion engines: the working HEIGHTxWIDTH "
                        "(default 1024x768)")
     tryon.add_argument("--views", help="several views in one call, e.g. front,back: the photo's own view is the "
@@ -659,7 +696,11 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("engine", choices=["hrviton", "warp"])
     timing.add_argument("--size", type=_size, default=(512, 384), help="HEIGHTxWIDTH (default 512x384)")
     timing.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32",
-                        help="fp32 (default), bf16 (autocast) or auto (bf16 where the CPU has it natively)")
+                        help="fp32 (default), bf16 (autocast) or auto (the engine's choice: bf16 where the CPU has "
+                             "it natively and it keeps SSIM 0.99 against fp32)")
+    timing.add_argument("--runtime", choices=["torch", "onnxruntime"], default="torch",
+                        help="hrviton: run the networks in torch (default) or as an ONNX graph in onnxruntime")
+    timing.add_argument("--compile", action="store_true", help="hrviton: the image generator through torch.compile")
     timing.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     timing.add_argument("--runs", type=int, default=3, help="timed runs after one warm-up (default 3)")
     timing.add_argument("--checkpoint", help="hrviton: time these weights instead of random full-size networks")
@@ -681,6 +722,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     from fitroom.converters import CONVERTERS
 
+    onnx = sub.add_parser("export-onnx", help="export an hrviton checkpoint at one size to an ONNX file (run it "
+                                              "with onnxruntime; SPADE's noise left out)")
+    onnx.add_argument("--checkpoint", required=True, help="an hrviton checkpoint folder")
+    onnx.add_argument("--size", type=_size, help="HEIGHTxWIDTH, multiples of 64 (default: the engine's working size)")
+    onnx.add_argument("--view", choices=VIEW_NAMES, help="which model of a per-view checkpoint")
+    onnx.add_argument("--out", required=True, help="the .onnx file to write")
+    _json_option(onnx, "the file, the size and the noise as JSON")
+    onnx.set_defaults(func=cmd_export_onnx)
+
     convert = sub.add_parser("convert", help="convert published checkpoints into fitroom model folders")
     convert_sub = convert.add_subparsers(dest="convert_command", required=True, metavar="FAMILY")
     for family, converter in CONVERTERS.items():  # one subcommand per registered converter
@@ -701,6 +751,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--limit", type=int, default=0, help="only the first N pairs")
     evaluation.add_argument("--out", required=True, help="report folder")
     _sampling_options(evaluation, "diffusion engine: ")
+    _speed_options(evaluation)
     evaluation.add_argument("--size", type=_size, help="hrviton and diffusion engines: the working HEIGHTxWIDTH")
     _json_option(evaluation, "the results and the protocol as JSON instead of the table")
     evaluation.set_defaults(func=cmd_eval)
@@ -738,8 +789,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("stage", help="a training stage; built in: HR-VITON's condition, then generator "
                                       "(condition=RUN), CP-VTON's gmm, then tom (condition=RUN)")
     train.add_argument("--config", help="a YAML experiment file (e.g. configs/condition.yaml)")
-    train.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
-                       help="overrides, e.g. data=data/synth steps=100 loss_weights.vgg=0")
+    train.add_argument("--set", nargs="*", action="extend", default=[], metavar="KEY=VALUE",
+                       help="overrides, e.g. data=data/synth steps=100 loss_weights.vgg=0 (repeatable: every "
+                            "--set adds to the others)")
     train.set_defaults(func=cmd_train)
 
     prepare = sub.add_parser("prepare", help="turn folders of raw photos into a VITON-HD layout dataset")

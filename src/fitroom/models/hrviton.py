@@ -220,6 +220,82 @@ class SPADEResBlock(nn.Module):
         return shortcut + dx
 
 
+class FusedSPADEResBlock(nn.Module):
+    """The inference form of a :class:`SPADEResBlock`: the same function in fewer, wider convolutions.
+
+    * the segmentation map is resized once per block instead of once per norm;
+    * one convolution makes the shared features of every norm of the block (``semantic -> hidden * norms``; the
+      norms all read the same resized map);
+    * each norm's gamma and beta come from one convolution (``hidden -> 2 * channels``), split afterwards;
+    * the spectral norms are folded into plain weights (in eval mode the same numbers).
+
+    The noise is drawn in the original order (shortcut norm, then ``norm_0``, then ``norm_1``), so with the same
+    random state the output equals the original's up to float rounding (tested within 1e-4). Built from a trained
+    block by :func:`prepare_generator`; it has no training form and is never saved.
+    """
+
+    def __init__(self, block: SPADEResBlock) -> None:
+        super().__init__()
+        self.learned_shortcut = block.learned_shortcut
+        norms = ([block.norm_s] if block.learned_shortcut else []) + [block.norm_0, block.norm_1]
+        first = norms[0].conv_shared[0]
+        self.shared = nn.Conv2d(first.in_channels, first.out_channels * len(norms), 3, padding=1)
+        self.hidden = first.out_channels
+        self.modulation = nn.ModuleList()
+        self.noise_scales = nn.ParameterList()
+        self.noise: list[bool] = []
+        with torch.no_grad():
+            self.shared.weight.copy_(torch.cat([n.conv_shared[0].weight for n in norms]))
+            self.shared.bias.copy_(torch.cat([n.conv_shared[0].bias for n in norms]))
+            for norm in norms:
+                conv = nn.Conv2d(self.hidden, 2 * norm.conv_gamma.out_channels, 3, padding=1)
+                conv.weight.copy_(torch.cat([norm.conv_gamma.weight, norm.conv_beta.weight]))
+                # "x * (1 + gamma)": the 1 goes into gamma's bias, so the modulation is one addcmul
+                conv.bias.copy_(torch.cat([norm.conv_gamma.bias + 1, norm.conv_beta.bias]))
+                self.modulation.append(conv)
+                self.noise_scales.append(nn.Parameter(norm.noise_scale.detach().clone(), requires_grad=False))
+                self.noise.append(norm.noise)
+                self.eps = norm.param_free_norm.eps
+        self.conv_0, self.conv_1 = _folded(block.conv_0), _folded(block.conv_1)
+        self.conv_s = _folded(block.conv_s) if block.learned_shortcut else None
+
+    def _norm(self, index: int, x: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        if self.noise[index]:
+            batch, _, height, width = x.shape
+            noise = torch.randn(batch, 1, height, width, device=x.device, dtype=x.dtype)
+            x = torch.addcmul(x, noise, self.noise_scales[index][None, :, None, None])
+        # the parameter-free instance norm, written out so that it works in any memory layout without a copy
+        x = F.group_norm(x, x.shape[1], eps=self.eps)
+        gamma_plus_one, beta = self.modulation[index](
+            features[:, index * self.hidden:(index + 1) * self.hidden]).chunk(2, dim=1)
+        return torch.addcmul(beta, x, gamma_plus_one)
+
+    def forward(self, x: torch.Tensor, seg: torch.Tensor) -> torch.Tensor:
+        seg = F.interpolate(seg, size=x.shape[-2:], mode="nearest").contiguous(memory_format=torch.channels_last)
+        features = F.relu(self.shared(seg), inplace=True)
+        first = 0
+        if self.learned_shortcut:
+            shortcut = self.conv_s(self._norm(0, x, features))
+            first = 1
+        else:
+            shortcut = x
+        dx = self.conv_0(F.leaky_relu(self._norm(first, x, features), 0.2, inplace=True))
+        dx = self.conv_1(F.leaky_relu(self._norm(first + 1, dx, features), 0.2, inplace=True))
+        return dx.add_(shortcut)
+
+
+def _folded(conv: nn.Conv2d) -> nn.Conv2d:
+    """A plain copy of ``conv`` with its spectral norm (if any) folded into the weight (eval-mode numbers)."""
+    import copy
+
+    from torch.nn.utils import remove_spectral_norm
+
+    plain = copy.deepcopy(conv)
+    if hasattr(plain, "weight_orig"):
+        remove_spectral_norm(plain)  # weight_orig / sigma with the stored vectors, as the eval-mode hook computes
+    return plain
+
+
 UPSAMPLINGS = {"more": 6, "most": 7}
 
 
@@ -290,6 +366,8 @@ class SPADEGenerator(nn.Module):
             raise ValueError(f"with '{c.num_upsampling_layers}' up-sampling, H and W must be multiples of "
                              f"{self.scale}; got {height}x{width} (use choose_upsampling)")
         sizes = [(height // self.scale * 2 ** k, width // self.scale * 2 ** k) for k in range(8)]
+        if getattr(self, "channels_last", False):  # a prepared copy: every activation in one layout
+            x = x.contiguous(memory_format=torch.channels_last)
 
         def inject(features: torch.Tensor, index: int, level: int) -> torch.Tensor:
             extra = getattr(self, f"conv_{index}")(F.interpolate(x, size=sizes[level], mode="nearest"))
@@ -309,6 +387,21 @@ class SPADEGenerator(nn.Module):
 
     def config_dict(self) -> dict:
         return asdict(self.config)
+
+
+def prepare_generator(generator: SPADEGenerator) -> SPADEGenerator:
+    """An inference copy of ``generator`` for the exact path: every :class:`SPADEResBlock` replaced by a
+    :class:`FusedSPADEResBlock` (its weights prepared once, here), in eval mode. The copy computes the same
+    function (within float rounding) and keeps ``generator``'s config; it is for running, not for training or
+    saving."""
+    import copy
+
+    prepared = copy.deepcopy(generator).eval()
+    for name, child in list(prepared.named_children()):
+        if isinstance(child, SPADEResBlock):
+            setattr(prepared, name, FusedSPADEResBlock(child))
+    prepared.channels_last = True
+    return prepared.requires_grad_(False).to(memory_format=torch.channels_last)
 
 
 def view_plane(view: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -414,6 +507,8 @@ class HrvitonTryOn(nn.Module):
         for module in self.generator.modules():
             if isinstance(module, SPADENorm):
                 module.noise = enabled
+            elif isinstance(module, FusedSPADEResBlock):
+                module.noise = [enabled] * len(module.noise)
         return self
 
     def exportable(self) -> "HrvitonTryOn":
