@@ -380,3 +380,27 @@ def test_export_onnx_command_writes_a_file_onnxruntime_runs(tmp_path):
     done = subprocess.run(command[:5] + [str(tmp_path / "nothing")] + command[6:], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode != 0 and "Traceback" not in done.stderr and "nothing" in done.stderr
+
+
+def test_a_batch_of_try_ons_is_each_one_alone():
+    """HrvitonEngine.batch (a catalogue's garments through the networks together) gives each picture as a call on
+    its own would (noise off; within a grey level of float rounding)."""
+    from fitroom.data.synthetic import render_garment, sample_spec
+    from fitroom.bench import rendered_inputs
+    from fitroom.engines import create_engine
+
+    torch.manual_seed(0)
+    engine = create_engine("hrviton", condition_generator=create_model("test_hrviton_condition").eval(),
+                           generator=create_model("test_hrviton_generator").eval(), size=(256, 192))
+    engine.model.set_noise(False)
+    person = rendered_inputs((256, 192))
+    many = []
+    for seed in range(3):
+        garment, mask = render_garment(sample_spec(seed, 2).garment, "front", (256, 192))
+        many.append(person.replace(garment=garment, garment_mask=mask))
+    together = engine.batch(many)
+    assert len(together) == 3 and not np.array_equal(together[0].image, together[1].image)
+    for inputs, result in zip(many, together):
+        alone = engine(inputs)
+        assert np.abs(alone.image.astype(int) - result.image.astype(int)).max() <= 1
+        np.testing.assert_array_equal(alone.warped_mask, result.warped_mask)

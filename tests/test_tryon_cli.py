@@ -159,3 +159,31 @@ def test_prepare_keeps_every_photo_detects_views_and_writes_a_trainable_split(tm
     trainer = Trainer(config, progress=False)
     trainer.run()
     assert trainer.step == 1
+
+
+def test_a_catalogue_is_one_try_on_per_garment_and_a_broken_garment_fails_alone(tmp_path, capsys, caplog):
+    """tryon --garments DIR: each product photo's picture is the one a single tryon makes; an unreadable photo is
+    named with its reason and the others are still made; --garment and --garments together are refused."""
+    import json
+    import shutil
+
+    folder = tmp_path / "catalogue"
+    folder.mkdir()
+    for name in ("garment_tee_front.jpg", "garment_long_sleeve_front.jpg"):
+        shutil.copy(sample_path(name), folder / name)
+    (folder / "broken.jpg").write_bytes(b"not a photo")
+    person = str(sample_path("astronaut.jpg"))
+    out = tmp_path / "out"
+    assert main(["-q", "tryon", "--person", person, "--garments", str(folder), "--out", str(out), "--json",
+                 "--batch-size", "2"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = {row["garment"]: row for row in report["garments"]}
+    assert set(rows) == {"broken.jpg", "garment_long_sleeve_front.jpg", "garment_tee_front.jpg"}
+    assert "result" not in rows["broken.jpg"] and "not a photo in a format" in rows["broken.jpg"]["error"]
+    assert sorted(p.name for p in out.iterdir()) == ["garment_long_sleeve_front.png", "garment_tee_front.png"]
+    single = tmp_path / "single.png"
+    assert main(["-q", "tryon", "--person", person, "--garment", GARMENT, "--out", str(single)]) == 0
+    np.testing.assert_array_equal(imaging.load_image(out / "garment_tee_front.png"), imaging.load_image(single))
+    assert main(["-q", "tryon", "--person", person, "--garment", GARMENT, "--garments", str(folder), "--out",
+                 str(out)]) != 0
+    assert "one of --garment" in caplog.text

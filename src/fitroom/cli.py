@@ -162,8 +162,12 @@ def cmd_tryon(args: argparse.Namespace) -> int:
     from fitroom.preprocess.pipeline import Preprocessor
     from fitroom.viz import draw_keypoints
 
+    if bool(args.garment) == bool(args.garments):
+        raise ConfigurationError("give one of --garment (a product photo) or --garments (a folder of them)")
+    if args.garments and (args.views or args.save_intermediates):
+        raise ConfigurationError("--garments (a catalogue) goes without --views and --save-intermediates")
     person = imaging.load_image(args.person)
-    garment = imaging.load_image(args.garment)
+    garment = imaging.load_image(args.garment) if args.garment else None
     views = _views(args.views) if args.views else []
     options = _engine_options(args)
     if views:  # the sampling options go to the pose-transfer model too, and to the engine where it takes them
@@ -196,6 +200,10 @@ def cmd_tryon(args: argparse.Namespace) -> int:
                         seen.seen, seen.reason)
         _log_report(name, checked.report, logging.ERROR if checked.failed and not args.force else logging.WARNING)
 
+    if args.garments:
+        with Preprocessor(parser=args.parser, dense=args.dense, dense_options=dense_options,
+                          allow_several_people=args.force) as preprocess:
+            return _tryon_catalogue(args, engine, preprocess, person, report)
     with Preprocessor(parser=args.parser, dense=args.dense, dense_options=dense_options,
                       allow_several_people=args.force) as preprocess:
         try:
@@ -234,6 +242,52 @@ def cmd_tryon(args: argparse.Namespace) -> int:
         for file_name, picture in pictures.items():
             imaging.save_image(folder / file_name, picture)
         logger.info("intermediates: %s", folder.resolve())
+    return 0
+
+
+def _tryon_catalogue(args: argparse.Namespace, engine, preprocess, person, report) -> int:
+    """``tryon --garments DIR``: every product photo of the folder on the person, OUT/<garment>.png each."""
+    import time
+
+    from fitroom import fitting, imaging
+    from fitroom.data.prepare import output_names
+
+    folder, out = Path(args.garments), Path(args.out)
+    if not folder.is_dir():
+        raise InputError(f"--garments {folder}: not a folder of product photos")
+    paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not paths:
+        raise InputError(f"--garments {folder} holds no files")
+    names = {path: Path(name).with_suffix(".png").name for path, name in output_names(paths).items()}
+    out.mkdir(parents=True, exist_ok=True)
+    rows, start = [], time.perf_counter()
+    items = fitting.dress_catalogue(
+        engine, preprocess, person, [(path.name, path) for path in paths], category=args.category,
+        view=args.view, force=args.force, name=Path(args.person).name, batch_size=args.batch_size,
+        on_checked=report, progress=not args.quiet)
+    for path, item in zip(paths, items):  # a garment that fails is a warning (exit 1 under --strict)
+        row = {"garment": path.name, "category": item.category.value if item.category else None}
+        if item.result is not None:
+            target = out / names[path]
+            imaging.save_image(target, item.result.image)
+            row["result"] = str(target.resolve())
+        else:
+            row["error"] = item.error
+            logger.warning("%s: no try-on: %s", path.name, item.error)
+        rows.append(row)
+    seconds = time.perf_counter() - start
+    done = sum("result" in row for row in rows)
+    logger.info("catalogue done: %d of %d garments in %.1f s (%.2f images/s, %s engine)", done, len(rows), seconds,
+                done / seconds if seconds else 0.0, args.engine)
+    if args.json:
+        _print_json({"out": str(out.resolve()), "engine": args.engine, "garments": rows, "seconds": seconds})
+    else:
+        for row in rows:
+            if "result" in row:
+                print(row["result"], flush=True)
+    if not done:
+        logger.error("no garment could be tried on (the reasons are above)")
+        return 2
     return 0
 
 
@@ -643,7 +697,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     tryon = sub.add_parser("tryon", help="dress the person in a photo in a garment")
     tryon.add_argument("--person", required=True, help="photo of the person")
-    tryon.add_argument("--garment", required=True, help="product photo of the garment")
+    tryon.add_argument("--garment", help="product photo of the garment")
+    tryon.add_argument("--garments", help="a folder of product photos instead of --garment: a catalogue on one "
+                       "person (checked once, networks batched); --out is then a folder, one OUT/<garment>.png each")
+    tryon.add_argument("--batch-size", type=int, default=4,
+                       help="with --garments: garments per network batch (default 4)")
     tryon.add_argument("--out", required=True, help="where to write the result (PNG or JPEG by suffix)")
     tryon.add_argument("--engine", default="warp",
                        help="try-on engine: warp (default, needs no weights); hrviton, cpvton or diffusion (need "

@@ -190,3 +190,108 @@ def dress_views(engine, pose_model, preprocessor: Preprocessor, prepared: Prepar
         results.append(ViewResult(view, dressed.image, "pose transfer + try-on",
                                   {**turned.timings, **{f"tryon_{k}": v for k, v in dressed.timings.items()}}))
     return sorted(results, key=lambda result: views.index(result.view))
+
+
+@dataclass
+class CatalogueItem:
+    """One garment of :func:`dress_catalogue`: its name, category, and the try-on or why there is none."""
+
+    garment: str
+    category: GarmentCategory | None = None
+    result: "TryOnResult | None" = None
+    error: str | None = None
+
+
+def dress_catalogue(engine, preprocessor: Preprocessor, person: np.ndarray, garments: list, *,
+                    category: GarmentCategory | str | None = None, view: View | str | None = None,
+                    force: bool = False, name: str = "", batch_size: int = 4, on_checked=None,
+                    progress: bool = False):
+    """Dress one person in many garments: the photo is observed once and checked once per garment category, each
+    garment is segmented once, and the engine runs on ``batch_size`` garments at a time where it can (an engine
+    with a ``batch(list_of_inputs)`` method, such as hrviton; others one by one).
+
+    Args:
+        garments: ``(name, photo)`` pairs, the photo an ``(H, W, 3)`` uint8 array or a path (read here: a file that
+            cannot be read is that garment's error, not the catalogue's).
+        category: every garment's category; None: each one's guessed from its shape.
+        on_checked: ``on_checked(checked, category)`` after each category's check, before any refusal.
+
+    Yields:
+        :class:`CatalogueItem` per garment, in order. A garment fails alone (unreadable photo, a category the photo
+        is refused for, an engine that cannot take it); the person photo showing nobody raises, as in
+        :func:`admit`.
+    """
+    from tqdm import tqdm
+
+    from fitroom import imaging
+
+    if batch_size < 1:
+        raise InputError(f"the batch size must be at least 1, got {batch_size}")
+    run_batch = getattr(engine, "batch", None)
+    checks: dict[GarmentCategory, Checked | PhotoRefusedError] = {}
+    pending: list[tuple[CatalogueItem, TryOnInputs]] = []
+
+    def flush():
+        everything = list(pending)
+        pending.clear()
+        items = [item for item, inputs in everything if inputs is not None]
+        many = [inputs for _, inputs in everything if inputs is not None]
+        if not many:
+            return [item for item, _ in everything]
+        try:
+            results = run_batch(many) if run_batch is not None and len(many) > 1 else [engine(i) for i in many]
+        except InputError as error:  # one garment the engine cannot take: retry one by one
+            if len(many) == 1:
+                items[0].error = str(error)
+                return items
+            results = []
+            for item, inputs in zip(items, many):
+                try:
+                    results.append(engine(inputs))
+                except InputError as each:
+                    item.error = str(each)
+                    results.append(None)
+        for item, result in zip(items, results):
+            item.result = result
+        return [item for item, _ in everything]
+
+    bar = tqdm(total=len(garments), desc="catalogue", unit="garment", disable=not progress)
+    try:
+        for garment_name, source in garments:
+            item = CatalogueItem(garment_name)
+            try:
+                photo = imaging.load_image(source) if not isinstance(source, np.ndarray) else source
+                mask, chosen = preprocessor.analyse_garment(photo, category)
+                item.category = chosen
+                if chosen not in checks:
+                    checked = check(preprocessor, person, chosen, view, name)
+                    if on_checked is not None:
+                        on_checked(checked, chosen)
+                    try:
+                        admit(checked, force)
+                        checks[chosen] = checked
+                    except PhotoRefusedError as refused:
+                        checks[chosen] = refused
+                outcome = checks[chosen]
+                if isinstance(outcome, PhotoRefusedError):
+                    raise outcome
+                inputs = prepare(preprocessor, outcome.analysis, person, photo, mask, chosen, outcome.view, name,
+                                 garment_name)
+            except PhotoRefusedError as refused:
+                item.error = f"for {item.category.value} garments, {refused}"
+                inputs = None
+            except (NoPersonError, MissingBodyPartError):
+                raise
+            except InputError as error:
+                item.error = str(error)
+                inputs = None
+            pending.append((item, inputs))
+            if sum(inputs is not None for _, inputs in pending) >= batch_size:
+                done = flush()
+                bar.update(len(done))
+                yield from done
+        done = flush()
+        bar.update(len(done))
+        yield from done
+    finally:
+        bar.close()

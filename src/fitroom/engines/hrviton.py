@@ -195,25 +195,43 @@ class HrvitonEngine:
 
     @torch.no_grad()
     def __call__(self, inputs: TryOnInputs) -> TryOnResult:
+        return self.batch([inputs])[0]
+
+    @torch.no_grad()
+    def batch(self, many: list[TryOnInputs]) -> list[TryOnResult]:
+        """Several try-ons through the networks together (a catalogue: one person, many garments; any mix of
+        photos of one working size works). With the onnxruntime runtime (exported for one picture) they run one
+        after another. Each result's ``timings`` are the batch's, divided by the number of pictures."""
+        if not many:
+            return []
         if self.per_view:
-            if inputs.view not in self.per_view:
+            missing = sorted({i.view.value for i in many if i.view not in self.per_view})
+            if missing:
                 raise InputsError(f"this checkpoint has models for the {', '.join(v.value for v in self.per_view)} "
-                                  f"view(s), not for {inputs.view.value}")
-            return self.per_view[inputs.view](inputs)
+                                  f"view(s), not for {', '.join(missing)}")
+            results: dict[int, TryOnResult] = {}
+            for view, engine in self.per_view.items():
+                chosen = [k for k, i in enumerate(many) if i.view is view]
+                results.update(zip(chosen, engine.batch([many[k] for k in chosen])))
+            return [results[k] for k in range(len(many))]
+        if self.onnx is not None and len(many) > 1:
+            return [self.batch([one])[0] for one in many]
         timings: dict[str, float] = {}
         clock = time.perf_counter()
 
         def tick(step: str) -> None:
             nonlocal clock
-            timings[step] = time.perf_counter() - clock
+            timings[step] = (time.perf_counter() - clock) / len(many)
             clock = time.perf_counter()
 
         # 1. tensors at the working size (the module down-samples the condition generator's inputs itself)
-        for field in ("garment", "garment_mask", "dense", "agnostic", "parse_agnostic"):
-            if getattr(inputs, field) is None:
-                raise InputsError(f"the hrviton engine needs {field} (the preprocessing makes it)")
-        full = {k: v[None].to(self.device) if v.ndim else v for k, v in inputs.to_tensors(self.size).items()}
-        view = full["view"].reshape(1).to(self.device)
+        for inputs in many:
+            for field in ("garment", "garment_mask", "dense", "agnostic", "parse_agnostic"):
+                if getattr(inputs, field) is None:
+                    raise InputsError(f"the hrviton engine needs {field} (the preprocessing makes it)")
+        tensors = [inputs.to_tensors(self.size) for inputs in many]
+        full = {k: torch.stack([t[k] for t in tensors]).to(self.device) for k in tensors[0]}
+        view = full.pop("view").reshape(len(many))
         tick("inputs")
 
         # 2.-4. condition generator, condition aligning, full-size layout and warp, occlusion removal;
@@ -223,17 +241,20 @@ class HrvitonEngine:
             tick("networks, float32 and bf16")
         else:
             outputs = self._networks(full, view, self.precision == "bf16", tick)
-        image, warped_cloth, warped_mask = outputs["image"], outputs["warped_cloth"], outputs["warped_mask"]
 
         # 6. back to the photo's size; what the preprocessing protects (face, hair, hands, background) comes back
         #    from the photo itself
-        size = inputs.size
-        result = inputs.restore_kept(imaging.resize(imaging.tensor_to_image(image[0].float().cpu()), size, "image"))
-        warped_image = imaging.resize(imaging.tensor_to_image(warped_cloth[0].float().cpu()), size, "image")
-        mask = imaging.resize(warped_mask[0, 0].cpu().numpy() > 0.5, size, "mask")
+        results = []
+        for k, inputs in enumerate(many):
+            size = inputs.size
+            image = imaging.tensor_to_image(outputs["image"][k].float().cpu())
+            results.append(TryOnResult(
+                image=inputs.restore_kept(imaging.resize(image, size, "image")), engine="hrviton",
+                warped_garment=imaging.resize(imaging.tensor_to_image(outputs["warped_cloth"][k].float().cpu()), size,
+                                              "image"),
+                warped_mask=imaging.resize(outputs["warped_mask"][k, 0].cpu().numpy() > 0.5, size, "mask"),
+                timings=timings,
+                extras={"layout13": imaging.resize(outputs["layout13"][k].byte().cpu().numpy(), size, "labels"),
+                        "precision": self.precision}))
         tick("output")
-        return TryOnResult(image=result, engine="hrviton", warped_garment=warped_image, warped_mask=mask,
-                           timings=timings,
-                           extras={"layout13": imaging.resize(outputs["layout13"][0].byte().cpu().numpy(), size,
-                                                              "labels"),
-                                   "precision": self.precision})
+        return results
