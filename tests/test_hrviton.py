@@ -385,8 +385,8 @@ def test_export_onnx_command_writes_a_file_onnxruntime_runs(tmp_path):
 def test_a_batch_of_try_ons_is_each_one_alone():
     """HrvitonEngine.batch (a catalogue's garments through the networks together) gives each picture as a call on
     its own would (noise off; within a grey level of float rounding)."""
-    from fitroom.data.synthetic import render_garment, sample_spec
     from fitroom.bench import rendered_inputs
+    from fitroom.data.synthetic import render_garment, sample_spec
     from fitroom.engines import create_engine
 
     torch.manual_seed(0)
