@@ -38,12 +38,17 @@ class Registry(Generic[T]):
         builtin: the modules whose import registers the built-in entries (imported on first use, so that an
             unused heavy dependency is never loaded).
         noun: one entry in words, for messages (default: ``kind`` without its plural ``s``).
+        modules: built-in names -> the module that registers each: :meth:`get` of such a name imports only that
+            module (the ``warp`` engine is then built without importing torch, which the learned engines' modules
+            need); they join ``builtin``.
     """
 
-    def __init__(self, kind: str, builtin: tuple[str, ...] = (), noun: str = "") -> None:
+    def __init__(self, kind: str, builtin: tuple[str, ...] = (), noun: str = "",
+                 modules: dict[str, str] | None = None) -> None:
         self.kind = kind
         self.noun = noun or kind.removesuffix("s")
-        self.builtin = builtin
+        self.modules = dict(modules or {})
+        self.builtin = tuple(dict.fromkeys(builtin + tuple(self.modules.values())))
         self._entries: dict[str, T] = {}
         self._loaded = False
 
@@ -79,7 +84,10 @@ class Registry(Generic[T]):
     def get(self, name: str) -> T:
         """The factory registered as ``name`` (an :class:`~fitroom.errors.InputError` naming the known ones
         otherwise)."""
-        self._load()
+        if name not in self._entries and name in self.modules and not self._loaded:
+            importlib.import_module(self.modules[name])
+        if name not in self._entries:
+            self._load()
         if name not in self._entries:
             raise InputError(f"unknown {self.noun} {name!r}; available: {', '.join(self.names())}")
         return self._entries[name]

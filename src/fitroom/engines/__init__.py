@@ -24,8 +24,8 @@ class Engine(Protocol):
 
 #: every try-on engine by name (the built-in ones: ``warp``, ``hrviton``, ``cpvton``)
 ENGINES: Registry[Callable[..., Engine]] = Registry(
-    "engines", builtin=("fitroom.engines.warp", "fitroom.engines.hrviton", "fitroom.engines.cpvton",
-                        "fitroom.engines.diffusion"))
+    "engines", modules={"warp": "fitroom.engines.warp", "hrviton": "fitroom.engines.hrviton",
+                        "cpvton": "fitroom.engines.cpvton", "diffusion": "fitroom.engines.diffusion"})
 
 
 def register_engine(name: str):

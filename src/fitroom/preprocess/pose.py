@@ -16,9 +16,11 @@ output is in the original photo's pixels.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import sys
+import types
 import warnings
 from dataclasses import dataclass
 
@@ -41,9 +43,33 @@ def _mediapipe():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # mediapipe 0.10.14 calls protobuf's deprecated GetPrototype on every graph; nothing for a user to act on
     warnings.filterwarnings("ignore", message=r"SymbolDatabase\.GetPrototype\(\) is deprecated")
+    # mediapipe.solutions imports its drawing helpers, and they import matplotlib (half a second of a two-second
+    # try-on); fitroom draws with its own code, so those two modules are lazy until something touches them
+    for name in _DRAWING_MODULES:
+        sys.modules.setdefault(name, _LazyModule(name))
     import mediapipe
 
+    for name in _DRAWING_MODULES:
+        module = sys.modules.get(name)
+        if isinstance(module, _LazyModule):
+            setattr(mediapipe.solutions, name.rsplit(".", 1)[1], module)
     return mediapipe
+
+
+_DRAWING_MODULES = ("mediapipe.python.solutions.drawing_utils", "mediapipe.python.solutions.drawing_styles")
+
+
+class _LazyModule(types.ModuleType):
+    """Stands in for a module in ``sys.modules`` until an attribute is read, then imports the real one."""
+
+    def __getattr__(self, attribute: str):
+        name = self.__name__
+        if sys.modules.get(name) is self:
+            del sys.modules[name]
+        real = importlib.import_module(name)
+        parent, _, child = name.rpartition(".")
+        setattr(sys.modules[parent], child, real)  # (mediapipe.solutions is that package)
+        return getattr(real, attribute)
 
 
 @contextlib.contextmanager
