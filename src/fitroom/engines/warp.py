@@ -1,8 +1,8 @@
 """The ``warp`` engine: a try-on with no learned weights.
 
 The garment's landmarks (neck sides, shoulders, armpits, hem corners, cuffs, elbows) are found on its mask
-contour and matched to the body's keypoints; a thin-plate spline (numpy and OpenCV) through those pairs warps the product
-photo onto the body, sleeves following the arms. The garment's length and width come from the body (hips, the
+contour and matched to the body's keypoints; a thin-plate spline (numpy and OpenCV) through those pairs warps the
+product photo onto the body, sleeves following the arms. The garment's length and width come from the body (hips, the
 old garment's extent), not from the flat photo's proportions, so that it covers the old garment's torso. The
 warped garment is composited into the person's old garment region, behind the face, hair, hands and (for the
 torso part) the arms; the person's shading (folds, light) is carried onto it, and a greyscale or toned photo
