@@ -171,7 +171,8 @@ class HrvitonEngine:
         return {**conditions, "image": image}
 
     def _choose_precision(self, full: dict[str, torch.Tensor], view: torch.Tensor) -> dict[str, torch.Tensor]:
-        """``auto`` on a native-bf16 device: this first picture in float32 and in bf16 (same noise); bf16 from now on
+        """``auto`` on a native-bf16 device: this first picture in float32 and in bf16 (from the same random state;
+        SPADE's noise drawn in bf16 still differs a little, which only makes the test stricter); bf16 from now on
         when their SSIM reaches :data:`AUTO_MIN_SSIM`. Returns the float32 outputs."""
         from kornia.metrics import ssim
 

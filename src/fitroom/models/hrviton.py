@@ -265,7 +265,9 @@ class FusedSPADEResBlock(nn.Module):
             noise = torch.randn(batch, 1, height, width, device=x.device, dtype=x.dtype)
             x = torch.addcmul(x, noise, self.noise_scales[index][None, :, None, None])
         # the parameter-free instance norm, written out so that it works in any memory layout without a copy
-        x = F.group_norm(x, x.shape[1], eps=self.eps)
+        variance, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, correction=0)
+        scale = torch.rsqrt(variance + self.eps)
+        x = torch.addcmul(-mean * scale, x, scale)
         gamma_plus_one, beta = self.modulation[index](
             features[:, index * self.hidden:(index + 1) * self.hidden]).chunk(2, dim=1)
         return torch.addcmul(beta, x, gamma_plus_one)

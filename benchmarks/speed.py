@@ -1,0 +1,279 @@
+"""Benchmark: how fast fitroom tries on, on this machine, every figure side by side in one process.
+
+1. **HR-VITON's networks at ``--size``** (default 512x384), full-size networks with random weights (timing does
+   not depend on the values), SPADE noise off, the same rendered inputs for every variant, median of ``--runs``
+   after a warm-up, variants interleaved run by run so that the machine's drift hits them alike:
+   ``before`` (the networks as trained: spectral norms recomputed, separate SPADE convolutions, the engine's
+   path before the exact path existed), ``exact`` (the engine's default: :func:`~fitroom.models.hrviton.
+   prepare_generator`), ``compiled`` (exact + ``torch.compile``), ``bf16`` (exact under bf16 autocast) and
+   ``onnxruntime`` (the exported graph). Each with its ratio to ``before`` and its largest difference from
+   ``before``'s output (``[-1, 1]``), beside the float32 noise floor (``before`` in float64 against float32).
+2. **Fidelity on a trained checkpoint** (``--checkpoint``, e.g. one made by ``fitroom train condition`` and
+   ``fitroom train generator``; ``--data`` its dataset): on ``--pairs`` held-out test pairs at ``--size``, each
+   variant's picture against float32's (SSIM, largest difference; noise off), and the paired evaluation's SSIM
+   against the photos for float32 and bf16 (noise on, as the engine runs).
+3. **A catalogue**: one bundled person photo and 1 or 8 rendered product photos through
+   :func:`fitroom.fitting.dress_catalogue` (photo checked once, garments segmented once), images per second for the
+   warp engine and for hrviton (random full-size networks at ``--size``) in batches of 1 and of 8.
+4. **The ``fitroom tryon`` command** with the warp engine on the bundled 1024x768 person photo: the whole
+   process (start-up included) as a shopper's script runs it, and, in this process after a warm-up, the
+   preprocessing plus engine alone.
+
+The public reference networks are not timed here (their code is not a dependency and is not on this machine); the
+issue that asked for this measured them at 1.3x the time of the engine's ``before`` path on a 2-core AVX-512
+machine, which is how ``before`` relates to them.
+
+Run: ``python benchmarks/speed.py [--size 512 384] [--threads 2] [--runs 3] [--checkpoint DIR --data DS]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _median(times: list[float]) -> float:
+    return float(np.median(times))
+
+
+def networks(args: argparse.Namespace) -> dict:
+    import torch
+
+    from fitroom.bench import rendered_inputs
+    from fitroom.models import create_model
+    from fitroom.models.hrviton import HrvitonTryOn, choose_upsampling, prepare_generator
+    from fitroom.models.hrviton_onnx import INPUTS, OnnxTryOn, export_onnx
+
+    size = tuple(args.size)
+    torch.manual_seed(0)
+    condition = create_model("hrviton_condition").eval()
+    generator = create_model("hrviton_generator", num_upsampling_layers=choose_upsampling(*size)).eval()
+    before = HrvitonTryOn(condition, generator).eval().set_noise(False)
+    exact = HrvitonTryOn(condition, prepare_generator(generator)).eval().set_noise(False)
+    inputs = rendered_inputs(size)
+    tensors = {k: v[None] if v.ndim else v.reshape(1) for k, v in inputs.to_tensors(size).items()}
+    values = tuple(tensors[k] for k in INPUTS)
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        runner = OnnxTryOn(export_onnx(before, size, Path(folder) / "hrviton.onnx"))
+        export_seconds = time.perf_counter() - start
+    compiled_generator = torch.compile(exact.generator)
+
+    def run_compiled(*v):
+        conditions = exact.conditions(*v[:4], v[5])
+        x = exact.generator_input(v[4], v[3], conditions["warped_cloth"], v[5])
+        return {"image": compiled_generator(x, conditions["seg7"])}
+
+    def run_bf16(*v):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return {"image": exact(*v)["image"].float()}
+
+    variants = {"before": before, "exact": exact, "compiled": run_compiled, "bf16": run_bf16, "onnxruntime": runner}
+    first, outputs, times = {}, {}, {name: [] for name in variants}
+    with torch.no_grad():
+        for name, work in variants.items():
+            start = time.perf_counter()
+            outputs[name] = work(*values)["image"].float()
+            first[name] = time.perf_counter() - start
+        for _ in range(args.runs):
+            for name, work in variants.items():
+                start = time.perf_counter()
+                work(*values)
+                times[name].append(time.perf_counter() - start)
+        floor = (HrvitonTryOn(copy.deepcopy(condition).double(), copy.deepcopy(generator).double()).eval()
+                 .set_noise(False)(*(v.double() if v.is_floating_point() else v for v in values))["image"].float()
+                 - outputs["before"]).abs().max().item()
+    base = _median(times["before"])
+    rows = {name: {"seconds": _median(times[name]), "ratio": _median(times[name]) / base,
+                   "first_seconds": first[name],
+                   "max_abs_diff_vs_before": float((outputs[name] - outputs["before"]).abs().max())}
+            for name in variants}
+    print(f"\n1. HR-VITON networks at {size[0]}x{size[1]}, random full-size weights, {torch.get_num_threads()} "
+          f"threads, median of {args.runs}; float32 noise floor (float64 vs float32 of 'before'): {floor:.2e}; "
+          f"ONNX export took {export_seconds:.1f} s")
+    print(f"   {'variant':12} {'s/image':>8} {'ratio':>6} {'first call s':>12} {'max |diff| vs before':>21}")
+    for name, row in rows.items():
+        print(f"   {name:12} {row['seconds']:8.3f} {row['ratio']:6.2f} {row['first_seconds']:12.2f} "
+              f"{row['max_abs_diff_vs_before']:21.2e}")
+    return {"size": list(size), "float32_noise_floor": floor, "onnx_export_seconds": export_seconds,
+            "variants": rows}
+
+
+def fidelity(args: argparse.Namespace) -> dict:
+    """Each precision / runtime against float32 on a trained checkpoint's held-out pairs, and eval SSIM."""
+    import torch
+    from kornia.metrics import ssim
+
+    from fitroom import imaging
+    from fitroom.data.layout import VitonLayout
+    from fitroom.engines import create_engine
+    from fitroom.evaluation import EvalConfig, evaluate
+    from fitroom.models.hrviton import HrvitonTryOn, prepare_generator
+    from fitroom.models.hrviton_onnx import INPUTS
+    from fitroom.models.io import load_parts
+
+    size = tuple(args.size)
+    layout = VitonLayout(args.data, "test")
+    pairs = layout.pairs()[:args.pairs]
+    engines = {name: create_engine("hrviton", checkpoint=args.checkpoint, size=size, **options)
+               for name, options in {"fp32": {}, "bf16": {"precision": "bf16"},
+                                     "onnxruntime": {"runtime": "onnxruntime"}}.items()}
+    for engine in engines.values():
+        for each in engine.per_view.values() or [engine]:
+            each.model.set_noise(False)
+    scores: dict[str, list[tuple[float, float]]] = {"bf16": [], "onnxruntime": []}
+    # the exact path against the networks as trained (the engine before it), on the same tensors
+    parts = load_parts(args.checkpoint, ("condition_generator", "generator"))
+    before = HrvitonTryOn(parts["condition_generator"].eval(), parts["generator"].eval()).eval().set_noise(False)
+    exact = HrvitonTryOn(before.condition_generator, prepare_generator(before.generator)).eval().set_noise(False)
+    exact_difference = 0.0
+    for person, _ in pairs:
+        inputs = layout.read(person, person)
+        tensors = {k: v[None] if v.ndim else v.reshape(1) for k, v in inputs.to_tensors(size).items()}
+        with torch.no_grad():
+            values = tuple(tensors[k] for k in INPUTS)
+            exact_difference = max(exact_difference, float((exact(*values)["image"] - before(*values)["image"])
+                                                           .abs().max()))
+        pictures = {name: imaging.image_to_tensor(engine(inputs).image)[None] * 0.5 + 0.5
+                    for name, engine in engines.items()}
+        for name in scores:
+            value = float(ssim(pictures[name], pictures["fp32"], 11).mean())
+            scores[name].append((value, float((pictures[name] - pictures["fp32"]).abs().max())))
+    result = {name: {"ssim_min": min(s for s, _ in rows), "ssim_mean": float(np.mean([s for s, _ in rows])),
+                     "max_abs_diff": max(d for _, d in rows)} for name, rows in scores.items()}
+    evals = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, options in {"fp32": {}, "bf16": {"precision": "bf16"}}.items():
+            config = EvalConfig(engine="hrviton", data=args.data, out=str(Path(folder) / name), pairs="paired",
+                                checkpoint=args.checkpoint, limit=args.pairs, device="cpu",
+                                options={"size": size, **options})
+            torch.manual_seed(0)
+            evals[name] = evaluate(config, progress=False)["summary"]["all"]["ssim"]
+    print(f"\n2. fidelity on {args.checkpoint} at {size[0]}x{size[1]}, {len(pairs)} held-out pairs (noise off)")
+    print(f"   exact path against the networks as trained: max |diff| {exact_difference:.2e} (output in [-1, 1])")
+    for name, row in result.items():
+        print(f"   {name:12} SSIM vs fp32 min {row['ssim_min']:.4f} mean {row['ssim_mean']:.4f}, max |diff| "
+              f"{row['max_abs_diff']:.3f} (picture in [0, 1])")
+    print(f"   paired eval SSIM against the photos: fp32 {evals['fp32']:.4f}, bf16 {evals['bf16']:.4f} "
+          f"(difference {evals['bf16'] - evals['fp32']:+.4f})")
+    return {"pairs": len(pairs), "exact_vs_before_max_abs_diff": exact_difference, "against_fp32": result,
+            "eval_ssim": evals}
+
+
+def catalogue(args: argparse.Namespace) -> dict:
+    import torch
+
+    from fitroom import fitting, imaging
+    from fitroom.data.synthetic import render_garment, sample_spec
+    from fitroom.demo import sample_path
+    from fitroom.engines import create_engine
+    from fitroom.models import create_model
+    from fitroom.models.hrviton import choose_upsampling
+    from fitroom.preprocess.pipeline import Preprocessor
+
+    size = tuple(args.size)
+    person = imaging.load_image(sample_path("person_front.jpg"))
+    garments = [(f"g{seed}", render_garment(sample_spec(seed, 3).garment, "front", (1024, 768))[0])
+                for seed in range(8)]
+    torch.manual_seed(0)
+    hrviton = create_engine("hrviton", condition_generator=create_model("hrviton_condition").eval(),
+                            generator=create_model("hrviton_generator",
+                                                   num_upsampling_layers=choose_upsampling(*size)).eval(), size=size)
+    rows = []
+    with Preprocessor() as preprocess:
+        fitting.check(preprocess, person, "upper", "front")  # warm-up: the models' first calls
+        for engine_name, engine, batches in (("warp", create_engine("warp"), (1,)), ("hrviton", hrviton, (1, 8))):
+            for count in (1, 8):
+                for batch in batches:
+                    start = time.perf_counter()
+                    items = list(fitting.dress_catalogue(engine, preprocess, person, garments[:count],
+                                                         category="upper", view="front", batch_size=batch))
+                    seconds = time.perf_counter() - start
+                    assert all(item.result is not None for item in items), [item.error for item in items]
+                    rows.append({"engine": engine_name, "garments": count, "batch": batch, "seconds": seconds,
+                                 "images_per_s": count / seconds})
+    print(f"\n3. a catalogue on one 1024x768 photo (checked once; hrviton at {size[0]}x{size[1]}, random weights)")
+    for row in rows:
+        print(f"   {row['engine']:8} {row['garments']} garment(s), batch {row['batch']}: {row['seconds']:.2f} s, "
+              f"{row['images_per_s']:.2f} images/s")
+    return {"rows": rows}
+
+
+def command(args: argparse.Namespace) -> dict:
+    from fitroom import fitting, imaging
+    from fitroom.demo import sample_path
+    from fitroom.engines import create_engine
+    from fitroom.preprocess.pipeline import Preprocessor
+
+    person, garment = sample_path("person_front.jpg"), sample_path("garment_tee_front.jpg")
+    walls = []
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(args.runs):
+            start = time.perf_counter()
+            done = subprocess.run([sys.executable, "-m", "fitroom.cli", "-q", "tryon", "--person", str(person),
+                                   "--garment", str(garment), "--out", str(Path(folder) / "out.png")],
+                                  capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            walls.append(time.perf_counter() - start)
+            if done.returncode:
+                raise RuntimeError(done.stderr)
+    photo, product = imaging.load_image(person), imaging.load_image(garment)
+    inside = []
+    with Preprocessor() as preprocess:
+        engine = create_engine("warp")
+        for k in range(args.runs + 1):
+            start = time.perf_counter()
+            prepared = fitting.check_and_prepare(preprocess, photo, product, view="front")
+            fitting.try_on(engine, prepared.inputs)
+            if k:  # the first is the warm-up
+                inside.append(time.perf_counter() - start)
+    print(f"\n4. fitroom tryon, warp engine, {photo.shape[1]}x{photo.shape[0]} photo: whole command "
+          f"{_median(walls):.2f} s (median of {args.runs}, start-up included); preprocessing + engine in a warm "
+          f"process {_median(inside):.2f} s")
+    return {"command_seconds": _median(walls), "preprocess_and_engine_seconds": _median(inside)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, nargs=2, default=(512, 384))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--checkpoint", help="a trained hrviton checkpoint for the fidelity part")
+    parser.add_argument("--data", help="its dataset (VITON-HD layout with a test split)")
+    parser.add_argument("--pairs", type=int, default=16, help="held-out pairs for the fidelity part")
+    parser.add_argument("--parts", default="networks,fidelity,catalogue,command")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+    import torch
+
+    from fitroom.bench import machine, rates
+
+    torch.set_num_threads(args.threads)
+    about = {**machine(), **rates()}
+    print(f"machine: {about['capability']} ({', '.join(about['features'])}), native bf16 {about['native_bf16']}, "
+          f"{args.threads} threads; matmul {about['matmul_gflops']:.0f} GFLOP/s, 3x3 conv "
+          f"{about['conv3x3_gflops']:.0f} GFLOP/s; torch {torch.__version__}")
+    parts = args.parts.split(",")
+    figures: dict = {"machine": about}
+    if "networks" in parts:
+        figures["networks"] = networks(args)
+    if "fidelity" in parts and args.checkpoint:
+        figures["fidelity"] = fidelity(args)
+    if "catalogue" in parts:
+        figures["catalogue"] = catalogue(args)
+    if "command" in parts:
+        figures["command"] = command(args)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
