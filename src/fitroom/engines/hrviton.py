@@ -86,8 +86,8 @@ class HrvitonEngine:
             at the first load of a checkpoint at a size, about 20 s at 512x384, and cached under
             ``$FITROOM_ONNX_CACHE``, default ``~/.cache/fitroom/onnx``); float32 only, and without SPADE's noise.
         compile: run the image generator through ``torch.compile`` (inductor). The first picture pays the
-            compilation (about 6 s at 512x384 on 2 cores with a warm cache, 45 s cold); afterwards about 1.3x faster
-            on the CPU. For a service or a catalogue, not a single try-on.
+            compilation (19-28 s at 512x384 on 2 cores); afterwards the networks measured 6-12 % faster on the CPU.
+            For a service or a catalogue, not a single try-on.
 
     The image generator always runs in its prepared form (:func:`~fitroom.models.hrviton.prepare_generator`:
     spectral norms folded, SPADE convolutions fused, channels-last): the same function as the trained network
