@@ -1,6 +1,7 @@
 """HR-VITON networks: official-checkpoint parity, conversion, and the usual model tests at tiny size."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -267,10 +268,12 @@ def test_the_prepared_generator_computes_the_same_function(layers):
     assert all(torch.equal(before[k], v) for k, v in generator.state_dict().items())
 
 
-def test_engine_precision_auto_measures_bf16_on_the_first_picture_and_says_what_it_chose(caplog):
-    """precision auto: float32 where bf16 is not native; where it is, the first picture is made both ways (the
-    float32 one returned) and bf16 kept only if its SSIM against float32 reaches the bar. bf16 itself runs
-    anywhere; an unknown precision is refused in one sentence."""
+def test_engine_precision_auto_tries_the_faster_profiles_on_the_first_picture_and_says_what_it_chose(
+        caplog, tmp_path, monkeypatch):
+    """precision auto: the first picture is made in float32 (and returned) and in each faster profile this machine
+    has (bf16 where native, then onnxruntime on the CPU); the first that keeps SSIM >= the bar is kept and named in
+    the log and the results. With runtime torch and no native bf16 it is float32 at once. bf16 itself runs anywhere;
+    an unknown precision is refused in one sentence."""
     import logging
 
     from fitroom.bench import rendered_inputs
@@ -279,6 +282,7 @@ def test_engine_precision_auto_measures_bf16_on_the_first_picture_and_says_what_
     from fitroom.engines.hrviton import AUTO_MIN_SSIM
     from fitroom.errors import ConfigurationError
 
+    monkeypatch.setenv("FITROOM_ONNX_CACHE", str(tmp_path))
     torch.manual_seed(0)
     networks = {"condition_generator": create_model("test_hrviton_condition").eval(),
                 "generator": create_model("test_hrviton_generator").eval()}
@@ -291,12 +295,23 @@ def test_engine_precision_auto_measures_bf16_on_the_first_picture_and_says_what_
         torch.manual_seed(3)
         first = auto(inputs)
     np.testing.assert_array_equal(first.image, reference)  # the first picture is float32's
-    assert first.extras["precision"] in ("fp32", "bf16") and "precision auto:" in caplog.text
+    chosen = (first.extras["precision"], first.extras["runtime"])
+    assert chosen in {("fp32", "torch"), ("bf16", "torch"), ("fp32", "onnxruntime")}
+    line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("precision auto:"))
+    assert f"the bar is {AUTO_MIN_SSIM:.2f}" in line
+    scores = {name: float(value) for name, value in re.findall(r"(bf16|onnxruntime) ([0-9.]+)", line)}
+    assert ("bf16" in scores) == native_bf16("cpu")
+    passed = [name for name in ("bf16", "onnxruntime") if scores.get(name, 0) >= AUTO_MIN_SSIM]
+    expected = {"bf16": ("bf16", "torch"), "onnxruntime": ("fp32", "onnxruntime")}
+    assert chosen == (expected[passed[0]] if passed else ("fp32", "torch"))
+    assert scores.get("onnxruntime", 1.0) > 0.999  # the same float32 function, without noise
+    later = auto(inputs)
+    assert (later.extras["precision"], later.extras["runtime"]) == chosen
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="fitroom.engines.hrviton"):
+        plain = create_engine("hrviton", size=(256, 192), precision="auto", runtime="torch", **networks)
     if not native_bf16("cpu"):
-        assert first.extras["precision"] == "fp32" and "not native" in caplog.text
-    else:
-        assert f"the bar is {AUTO_MIN_SSIM:.2f}" in caplog.text
-    assert auto(inputs).extras["precision"] == first.extras["precision"]
+        assert plain.precision == "fp32" and "not native" in caplog.text
     lowered = create_engine("hrviton", size=(256, 192), precision="bf16", **networks)(inputs)
     assert lowered.extras["precision"] == "bf16" and lowered.image.shape == reference.shape
     with pytest.raises(ConfigurationError, match="precision must be one of"):

@@ -108,12 +108,12 @@ def _engine(name: str, size: tuple[int, int], checkpoint: str | None, networks: 
 
 def bench(engine_name: str = "hrviton", size: tuple[int, int] = (512, 384), precision: str = "fp32", runs: int = 3,
           threads: int | None = None, checkpoint: str | None = None, networks: str = "full",
-          runtime: str = "torch", compile: bool = False) -> dict:
+          runtime: str | None = None, compile: bool = False) -> dict:
     """Time ``engine_name`` at ``size`` with the engine's ``precision`` (``auto``: the engine's choice),
     ``runtime`` and ``compile`` options, SPADE's noise off (so that every run makes the same picture).
 
     Returns:
-        ``{"engine", "size", "precision" (the one used), "runtime", "compile", "seconds" (median per image),
+        ``{"engine", "size", "precision" and "runtime" (the ones used), "compile", "seconds" (median per image),
         "seconds_by_step", "first_seconds" (the warm-up call: compilation, auto's two pictures), "gflop" (per
         image), "gflops_per_s", "max_abs_diff_vs_fp32" (of the picture in [0, 1], against the float32 torch
         engine), "ssim_vs_fp32", "weights" ("random" or the checkpoint), "machine", "matmul_gflops",
@@ -134,11 +134,13 @@ def bench(engine_name: str = "hrviton", size: tuple[int, int] = (512, 384), prec
     inputs = rendered_inputs(tuple(size))
     steps: list[dict] = []
     used: list[str] = []
+    runtimes: list[str] = []
 
     def once():
         result = engine(inputs)
         steps.append(result.timings)
         used.append(result.extras.get("precision", "fp32"))
+        runtimes.append(result.extras.get("runtime", "torch"))
         return result
 
     with torch.no_grad():
@@ -149,18 +151,18 @@ def bench(engine_name: str = "hrviton", size: tuple[int, int] = (512, 384), prec
         seconds = _median_seconds(once, runs, warm=False)
         image = once().image
         gflop = 0.0
-        if runtime == "torch":  # (onnxruntime's work is not visible to torch's counter)
+        if runtimes[-1] == "torch":  # (onnxruntime's work is not visible to torch's counter)
             counter = FlopCounterMode(display=False)
             with counter:
                 once()
             gflop = counter.get_total_flops() / 1e9
-        exact = options == {} or (used[-1] == "fp32" and runtime == "torch" and not compile)
+        exact = options == {} or (used[-1] == "fp32" and runtimes[-1] == "torch" and not compile)
         reference = image if exact else _engine(engine_name, tuple(size), checkpoint, networks)(inputs).image
     measured = steps[:runs]
     difference = float(np.abs(image.astype(int) - reference.astype(int)).max() / 255)
     similarity = float(ssim_rgb(imaging.image_to_tensor(image)[None] * 0.5 + 0.5,
                                 imaging.image_to_tensor(reference)[None] * 0.5 + 0.5)[0])
-    return {"engine": engine_name, "size": list(size), "precision": used[-1], "runtime": runtime,
+    return {"engine": engine_name, "size": list(size), "precision": used[-1], "runtime": runtimes[-1],
             "compile": bool(compile), "seconds": seconds, "first_seconds": first,
             "seconds_by_step": {k: float(np.median([s[k] for s in measured])) for k in measured[0]},
             "gflop": gflop, "gflops_per_s": gflop / seconds if gflop else 0.0,

@@ -759,8 +759,9 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32",
                         help="fp32 (default), bf16 (autocast) or auto (the engine's choice: bf16 where the CPU has "
                              "it natively and it keeps SSIM 0.99 against fp32)")
-    timing.add_argument("--runtime", choices=["torch", "onnxruntime"], default="torch",
-                        help="hrviton: run the networks in torch (default) or as an ONNX graph in onnxruntime")
+    timing.add_argument("--runtime", choices=["torch", "onnxruntime"],
+                        help="hrviton: run the networks in torch (default; with --precision auto, the engine's "
+                             "choice) or as an ONNX graph in onnxruntime")
     timing.add_argument("--compile", action="store_true", help="hrviton: the image generator through torch.compile")
     timing.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     timing.add_argument("--runs", type=int, default=3, help="timed runs after one warm-up (default 3)")
