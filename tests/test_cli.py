@@ -65,3 +65,10 @@ def test_version_and_json_output(tmp_path, capsys):
     assert main(["-q", "eval", "--engine", "warp", "--data", str(out), "--out", str(tmp_path / "e"), "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert document["protocol"]["samples"] == 4 and document["summary"]["all"]["samples"] == 4
+
+
+def test_train_settings_add_up_over_repeated_set_options():
+    from fitroom.cli import build_parser
+
+    args = build_parser().parse_args(["train", "condition", "--set", "steps=3", "lr=2e-4", "--set", "batch_size=2"])
+    assert args.set == ["steps=3", "lr=2e-4", "batch_size=2"]

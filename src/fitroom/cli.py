@@ -471,8 +471,9 @@ def _engine_options(args: argparse.Namespace) -> dict:
 def _speed_options(parser: argparse.ArgumentParser) -> None:
     """--precision and --compile, for the learned engines that take them."""
     parser.add_argument("--precision", choices=["fp32", "bf16", "auto"],
-                        help="learned engines: fp32 (hrviton's default, exact), bf16 (autocast) or auto (bf16 where "
-                             "the CPU or GPU has it natively and it keeps the picture within SSIM 0.99 of fp32's)")
+                        help="learned engines: fp32 (hrviton's default, exact), bf16 (autocast) or auto (hrviton: the "
+                             "fastest of bf16 where it is native and onnxruntime on the CPU whose first picture keeps "
+                             "SSIM 0.99 against fp32's)")
     parser.add_argument("--compile", action="store_true", default=None,
                         help="hrviton engine: run the image generator through torch.compile (about 20 s of "
                              "compilation once, then 6-12 %% faster on a CPU: for many pictures, not for one)")
@@ -701,7 +702,8 @@ def build_parser() -> argparse.ArgumentParser:
     tryon.add_argument("--person", required=True, help="photo of the person")
     tryon.add_argument("--garment", help="product photo of the garment")
     tryon.add_argument("--garments", help="a folder of product photos instead of --garment: a catalogue on one "
-                       "person (checked once, networks batched); --out is then a folder, one OUT/<garment>.png each")
+                       "person (the photo checked once, each garment segmented once); --out is then a folder, one "
+                       "OUT/<garment>.png each")
     tryon.add_argument("--batch-size", type=int,
                        help="with --garments: garments per network batch (default 1 on the CPU, where a batch of 8 "
                             "was measured slower than one by one, and 8 on a GPU)")
@@ -757,8 +759,8 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("engine", choices=["hrviton", "warp"])
     timing.add_argument("--size", type=_size, default=(512, 384), help="HEIGHTxWIDTH (default 512x384)")
     timing.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32",
-                        help="fp32 (default), bf16 (autocast) or auto (the engine's choice: bf16 where the CPU has "
-                             "it natively and it keeps SSIM 0.99 against fp32)")
+                        help="fp32 (default), bf16 (autocast) or auto (the engine's choice: bf16 where native, else "
+                             "onnxruntime, if its first picture keeps SSIM 0.99 against fp32's)")
     timing.add_argument("--runtime", choices=["torch", "onnxruntime"],
                         help="hrviton: run the networks in torch (default; with --precision auto, the engine's "
                              "choice) or as an ONNX graph in onnxruntime")
