@@ -5,8 +5,8 @@
    after a warm-up, variants interleaved run by run so that the machine's drift hits them alike:
    ``before`` (the networks as trained: spectral norms recomputed, separate SPADE convolutions, the engine's
    path before the exact path existed), ``exact`` (the engine's default: :func:`~fitroom.models.hrviton.
-   prepare_generator`), ``compiled`` (exact + ``torch.compile``), ``bf16`` (exact under bf16 autocast) and
-   ``onnxruntime`` (the exported graph). Each with its ratio to ``before`` and its largest difference from
+   prepare_generator`), ``compiled`` (exact + ``torch.compile``), ``bf16`` (exact under bf16 autocast), ``bf16
+   compiled`` (both) and ``onnxruntime`` (the exported graph). Each with its ratio to ``before`` and its largest difference from
    ``before``'s output (``[-1, 1]``), beside the float32 noise floor (``before`` in float64 against float32).
 2. **Fidelity on a trained checkpoint** (``--checkpoint``, e.g. one made by ``fitroom train condition`` and
    ``fitroom train generator``; ``--data`` its dataset): on ``--pairs`` held-out test pairs at ``--size``, each
@@ -77,7 +77,12 @@ def networks(args: argparse.Namespace) -> dict:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             return {"image": exact(*v)["image"].float()}
 
-    variants = {"before": before, "exact": exact, "compiled": run_compiled, "bf16": run_bf16, "onnxruntime": runner}
+    def run_bf16_compiled(*v):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return {"image": run_compiled(*v)["image"].float()}
+
+    variants = {"before": before, "exact": exact, "compiled": run_compiled, "bf16": run_bf16,
+                "bf16 compiled": run_bf16_compiled, "onnxruntime": runner}
     first, outputs, times = {}, {}, {name: [] for name in variants}
     with torch.no_grad():
         for name, work in variants.items():
@@ -100,9 +105,9 @@ def networks(args: argparse.Namespace) -> dict:
     print(f"\n1. HR-VITON networks at {size[0]}x{size[1]}, random full-size weights, {torch.get_num_threads()} "
           f"threads, median of {args.runs}; float32 noise floor (float64 vs float32 of 'before'): {floor:.2e}; "
           f"ONNX export took {export_seconds:.1f} s")
-    print(f"   {'variant':12} {'s/image':>8} {'ratio':>6} {'first call s':>12} {'max |diff| vs before':>21}")
+    print(f"   {'variant':13} {'s/image':>8} {'ratio':>6} {'first call s':>12} {'max |diff| vs before':>21}")
     for name, row in rows.items():
-        print(f"   {name:12} {row['seconds']:8.3f} {row['ratio']:6.2f} {row['first_seconds']:12.2f} "
+        print(f"   {name:13} {row['seconds']:8.3f} {row['ratio']:6.2f} {row['first_seconds']:12.2f} "
               f"{row['max_abs_diff_vs_before']:21.2e}")
     return {"size": list(size), "float32_noise_floor": floor, "onnx_export_seconds": export_seconds,
             "variants": rows}

@@ -476,7 +476,7 @@ def _speed_options(parser: argparse.ArgumentParser) -> None:
                              "SSIM 0.99 against fp32's)")
     parser.add_argument("--compile", action="store_true", default=None,
                         help="hrviton engine: run the image generator through torch.compile (about 20 s of "
-                             "compilation once, then 6-12 %% faster on a CPU: for many pictures, not for one)")
+                             "compilation once, then 6-17 %% faster on a CPU: for many pictures, not for one)")
 
 
 def _sampling_options(parser: argparse.ArgumentParser, who: str = "") -> None:

@@ -93,7 +93,8 @@ class HrvitonEngine:
             at the first load of a checkpoint at a size, about 20 s at 512x384, and cached under
             ``$FITROOM_ONNX_CACHE``, default ``~/.cache/fitroom/onnx``); float32 only, and without SPADE's noise.
         compile: run the image generator through ``torch.compile`` (inductor). The first picture pays the
-            compilation (19-28 s at 512x384 on 2 cores); afterwards the networks measured 6-12 % faster on the CPU.
+            compilation (19-28 s at 512x384 on 2 cores, 6 s with inductor's cache warm); afterwards the networks
+            measured 6-17 % faster on the CPU.
             For a service or a catalogue, not a single try-on.
 
     The image generator always runs in its prepared form (:func:`~fitroom.models.hrviton.prepare_generator`:
@@ -140,7 +141,7 @@ class HrvitonEngine:
         self.size = working_size(generator, size)
         self.precision = precision
         # what precision auto may try on the first picture, fastest first (as measured on a 2-core AVX-512 machine:
-        # bf16 0.47x, onnxruntime 0.67x the time of float32 in torch)
+        # bf16 0.41-0.49x, onnxruntime 0.64-0.76x the time of float32 in torch)
         self.candidates = []
         if precision == "auto" and runtime != "onnxruntime" and native_bf16(self.device):
             self.candidates.append("bf16")
