@@ -54,3 +54,81 @@ def random_backbones(tmp_path_factory):
     network = RandomInit("inception-v3-compat", ["2048"], feature_extractor_weights_path=str(folder / "empty.pth"))
     torch.save(network.state_dict(), folder / "inception.pth")
     return {"alexnet": folder / "alexnet.pth", "inception-fid": folder / "inception.pth"}
+
+
+def _postgres_bin() -> "Path | None":
+    """The folder of PostgreSQL's server programs (initdb, pg_ctl): on PATH, or Debian's /usr/lib/postgresql/N/bin."""
+    import glob
+    import shutil
+    from pathlib import Path
+
+    found = shutil.which("initdb")
+    if found:
+        return Path(found).parent
+    folders = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
+    return Path(folders[-1]) if folders and Path(folders[-1], "pg_ctl").is_file() else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A throwaway PostgreSQL server for this test session: ``initdb`` in a temporary folder, listening on a free
+    loopback port (and a socket in that folder), trust authentication for the user ``fitroom``; stopped and removed
+    afterwards. Run as the ``postgres`` system user when the tests run as root (initdb refuses root). Skipped, with
+    the reason, where PostgreSQL's server programs are not installed (``scripts/test`` installs Debian's package)."""
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    folder = _postgres_bin()
+    if folder is None:
+        pytest.skip("PostgreSQL's server programs (initdb, pg_ctl) are not installed: apt-get install postgresql "
+                    "(scripts/test does it where it can)")
+    prefix: list[str] = []
+    root = Path(tempfile.mkdtemp(prefix="fitroom-postgres-"))
+    if os.geteuid() == 0:
+        import pwd
+
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("the tests run as root and there is no postgres user to run a PostgreSQL server as")
+        os.chown(root, account.pw_uid, account.pw_gid)
+        prefix = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = root / "data"
+
+    def run(*command: str) -> None:
+        done = subprocess.run([*prefix, *command], capture_output=True, text=True, timeout=120)
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(command)} failed: {done.stderr.strip() or done.stdout.strip()}")
+
+    run(str(folder / "initdb"), "-D", str(data), "-U", "fitroom", "--auth=trust", "-E", "UTF8", "--no-sync")
+    run(str(folder / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w", "-t", "60", "-o",
+        f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off", "start")
+    try:
+        yield {"host": "127.0.0.1", "port": port, "user": "fitroom"}
+    finally:
+        subprocess.run([*prefix, str(folder / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True, timeout=120)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """The service's database for one test: a SQLite file, or a new database on the session's throwaway
+    PostgreSQL server (:func:`postgres_server`)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'fitroom.db'}"
+    import uuid
+
+    psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed: pip install 'fitroom[postgres]'")
+    server = request.getfixturevalue("postgres_server")
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(host=server["host"], port=server["port"], user=server["user"], dbname="postgres",
+                         autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql+psycopg://{server['user']}@{server['host']}:{server['port']}/{name}"

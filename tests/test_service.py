@@ -90,11 +90,11 @@ def test_health_docs_and_checks(tmp_path, preprocessor, photos, astronaut):
         assert empty["status"] == "fail"  # nobody in the picture
 
 
-def test_a_try_on_from_upload_to_rating_and_deletion(tmp_path, preprocessor, photos, monkeypatch):
+def test_a_try_on_from_upload_to_rating_and_deletion(tmp_path, preprocessor, photos, monkeypatch, database_url):
     analysed = []
     original = preprocessor.analyse_person
     monkeypatch.setattr(preprocessor, "analyse_person", lambda *a, **k: analysed.append(1) or original(*a, **k))
-    with make_client(tmp_path, preprocessor) as client:
+    with make_client(tmp_path, preprocessor, database_url=database_url) as client:
         garment = add_garment(client, photos)
         listed = client.get("/v1/garments").json()
         assert [g["id"] for g in listed] == [garment] and listed[0]["views"] == ["front", "back"]
@@ -123,9 +123,10 @@ def test_a_try_on_from_upload_to_rating_and_deletion(tmp_path, preprocessor, pho
         assert client.get("/v1/stats", headers=SHOP).json()["ratings"] == 0
 
 
-def test_a_full_queue_answers_429_with_retry_after(tmp_path, preprocessor, photos):
+def test_a_full_queue_answers_429_with_retry_after(tmp_path, preprocessor, photos, database_url):
     gate = threading.Event()
-    with make_client(tmp_path, preprocessor, engine=TinyEngine(gate), queue_size=1) as client:
+    with make_client(tmp_path, preprocessor, engine=TinyEngine(gate), queue_size=1,
+                     database_url=database_url) as client:
         garment = add_garment(client, photos)
         form = {"garment_id": garment, "force": "true"}
         first = client.post("/v1/tryons", files={"photo": ("a.png", photos["person"], "image/png")}, data=form)
@@ -137,20 +138,20 @@ def test_a_full_queue_answers_429_with_retry_after(tmp_path, preprocessor, photo
         assert wait_done(client, first.json()["id"])["status"] == "done"
 
 
-def test_jobs_and_ratings_survive_a_restart(tmp_path, preprocessor, photos):
+def test_jobs_and_ratings_survive_a_restart(tmp_path, preprocessor, photos, database_url):
     import sqlalchemy as sa
 
     from fitroom.service import storage
 
     engine = TinyEngine()
-    with make_client(tmp_path, preprocessor, engine=engine) as client:
+    with make_client(tmp_path, preprocessor, engine=engine, database_url=database_url) as client:
         garment = add_garment(client, photos)
         job = client.post("/v1/tryons", files={"photo": ("a.png", photos["person"], "image/png")},
                           data={"garment_id": garment, "force": "true"}).json()
         wait_done(client, job["id"])
         client.post(f"/v1/tryons/{job['id']}/rating", json={"rating": "bad"})
     # a server killed mid-job leaves a row "running": write one as it would be left
-    database = storage.connect(f"sqlite:///{tmp_path / 'data' / 'fitroom.db'}")
+    database = storage.connect(database_url)
     with database.begin() as connection:
         row = connection.execute(sa.select(storage.tryons).where(storage.tryons.c.id == job["id"])).first()
         interrupted = dict(row._mapping) | {"id": storage.new_id(), "status": "running", "result": None,
@@ -158,14 +159,14 @@ def test_jobs_and_ratings_survive_a_restart(tmp_path, preprocessor, photos):
         connection.execute(storage.tryons.insert().values(**interrupted))
     (tmp_path / "data" / "photos" / "interrupted.png").write_bytes(photos["person"])
     database.dispose()
-    with make_client(tmp_path, preprocessor, engine=TinyEngine()) as client:
+    with make_client(tmp_path, preprocessor, engine=TinyEngine(), database_url=database_url) as client:
         assert wait_done(client, interrupted["id"])["status"] == "done"
         stats = client.get("/v1/stats", headers=SHOP).json()
         assert stats["ratings"] == 1 and stats["success_rate"] == 0.0 and stats["tryons"]["done"] == 2
 
 
-def test_retention_deletes_photos_unless_shared(tmp_path, preprocessor, photos):
-    with make_client(tmp_path, preprocessor) as client:
+def test_retention_deletes_photos_unless_shared(tmp_path, preprocessor, photos, database_url):
+    with make_client(tmp_path, preprocessor, database_url=database_url) as client:
         garment = add_garment(client, photos)
         ids = {}
         for share in (False, True):
@@ -175,7 +176,8 @@ def test_retention_deletes_photos_unless_shared(tmp_path, preprocessor, photos):
     # the retention job runs hourly; run it as if 25 hours had passed
     from fitroom.service.core import FittingRoom
 
-    fitting = FittingRoom(Settings(data_dir=tmp_path / "data"), engine=TinyEngine(), preprocessor=preprocessor)
+    fitting = FittingRoom(Settings(data_dir=tmp_path / "data", database_url=database_url), engine=TinyEngine(),
+                          preprocessor=preprocessor)
     try:
         assert fitting.expire(at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=25)) == 1
         assert fitting.tryon(ids[False])["status"] == "expired"
@@ -531,12 +533,12 @@ def test_any_declared_view_a_garment_has_a_photo_of_can_be_tried_on(tmp_path, pr
                            data={"garment_id": garment, "view": "upside-down"}).status_code == 422
 
 
-def test_a_schema_3_database_is_migrated_to_photos_by_view(tmp_path):
+def test_a_schema_3_database_is_migrated_to_photos_by_view(database_url):
     import sqlalchemy as sa
 
     from fitroom.service import storage
 
-    engine = storage.connect(f"sqlite:///{tmp_path / 'old.db'}")
+    engine = storage.connect(database_url)
     with engine.begin() as connection:  # a database as schema 3 left it, with one garment
         storage.schema_version.create(connection)
         for version, _, apply in storage.MIGRATIONS[:3]:
