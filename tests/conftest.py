@@ -1,4 +1,5 @@
 import os
+from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -56,11 +57,10 @@ def random_backbones(tmp_path_factory):
     return {"alexnet": folder / "alexnet.pth", "inception-fid": folder / "inception.pth"}
 
 
-def _postgres_bin() -> "Path | None":
+def _postgres_bin() -> Path | None:
     """The folder of PostgreSQL's server programs (initdb, pg_ctl): on PATH, or Debian's /usr/lib/postgresql/N/bin."""
     import glob
     import shutil
-    from pathlib import Path
 
     found = shutil.which("initdb")
     if found:
@@ -79,7 +79,6 @@ def postgres_server():
     import socket
     import subprocess
     import tempfile
-    from pathlib import Path
 
     folder = _postgres_bin()
     if folder is None:

@@ -121,6 +121,22 @@ def test_a_try_on_from_upload_to_rating_and_deletion(tmp_path, preprocessor, pho
         assert client.get(f"/v1/tryons/{job['id']}").status_code == 404
         assert not any(f.exists() for f in files)  # photo and result gone with the row
         assert client.get("/v1/stats", headers=SHOP).json()["ratings"] == 0
+        _assert_metrics(client, done=1, checks=1)
+
+
+def _assert_metrics(client, done: int, checks: int) -> None:
+    """/metrics in Prometheus' text format: finished try-ons by outcome, their latency, checks, queue, workers."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(response.text) for s in family.samples}
+    assert samples[("fitroom_tryons_total", (("outcome", "done"),))] == done
+    assert samples[("fitroom_tryons_total", (("outcome", "failed"),))] == 0
+    assert samples[("fitroom_tryon_seconds_count", ())] == done and samples[("fitroom_tryon_seconds_sum", ())] > 0
+    assert samples[("fitroom_check_seconds_count", ())] == checks
+    assert samples[("fitroom_queue_depth", ())] == 0 and samples[("fitroom_workers", ())] == 1
 
 
 def test_a_full_queue_answers_429_with_retry_after(tmp_path, preprocessor, photos, database_url):

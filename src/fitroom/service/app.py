@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -161,6 +161,16 @@ def create_app(settings: Settings | None = None, engine=None, preprocessor=None)
         if room is None:
             return _error(503, "starting", "the engine is loading")
         return {"status": "ready", "engine": room.model_version, "schema": room.schema}
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    async def metrics(request: Request):
+        """Prometheus' text format: queue depth, workers, try-ons by outcome, try-on and check latency."""
+        from fitroom.service.metrics import CONTENT_TYPE
+
+        room = getattr(request.app.state, "room", None)
+        if room is None:
+            return _error(503, "starting", "the engine is loading")
+        return Response(room.metrics.text(), media_type=CONTENT_TYPE)
 
     app.include_router(api_router)
     app.include_router(pages_router)

@@ -24,6 +24,7 @@ from fitroom.labels import GarmentCategory, View
 from fitroom.preprocess.errors import PhotoError
 from fitroom.service import stats, storage
 from fitroom.service.catalogue import Catalogue
+from fitroom.service.metrics import ServiceMetrics
 from fitroom.service.errors import (  # noqa: F401  (the service's errors, also reachable here)
     NotFound, PhotoRefused, QueueFull, ServiceError, public_message,
 )
@@ -60,6 +61,7 @@ class FittingRoom:
         self._pending = 0
         self._pending_lock = threading.Lock()
         self._seconds = 5.0  # a running estimate of one try-on, for Retry-After
+        self.metrics = ServiceMetrics(lambda: self._pending, settings.workers)
         self._analyses: dict = {}  # try-on id -> the person analysis made by the upload's check
         self.ready = True
         self._requeue()
@@ -96,7 +98,7 @@ class FittingRoom:
 
     def _check(self, photo: np.ndarray, category: GarmentCategory, view: View) -> fitting.Checked:
         """The checks, and the person analysis made on the way (see :func:`fitroom.fitting.check`)."""
-        with self._preprocess_lock:
+        with self.metrics.check_seconds.time(), self._preprocess_lock:
             return fitting.check(self.preprocessor, photo, category, view, "upload")
 
     # ----------------------------------------------------------------------------------------------- try-ons
@@ -193,6 +195,7 @@ class FittingRoom:
         finally:
             with self._pending_lock:
                 self._pending -= 1
+        self.metrics.finished(values["status"], values["seconds"])
         with self.db.begin() as connection:
             connection.execute(tryons.update().where((tryons.c.id == tryon_id) & (tryons.c.status == "running"))
                                .values(finished_at=storage.now(), **values))
