@@ -2,6 +2,7 @@
 real photo guidance, real files on disk)."""
 
 import datetime as dt
+import os
 import io
 import threading
 import time
@@ -568,3 +569,69 @@ def test_a_schema_3_database_is_migrated_to_photos_by_view(database_url):
         rows = connection.execute(sa.select(storage.garment_photos).order_by(storage.garment_photos.c.view)).all()
     assert [(r.view, r.photo, r.mask) for r in rows] == [("back", "b.png", "bm.png"), ("front", "f.png", "fm.png")]
     assert storage.migrate(engine) == 4  # nothing applied twice
+
+
+def test_readiness_says_when_the_database_or_the_image_storage_cannot_be_used(tmp_path, preprocessor):
+    """/readyz: ready while the database answers and the image folders are writable; 503 with the reason in words
+    (no address, no path) when the database cannot be reached or the storage cannot be written."""
+    from fitroom.service import storage
+
+    with make_client(tmp_path, preprocessor) as client:
+        assert client.get("/readyz").status_code == 200
+        room = client.app.state.room
+        working = room.db
+        room.db = storage.connect("postgresql+psycopg://nobody@127.0.0.1:1/none")  # nothing listens on port 1
+        try:
+            answer = client.get("/readyz")
+            assert answer.status_code == 503 and answer.json()["error"] == {
+                "code": "not_ready", "message": "the database is unreachable"}
+        finally:
+            room.db.dispose()
+            room.db = working
+        assert client.get("/readyz").status_code == 200
+        if os.geteuid() != 0:  # root writes anywhere
+            (tmp_path / "data" / "results").chmod(0o500)
+            try:
+                assert client.get("/readyz").json()["error"]["message"] == "the image storage is not writable"
+            finally:
+                (tmp_path / "data" / "results").chmod(0o700)
+
+
+def test_every_answer_carries_a_request_id_and_json_logs_hold_it(tmp_path, preprocessor, monkeypatch):
+    """X-Request-ID: the caller's when it is a short token, else a new one, on answers and refusals alike; log
+    records made during a request carry it, and FITROOM_LOG_FORMAT=json writes them as JSON lines."""
+    import json
+    import logging
+
+    from fitroom.service.logs import REQUEST_ID, JsonFormatter, RequestIdFilter, configure
+
+    with make_client(tmp_path, preprocessor) as client:
+        assert client.get("/healthz", headers={"X-Request-ID": "shop-42.a_b"}).headers["x-request-id"] == "shop-42.a_b"
+        for hostile in ("<script>alert(1)</script>", "x" * 65, "a b"):
+            rid = client.get("/healthz", headers={"X-Request-ID": hostile}).headers["x-request-id"]
+            assert rid != hostile and len(rid) == 32
+        refused = client.get("/v1/tryons/unknown")
+        assert refused.status_code == 404 and len(refused.headers["x-request-id"]) == 32
+    token = REQUEST_ID.set("req-1")
+    try:
+        record = logging.LogRecord("fitroom.service", logging.WARNING, __file__, 1, "try-on %s failed", ("t1",), None)
+        RequestIdFilter().filter(record)
+        line = json.loads(JsonFormatter().format(record))
+    finally:
+        REQUEST_ID.reset(token)
+    assert line["request_id"] == "req-1" and line["message"] == "try-on t1 failed" and line["level"] == "warning"
+    handler = logging.StreamHandler()
+    configure("json", [handler])
+    assert isinstance(handler.formatter, JsonFormatter)
+    assert any(isinstance(f, RequestIdFilter) for f in handler.filters)
+    import uvicorn
+
+    from fitroom.service import logs
+
+    seen, formats = {}, []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
+    monkeypatch.setattr(logs, "configure", formats.append)  # (the test session's own log handlers stay as they are)
+    monkeypatch.setenv("FITROOM_LOG_FORMAT", "json")
+    monkeypatch.chdir(tmp_path)
+    assert main(["-q", "serve"]) == 0
+    assert formats == ["json"] and seen["log_config"] is None  # uvicorn's own lines go through the JSON handlers

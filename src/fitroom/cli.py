@@ -634,9 +634,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     storage.open_database(settings.database)[0].dispose()
     logger.info("serving on http://%s:%d (API docs at /docs); data in %s", args.host, args.port,
                 Path(settings.data_dir).resolve())
-    # forwarded addresses are the app's to believe (FITROOM_TRUSTED_PROXIES), not the server's default
+    from fitroom.service.logs import configure
+
+    configure(settings.log_format)  # request ids on every line; JSON lines with FITROOM_LOG_FORMAT=json
+    # forwarded addresses are the app's to believe (FITROOM_TRUSTED_PROXIES), not the server's default; in JSON
+    # mode uvicorn's own lines go through the same handlers (its logging left unconfigured)
     uvicorn.run(create_app(settings, engine=engine), host=args.host, port=args.port, proxy_headers=False,
-                log_level="info" if settings.access_log else "warning", access_log=settings.access_log)
+                log_level="info" if settings.access_log else "warning", access_log=settings.access_log,
+                **({"log_config": None} if settings.log_format == "json" else {}))
     return 0
 
 

@@ -24,6 +24,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from fitroom.service.api import router as api_router
 from fitroom.service.core import FittingRoom, PhotoRefused, QueueFull, ServiceError
+from fitroom.service.logs import REQUEST_ID, request_id
 from fitroom.service.pages import router as pages_router
 from fitroom.service.settings import Settings
 
@@ -119,6 +120,17 @@ def create_app(settings: Settings | None = None, engine=None, preprocessor=None)
                               headers={"Retry-After": str(int(wait) + 1)})
         return await call_next(request)
 
+    @app.middleware("http")
+    async def request_ids(request: Request, call_next):  # outside the limits, so refusals carry an id too
+        rid = request_id(request.headers.get("x-request-id"))
+        token = REQUEST_ID.set(rid)
+        try:
+            response = await call_next(request)
+        finally:
+            REQUEST_ID.reset(token)
+        response.headers["X-Request-ID"] = rid
+        return response
+
     # added last, so they run first (Starlette wraps each new middleware around the ones before)
     if settings.trusted_proxies:
         # behind a trusted reverse proxy the client is the address it forwards (rate limit, access log)
@@ -160,6 +172,9 @@ def create_app(settings: Settings | None = None, engine=None, preprocessor=None)
         room = getattr(request.app.state, "room", None)
         if room is None:
             return _error(503, "starting", "the engine is loading")
+        problem = await run_in_threadpool(room.unready)
+        if problem:
+            return _error(503, "not_ready", problem)
         return {"status": "ready", "engine": room.model_version, "schema": room.schema}
 
     @app.get("/metrics", tags=["health"], response_class=Response)

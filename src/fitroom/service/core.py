@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +66,18 @@ class FittingRoom:
         self._analyses: dict = {}  # try-on id -> the person analysis made by the upload's check
         self.ready = True
         self._requeue()
+
+    def unready(self) -> str | None:
+        """What keeps this process from serving (``/readyz``): None when the database answers and the image folders
+        are writable, else the reason in words (no server detail)."""
+        try:
+            with self.db.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+        except Exception:  # any driver's error: the database cannot be reached or used
+            return "the database is unreachable"
+        if not all(os.access(self.root / folder, os.W_OK) for folder in ("garments", "photos", "results")):
+            return "the image storage is not writable"
+        return None
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)

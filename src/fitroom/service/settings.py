@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
@@ -39,6 +40,7 @@ class Settings(BaseSettings):
     root_path: str = ""  # the path prefix a reverse proxy serves the service under (e.g. /fitroom)
     trusted_proxies: str = ""  # comma-separated proxy addresses whose X-Forwarded-For/-Proto are believed; "*": any
     access_log: bool = False  # one line per request (method, path, status, client) on the log
+    log_format: Literal["text", "json"] = "text"  # json: one JSON object per log line, with the request id
 
     def origins(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]

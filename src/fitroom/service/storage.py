@@ -124,8 +124,10 @@ def new_id() -> str:
 
 def connect(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout on every connection."""
+    # a server that does not answer is an error within 5 s (readiness, start-up), not a hang
+    connect_args = {"connect_timeout": 5} if url.startswith("postgresql") else {}
     try:
-        engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+        engine = sa.create_engine(url, future=True, pool_pre_ping=True, connect_args=connect_args)
     except ImportError as error:  # the URL names a driver this installation lacks
         shown = sa.engine.make_url(url).render_as_string(hide_password=True)
         extra = ' (pip install "fitroom[postgres]")' if shown.startswith("postgresql") else ""
