@@ -38,8 +38,8 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         when = dt.datetime.fromtimestamp(record.created, dt.timezone.utc).isoformat(timespec="milliseconds")
-        document = {"time": when, "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage(),
-                    "request_id": getattr(record, "request_id", REQUEST_ID.get())}
+        document = {"time": when, "level": record.levelname.lower(), "logger": record.name,
+                    "message": record.getMessage(), "request_id": getattr(record, "request_id", REQUEST_ID.get())}
         if record.exc_info and record.exc_info[0] is not None:
             document["error"] = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"
         return json.dumps(document, ensure_ascii=False)
