@@ -175,9 +175,22 @@ def test_jobs_and_ratings_survive_a_restart(tmp_path, preprocessor, photos, data
                                             "photo": "photos/interrupted.png"}
         connection.execute(storage.tryons.insert().values(**interrupted))
     (tmp_path / "data" / "photos" / "interrupted.png").write_bytes(photos["person"])
+    # the analysis its upload's check made waits beside the photo: the job after the restart uses it
+    from fitroom.preprocess.pipeline import save_analysis
+
+    saved = tmp_path / "data" / "photos" / "interrupted.analysis.npz"
+    save_analysis(preprocessor.analyse_person(imaging.load_image(photos["person"])), saved)
     database.dispose()
+    analysed = []
+    original = preprocessor.analyse_person
+    preprocessor.analyse_person = lambda *a, **k: analysed.append(1) or original(*a, **k)
+    try:
+        with make_client(tmp_path, preprocessor, engine=TinyEngine(), database_url=database_url) as client:
+            assert wait_done(client, interrupted["id"])["status"] == "done"
+            assert analysed == [] and not saved.exists()  # used, then removed with the job
+    finally:
+        del preprocessor.analyse_person
     with make_client(tmp_path, preprocessor, engine=TinyEngine(), database_url=database_url) as client:
-        assert wait_done(client, interrupted["id"])["status"] == "done"
         stats = client.get("/v1/stats", headers=SHOP).json()
         assert stats["ratings"] == 1 and stats["success_rate"] == 0.0 and stats["tryons"]["done"] == 2
 

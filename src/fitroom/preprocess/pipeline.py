@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -50,6 +51,62 @@ class PersonAnalysis:
     timings: dict[str, float] = field(default_factory=dict)
     view: View = View.FRONT  # the view the parse and dense map were made for (given, or guessed)
     view_guess: ViewGuess | None = None  # the view the photo seems to show
+
+
+def save_analysis(analysis: PersonAnalysis, path: str | Path) -> Path:
+    """Write ``analysis`` to one ``.npz`` file (arrays as arrays, the rest as JSON; no pickle), atomically: the
+    service keeps the analysis its upload check made, so that the try-on job never repeats it, even in another
+    process or after a restart."""
+    import json
+    import os
+
+    path = Path(path)
+    arrays: dict[str, np.ndarray] = {}
+    meta: dict = {}
+    for name in ("keypoints", "landmarks", "mask", "parse", "dense", "agnostic", "parse_agnostic", "faces", "keep"):
+        value = getattr(analysis, name)
+        if value is not None:
+            arrays[name] = np.asarray(value)
+    meta.update(people=int(analysis.people), view=analysis.view.value, timings=analysis.timings)
+    if analysis.view_guess is not None:
+        guess = analysis.view_guess
+        meta["view_guess"] = {"seen": guess.seen, "view": guess.view.value, "reason": guess.reason}
+    if analysis.regions is not None:
+        regions = analysis.regions
+        for name in ("face", "head", "hands"):
+            arrays[f"regions.{name}"] = getattr(regions, name)
+        if regions.face_landmarks is not None:
+            arrays["regions.face_landmarks"] = np.asarray(regions.face_landmarks)
+        meta["regions"] = {"chin_y": float(regions.chin_y), "face_found": bool(regions.face_found)}
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial.npz")
+    np.savez_compressed(partial, **arrays)
+    os.replace(partial, path)
+    return path
+
+
+def load_analysis(path: str | Path) -> PersonAnalysis:
+    """The analysis :func:`save_analysis` wrote (an ``OSError`` or ``ValueError`` when the file is missing or
+    damaged)."""
+    import json
+
+    with np.load(Path(path), allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    meta = json.loads(arrays.pop("meta").tobytes().decode())
+    regions = None
+    if "regions" in meta:
+        regions = PersonRegions(face=arrays.pop("regions.face"), head=arrays.pop("regions.head"),
+                                hands=arrays.pop("regions.hands"), chin_y=meta["regions"]["chin_y"],
+                                face_found=meta["regions"]["face_found"],
+                                face_landmarks=arrays.pop("regions.face_landmarks", None))
+    guess = meta.get("view_guess")
+    return PersonAnalysis(
+        keypoints=arrays["keypoints"], landmarks=arrays["landmarks"], mask=arrays["mask"], parse=arrays["parse"],
+        dense=arrays["dense"], agnostic=arrays["agnostic"], parse_agnostic=arrays["parse_agnostic"],
+        faces=arrays["faces"], people=meta["people"], regions=regions, keep=arrays.get("keep"),
+        timings=meta.get("timings", {}), view=View(meta["view"]),
+        view_guess=ViewGuess(guess["seen"], View(guess["view"]), guess["reason"]) if guess else None)
 
 
 class Preprocessor:

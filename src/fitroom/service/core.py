@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from fitroom import fitting, imaging
 from fitroom.labels import GarmentCategory, View
 from fitroom.preprocess.errors import PhotoError
+from fitroom.preprocess.pipeline import load_analysis, save_analysis
 from fitroom.service import stats, storage
 from fitroom.service.catalogue import Catalogue
 from fitroom.service.metrics import ServiceMetrics
@@ -63,7 +64,6 @@ class FittingRoom:
         self._pending_lock = threading.Lock()
         self._seconds = 5.0  # a running estimate of one try-on, for Retry-After
         self.metrics = ServiceMetrics(lambda: self._pending, settings.workers)
-        self._analyses: dict = {}  # try-on id -> the person analysis made by the upload's check
         self.ready = True
         self._requeue()
 
@@ -137,6 +137,8 @@ class FittingRoom:
         photo_path = f"photos/{tryon_id}.png"
         try:
             imaging.save_image(self.root / photo_path, photo)
+            if analysis is not None:  # the job reuses it instead of analysing the photo again, in any process
+                save_analysis(analysis, self.root / storage.analysis_file(photo_path))
             row = {"id": tryon_id, "garment_id": garment_id, "view": view.value, "status": "queued",
                    "photo": photo_path, "guidance": report["status"], "engine": self.settings.engine,
                    "model_version": self.model_version, "share": bool(share), "created_at": storage.now()}
@@ -145,10 +147,8 @@ class FittingRoom:
         except Exception:  # the place in the queue is given back, the photo not kept
             with self._pending_lock:
                 self._pending -= 1
-            storage.remove_files(self.root, photo_path)
+            storage.remove_files(self.root, photo_path, storage.analysis_file(photo_path))
             raise
-        if analysis is not None:  # the job reuses it instead of analysing the photo again (in memory only)
-            self._analyses[tryon_id] = analysis
         self._pool.submit(self._run, tryon_id)
         return self.tryon(tryon_id) | {"guidance_report": report}
 
@@ -172,20 +172,20 @@ class FittingRoom:
 
     def _run(self, tryon_id: str) -> None:
         start = time.perf_counter()
+        row = None
         try:
             with self.db.begin() as connection:
                 row = connection.execute(sa.select(tryons).where(tryons.c.id == tryon_id)).first()
                 if row is None or row.status != "queued" or row.photo is None:
-                    self._analyses.pop(tryon_id, None)
                     return  # deleted or expired meanwhile
                 connection.execute(tryons.update().where(tryons.c.id == tryon_id).values(status="running"))
             garment = self.catalogue.get(row.garment_id)
             photo, mask = self.catalogue.photo(garment.id, row.view)
             garment_image, garment_mask = imaging.load_image(photo), imaging.load_mask(mask)
             person = imaging.load_image(self.root / row.photo)
-            analysis = self._analyses.pop(tryon_id, None)
+            analysis = self._saved_analysis(row.photo)
             with self._preprocess_lock:
-                if analysis is None:  # e.g. a job queued again after a restart
+                if analysis is None:  # a forced photo with nobody found, or a damaged file
                     analysis = self.preprocessor.analyse_person(person, View(row.view), tryon_id)
                 inputs = fitting.prepare(self.preprocessor, analysis, person, garment_image, garment_mask,
                                          garment.category, row.view, tryon_id, garment.id)
@@ -208,10 +208,24 @@ class FittingRoom:
         finally:
             with self._pending_lock:
                 self._pending -= 1
+            if row is not None:
+                storage.remove_files(self.root, storage.analysis_file(row.photo))
         self.metrics.finished(values["status"], values["seconds"])
         with self.db.begin() as connection:
             connection.execute(tryons.update().where((tryons.c.id == tryon_id) & (tryons.c.status == "running"))
                                .values(finished_at=storage.now(), **values))
+
+    def _saved_analysis(self, photo: str):
+        """The analysis the upload's check made (:func:`~fitroom.preprocess.pipeline.save_analysis`), or None."""
+        path = self.root / storage.analysis_file(photo)
+        if not path.is_file():
+            return None
+        try:
+            return load_analysis(path)
+        except (OSError, ValueError, KeyError) as error:  # damaged: analysed again, nothing lost
+            logger.warning("the saved analysis of %s cannot be read (%s); analysing the photo again",
+                           Path(photo).stem, type(error).__name__)
+            return None
 
     def tryon(self, tryon_id: str) -> dict:
         with self.db.connect() as connection:
@@ -255,7 +269,7 @@ class FittingRoom:
             row = self._row(connection, tryon_id)
             connection.execute(ratings.delete().where(ratings.c.tryon_id == tryon_id))
             connection.execute(tryons.delete().where(tryons.c.id == tryon_id))
-        storage.remove_files(self.root, row.photo, row.result)
+        storage.remove_files(self.root, row.photo, row.result, storage.analysis_file(row.photo))
 
     def rate(self, tryon_id: str, good: bool, reason: str | None) -> dict:
         with self.db.begin() as connection:

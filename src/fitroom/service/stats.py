@@ -62,7 +62,7 @@ def expire(db: Engine, root: Path, retention_hours: float, at: dt.datetime | Non
             connection.execute(tryons.update().where(tryons.c.id == row.id)
                                .values(photo=None, result=None, status="expired"))
     for row in rows:
-        storage.remove_files(root, row.photo, row.result)
+        storage.remove_files(root, row.photo, row.result, storage.analysis_file(row.photo))
     if rows:
         logger.info("retention: removed the photos of %d try-ons", len(rows))
     return len(rows)

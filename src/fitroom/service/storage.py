@@ -183,6 +183,12 @@ def aware(value: dt.datetime | None) -> dt.datetime | None:
     return value
 
 
+def analysis_file(photo: str | None) -> str | None:
+    """Where the person analysis of an uploaded photo (``photos/ID.png``) waits for its try-on job (deleted when
+    the job ends, and with the photo)."""
+    return None if photo is None else photo.removesuffix(".png") + ".analysis.npz"
+
+
 def remove_files(root: Path, *relative: str | None) -> None:
     for path in relative:
         if path:
