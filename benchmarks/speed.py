@@ -6,8 +6,9 @@
    ``before`` (the networks as trained: spectral norms recomputed, separate SPADE convolutions, the engine's
    path before the exact path existed), ``exact`` (the engine's default: :func:`~fitroom.models.hrviton.
    prepare_generator`), ``compiled`` (exact + ``torch.compile``), ``bf16`` (exact under bf16 autocast), ``bf16
-   compiled`` (both) and ``onnxruntime`` (the exported graph). Each with its ratio to ``before`` and its largest difference from
-   ``before``'s output (``[-1, 1]``), beside the float32 noise floor (``before`` in float64 against float32).
+   compiled`` (both) and ``onnxruntime`` (the exported graph). Each with its ratio to ``before`` and its largest
+   difference from ``before``'s output (``[-1, 1]``), beside the float32 noise floor (``before`` in float64 against
+   float32).
 2. **Fidelity on a trained checkpoint** (``--checkpoint``, e.g. one made by ``fitroom train condition`` and
    ``fitroom train generator``; ``--data`` its dataset): on ``--pairs`` held-out test pairs at ``--size``, each
    variant's picture against float32's (SSIM, largest difference; noise off), and the paired evaluation's SSIM
