@@ -366,6 +366,11 @@ def test_onnx_export_runs_in_onnxruntime_like_torch(tmp_path, monkeypatch, caplo
     with caplog.at_level(logging.INFO, logger="fitroom"):
         again = create_engine("hrviton", runtime="onnxruntime", **networks)
     assert "exporting" not in caplog.text
+    cached = next((tmp_path / "cache").glob("*.onnx"))
+    cached.write_bytes(cached.read_bytes()[:3000])  # damaged on disk: exported again, with a warning
+    with caplog.at_level(logging.INFO, logger="fitroom"):
+        create_engine("hrviton", runtime="onnxruntime", **networks)
+    assert "cannot be read; exporting again" in caplog.text and cached.stat().st_size > 3000
     exact = create_engine("hrviton", **networks)
     exact.model.set_noise(False)
     plain = inputs.replace(keep=None)

@@ -27,7 +27,7 @@ import torch
 
 from fitroom import imaging
 from fitroom.engines import register_engine
-from fitroom.errors import ConfigurationError
+from fitroom.errors import ConfigurationError, InputError
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
 from fitroom.labels import CONDITION_SIZE, View
 from fitroom.models.hrviton import ConditionGenerator, HrvitonTryOn, SPADEGenerator, prepare_generator
@@ -60,10 +60,15 @@ def _onnx_runner(model: HrvitonTryOn, size: tuple[int, int]):
     from fitroom.models.hrviton_onnx import OnnxTryOn, export_onnx, fingerprint
 
     path = onnx_cache() / f"hrviton-{size[0]}x{size[1]}-{fingerprint(model, size)}.onnx"
-    if not path.is_file():
-        logger.info("exporting the networks to ONNX for onnxruntime (once for these weights at %dx%d): %s",
-                    size[0], size[1], path)
-        export_onnx(model, size, path)
+    if path.is_file():
+        try:
+            return OnnxTryOn(path)
+        except InputError:  # a damaged cache file: made again
+            logger.warning("the cached ONNX export %s cannot be read; exporting again", path)
+            path.unlink()
+    logger.info("exporting the networks to ONNX for onnxruntime (once for these weights at %dx%d): %s",
+                size[0], size[1], path)
+    export_onnx(model, size, path)
     return OnnxTryOn(path)
 
 
