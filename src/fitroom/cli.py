@@ -707,8 +707,8 @@ def build_parser() -> argparse.ArgumentParser:
     tryon.add_argument("--person", required=True, help="photo of the person")
     tryon.add_argument("--garment", help="product photo of the garment")
     tryon.add_argument("--garments", help="a folder of product photos instead of --garment: a catalogue on one "
-                       "person (the photo checked once, each garment segmented once); --out is then a folder, one "
-                       "OUT/<garment>.png each")
+                       "person (the photo checked once per garment category, each garment segmented once); --out "
+                       "is then a folder, one OUT/<garment>.png each")
     tryon.add_argument("--batch-size", type=int,
                        help="with --garments: garments per network batch (default 1 on the CPU, where a batch of 8 "
                             "was measured slower than one by one, and 8 on a GPU)")

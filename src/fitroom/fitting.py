@@ -206,8 +206,8 @@ def dress_catalogue(engine, preprocessor: Preprocessor, person: np.ndarray, garm
                     category: GarmentCategory | str | None = None, view: View | str | None = None,
                     force: bool = False, name: str = "", batch_size: int = 1, on_checked=None,
                     progress: bool = False):
-    """Dress one person in many garments: the photo is observed once and checked once per garment category, each
-    garment is segmented once, and the engine runs on ``batch_size`` garments at a time where it can (an engine
+    """Dress one person in many garments: the photo is analysed and checked once per garment category (once in all
+    for a catalogue of one category), each garment is segmented once, and the engine runs on ``batch_size`` garments at a time where it can (an engine
     with a ``batch(list_of_inputs)`` method, such as hrviton; others one by one). Batches pay on a GPU; on a
     2-core CPU hrviton at 512x384 made 8 garments in 34 s in one batch of 8 and in 25 s one by one.
 
@@ -230,7 +230,7 @@ def dress_catalogue(engine, preprocessor: Preprocessor, person: np.ndarray, garm
         raise InputError(f"the batch size must be at least 1, got {batch_size}")
     run_batch = getattr(engine, "batch", None)
     checks: dict[GarmentCategory, Checked | PhotoRefusedError] = {}
-    pending: list[tuple[CatalogueItem, TryOnInputs]] = []
+    pending: list[tuple[CatalogueItem, TryOnInputs | None]] = []  # None: the garment failed already
 
     def flush():
         everything = list(pending)
