@@ -207,9 +207,10 @@ def dress_catalogue(engine, preprocessor: Preprocessor, person: np.ndarray, garm
                     force: bool = False, name: str = "", batch_size: int = 1, on_checked=None,
                     progress: bool = False):
     """Dress one person in many garments: the photo is analysed and checked once per garment category (once in all
-    for a catalogue of one category), each garment is segmented once, and the engine runs on ``batch_size`` garments at a time where it can (an engine
-    with a ``batch(list_of_inputs)`` method, such as hrviton; others one by one). Batches pay on a GPU; on a
-    2-core CPU hrviton at 512x384 made 8 garments in 34 s in one batch of 8 and in 25 s one by one.
+    for a catalogue of one category), each garment is segmented once, and the engine runs on ``batch_size``
+    garments at a time where it can (an engine with a ``batch(list_of_inputs)`` method, such as hrviton; others one
+    by one). Batches pay on a GPU; on a 2-core CPU hrviton at 512x384 made 8 garments in 34 s in one batch of 8 and
+    in 25 s one by one.
 
     Args:
         garments: ``(name, photo)`` pairs, the photo an ``(H, W, 3)`` uint8 array or a path (read here: a file that
