@@ -10,7 +10,7 @@ bounded number of requests from that many client threads:
 Prints requests per second and p50/p95 latency per level, and the count of errors (any non-2xx answer or failed
 job); the run fails if there is any. Every request is counted, none is dropped from the figures.
 
-Run: ``python benchmarks/service_load.py [--requests 16] [--workers 1]``.
+Run: ``python benchmarks/service_load.py [--requests 16] [--workers 1] [--check-processes N] [--kinds checks]``.
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=16, help="requests per level and kind (at least the level)")
     parser.add_argument("--workers", type=int, default=1, help="the server's try-on worker threads")
+    parser.add_argument("--check-processes", type=int, default=0,
+                        help="the server's photo-check processes (0: checks in the server, one at a time)")
+    parser.add_argument("--kinds", default="checks,tryons", help="what to load: checks, tryons or both")
     args = parser.parse_args()
     import httpx
 
@@ -53,7 +56,8 @@ def main() -> None:
         environment = {**os.environ, "FITROOM_RATE_LIMIT_PER_MINUTE": "1000000", "FITROOM_QUEUE_SIZE": "64",
                        "OMP_NUM_THREADS": "1", "FITROOM_API_KEY": key}
         server = subprocess.Popen([sys.executable, "-m", "fitroom.cli", "-q", "serve", "--port", str(port),
-                                   "--data-dir", data, "--workers", str(args.workers)], env=environment)
+                                   "--data-dir", data, "--workers", str(args.workers),
+                                   "--check-processes", str(args.check_processes)], env=environment)
         try:
             deadline = time.time() + 120
             while time.time() < deadline:
@@ -85,12 +89,14 @@ def main() -> None:
                     job = client.get(f"/v1/tryons/{job['id']}").json()
                 return job["status"] == "done" and client.get(job["result_url"]).status_code == 200
 
-            print(f"# loopback, {os.cpu_count()} cores, warp engine, {args.workers} try-on worker(s); "
-                  f"{args.requests} requests per level (or the level, if larger)")
+            print(f"# loopback, {os.cpu_count()} cores, warp engine, {args.workers} try-on worker(s), "
+                  f"{args.check_processes} check process(es); {args.requests} requests per level (or the level, "
+                  f"if larger)")
             print(f"{'kind':8s} {'clients':>7s} {'requests':>8s} {'req/s':>7s} {'p50 s':>7s} {'p95 s':>7s} "
                   f"{'errors':>6s}")
             errors_total = 0
-            for kind, call in (("checks", check), ("try-ons", tryon)):
+            kinds = [(k, c) for k, c in (("checks", check), ("try-ons", tryon)) if k.replace("-", "") in args.kinds]
+            for kind, call in kinds:
                 for level in LEVELS:
                     count = max(args.requests, level)
                     latencies: list[float] = []
@@ -112,6 +118,9 @@ def main() -> None:
                           f"{np.percentile(latencies, 95):7.3f} {errors:6d}")
             stats = client.get("/v1/stats", headers={"Authorization": f"Bearer {key}"}).json()
             print(f"try-ons done according to the server: {stats['tryons'].get('done', 0)}")
+            checks = [line for line in client.get("/metrics").text.splitlines()
+                      if line.startswith(("fitroom_check_seconds_count", "fitroom_check_seconds_sum"))]
+            print("server's /metrics: " + ", ".join(checks))
         finally:
             server.terminate()
             server.wait(30)

@@ -486,10 +486,13 @@ def test_serve_passes_the_access_log_and_root_path_to_the_server(tmp_path, monke
     import uvicorn
 
     seen = {}
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs, root=app.state.settings.root_path))
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(
+        kwargs, root=app.state.settings.root_path, checks=app.state.settings.check_processes))
     monkeypatch.chdir(tmp_path)
-    assert main(["-q", "serve", "--access-log", "--root-path", "/fitroom", "--port", "8123"]) == 0
+    assert main(["-q", "serve", "--access-log", "--root-path", "/fitroom", "--port", "8123",
+                 "--check-processes", "3"]) == 0
     assert seen["access_log"] is True and seen["log_level"] == "info" and seen["proxy_headers"] is False
+    assert seen["checks"] == 3
     assert seen["root"] == "/fitroom" and seen["port"] == 8123
     seen.clear()
     assert main(["-q", "serve"]) == 0
@@ -648,3 +651,28 @@ def test_every_answer_carries_a_request_id_and_json_logs_hold_it(tmp_path, prepr
     monkeypatch.chdir(tmp_path)
     assert main(["-q", "serve"]) == 0
     assert formats == ["json"] and seen["log_config"] is None  # uvicorn's own lines go through the JSON handlers
+
+
+def test_checks_in_processes_of_their_own_answer_as_the_server_does(tmp_path, preprocessor, photos, monkeypatch):
+    """FITROOM_CHECK_PROCESSES=2: photo checks run in two spawned processes (each with its own mediapipe graphs),
+    side by side; the reports equal the in-server ones, and the try-on uses the analysis a checker made (the server
+    analyses nothing itself)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    upload = {"photo": ("me.jpg", photos["person"], "image/jpeg")}
+    with make_client(tmp_path / "here", preprocessor) as client:
+        expected = client.post("/v1/checks", files=upload).json()
+    analysed = []
+    monkeypatch.setattr(preprocessor, "analyse_person", lambda *a, **k: analysed.append(1))
+    monkeypatch.setattr(preprocessor, "observe", lambda *a, **k: analysed.append(1))
+    with make_client(tmp_path / "there", preprocessor, check_processes=2) as client:
+        assert client.app.state.room._checkers.processes == 2
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda _: client.post("/v1/checks", files=upload), range(4)))
+        assert all(a.status_code == 200 for a in answers)
+        assert all(a.json() == expected for a in answers)
+        garment = add_garment(client, photos)
+        job = client.post("/v1/tryons", files={"photo": ("me.png", photos["person"], "image/png")},
+                          data={"garment_id": garment, "force": "true"}).json()
+        assert wait_done(client, job["id"])["status"] == "done"
+    assert analysed == []

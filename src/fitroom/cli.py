@@ -620,7 +620,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from fitroom.service.settings import Settings
 
     settings = Settings.from_env(data_dir=args.data_dir, engine=args.engine, checkpoint=args.checkpoint,
-                                 workers=args.workers, device=args.device, root_path=args.root_path,
+                                 workers=args.workers, check_processes=args.check_processes,
+                                 device=args.device, root_path=args.root_path,
                                  access_log=args.access_log or None)
     # the engine and the database are opened before the server starts: a missing checkpoint or an unreachable
     # database is one line and exit status 3
@@ -833,6 +834,9 @@ def build_parser() -> argparse.ArgumentParser:
     _device_option(serve, default=None, extra="; FITROOM_DEVICE")
     serve.add_argument("--data-dir", default=None, help="database and images (default ./fitroom-data)")
     serve.add_argument("--workers", type=int, default=None, help="try-ons run at once")
+    serve.add_argument("--check-processes", type=int, default=None,
+                       help="photo checks in N processes of their own, side by side (FITROOM_CHECK_PROCESSES; "
+                            "default 0: in the server, one at a time); each process holds its own models")
     serve.add_argument("--root-path", default=None,
                        help="the path prefix a reverse proxy serves the service under, e.g. /fitroom "
                             "(FITROOM_ROOT_PATH)")

@@ -26,6 +26,7 @@ from fitroom.preprocess.errors import PhotoError
 from fitroom.preprocess.pipeline import load_analysis, save_analysis
 from fitroom.service import stats, storage
 from fitroom.service.catalogue import Catalogue
+from fitroom.service.checkers import CheckerPool
 from fitroom.service.metrics import ServiceMetrics
 from fitroom.service.errors import (  # noqa: F401  (the service's errors, also reachable here)
     NotFound, PhotoRefused, QueueFull, ServiceError, public_message,
@@ -59,6 +60,8 @@ class FittingRoom:
         self._preprocess_lock = threading.Lock()
         self.catalogue = Catalogue(self.db, self.root, self._segment)
         self._engine_lock = threading.Lock()
+        # photo checks in their own processes (FITROOM_CHECK_PROCESSES), else here, one at a time
+        self._checkers = CheckerPool(settings.check_processes) if settings.check_processes else None
         self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="fitroom-job")
         self._pending = 0
         self._pending_lock = threading.Lock()
@@ -81,6 +84,8 @@ class FittingRoom:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)
+        if self._checkers is not None:
+            self._checkers.close()
         if self._own_preprocessor:
             self.preprocessor.close()
         self.db.dispose()
@@ -111,8 +116,11 @@ class FittingRoom:
 
     def _check(self, photo: np.ndarray, category: GarmentCategory, view: View) -> fitting.Checked:
         """The checks, and the person analysis made on the way (see :func:`fitroom.fitting.check`)."""
-        with self.metrics.check_seconds.time(), self._preprocess_lock:
-            return fitting.check(self.preprocessor, photo, category, view, "upload")
+        with self.metrics.check_seconds.time():
+            if self._checkers is not None:
+                return self._checkers.check(photo, GarmentCategory(category).value, View(view).value)
+            with self._preprocess_lock:
+                return fitting.check(self.preprocessor, photo, category, view, "upload")
 
     # ----------------------------------------------------------------------------------------------- try-ons
     def submit(self, photo: np.ndarray, garment_id: str, view: View, share: bool, force: bool = False) -> dict:

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     #: the engine's own options, e.g. FITROOM_ENGINE_OPTIONS='{"steps": 20, "scheduler": "dpm"}' for diffusion
     engine_options: dict = {}
     workers: int = Field(1, ge=1)  # try-ons run at once
+    check_processes: int = Field(0, ge=0)  # photo checks in N processes of their own; 0: in the server, one at a time
     queue_size: int = Field(8, ge=1)  # try-ons waiting or running before new ones get 429
     max_upload_bytes: int = Field(15 * 2**20, ge=1024)
     max_pixels: int = Field(40_000_000, ge=10_000)
