@@ -67,23 +67,17 @@ def networks(args: argparse.Namespace) -> dict:
         start = time.perf_counter()
         runner = OnnxTryOn(export_onnx(before, size, Path(folder) / "hrviton.onnx"))
         export_seconds = time.perf_counter() - start
-    compiled_generator = torch.compile(exact.generator)
+    # the exact module with its image generator compiled (as the engine's compile option does)
+    compiled = HrvitonTryOn(condition, torch.compile(exact.generator)).eval()
 
-    def run_compiled(*v):
-        conditions = exact.conditions(*v[:4], v[5])
-        x = exact.generator_input(v[4], v[3], conditions["warped_cloth"], v[5])
-        return {"image": compiled_generator(x, conditions["seg7"])}
+    def in_bf16(module):
+        def run(*v):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return {"image": module(*v)["image"].float()}
+        return run
 
-    def run_bf16(*v):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            return {"image": exact(*v)["image"].float()}
-
-    def run_bf16_compiled(*v):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            return {"image": run_compiled(*v)["image"].float()}
-
-    variants = {"before": before, "exact": exact, "compiled": run_compiled, "bf16": run_bf16,
-                "bf16 compiled": run_bf16_compiled, "onnxruntime": runner}
+    variants = {"before": before, "exact": exact, "compiled": compiled, "bf16": in_bf16(exact),
+                "bf16 compiled": in_bf16(compiled), "onnxruntime": runner}
     first, outputs, times = {}, {}, {name: [] for name in variants}
     with torch.no_grad():
         for name, work in variants.items():

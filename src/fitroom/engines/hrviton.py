@@ -54,6 +54,12 @@ def _has_onnxruntime() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("onnxruntime", "onnx", "onnxscript"))
 
 
+def _run_onnx(runner, full: dict[str, torch.Tensor], view: torch.Tensor) -> dict[str, torch.Tensor]:
+    """``runner`` (an :class:`~fitroom.models.hrviton_onnx.OnnxTryOn`) on the engine's working-size tensors."""
+    return runner(full["garment"], full["garment_mask"], full["parse_agnostic"], full["dense"], full["agnostic"],
+                  view)
+
+
 def _onnx_runner(model: HrvitonTryOn, size: tuple[int, int]):
     """An :class:`~fitroom.models.hrviton_onnx.OnnxTryOn` for ``model`` at ``size``: the cached export of these
     weights at this size, made first when there is none."""
@@ -150,11 +156,12 @@ class HrvitonEngine:
         self.candidates = []
         if precision == "auto" and runtime != "onnxruntime" and native_bf16(self.device):
             self.candidates.append("bf16")
-        if precision == "auto" and runtime is None and not compile and self.device.type == "cpu" and _has_onnxruntime():
+        onnx_possible = runtime is None and not compile and self.device.type == "cpu"
+        if precision == "auto" and onnx_possible and _has_onnxruntime():
             self.candidates.append("onnxruntime")
         if precision == "auto" and not self.candidates:
             logger.info("precision auto: float32 on torch (bf16 is not native on %s%s)", self._device_name(),
-                        "" if runtime or compile else "; onnxruntime is not installed: pip install 'fitroom[onnx]'")
+                        "; onnxruntime is not installed: pip install 'fitroom[onnx]'" if onnx_possible else "")
             self.precision = "fp32"
         self.compiled = torch.compile(self.model.generator) if compile else None
         self.runtime = runtime or "torch"
@@ -174,8 +181,7 @@ class HrvitonEngine:
         """Steps 2-5 on the working-size tensors (``bf16``: under bf16 autocast); ``tick(step)`` after each
         network."""
         if self.onnx is not None:
-            outputs = self.onnx(full["garment"], full["garment_mask"], full["parse_agnostic"], full["dense"],
-                                full["agnostic"], view)
+            outputs = _run_onnx(self.onnx, full, view)
             tick("networks (onnxruntime)")
             return outputs
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
@@ -204,8 +210,7 @@ class HrvitonEngine:
             torch.random.set_rng_state(state)
             if candidate == "onnxruntime":
                 runner = _onnx_runner(self.model, self.size)
-                picture = runner(full["garment"], full["garment_mask"], full["parse_agnostic"], full["dense"],
-                                 full["agnostic"], view)["image"]
+                picture = _run_onnx(runner, full, view)["image"]
             else:
                 picture = self._networks(full, view, bf16=True)["image"]
             score = float(ssim(exact["image"] * 0.5 + 0.5, picture.clamp(-1, 1) * 0.5 + 0.5, 11).mean())
@@ -273,7 +278,7 @@ class HrvitonEngine:
         # 5. the image generator
         if self.precision == "auto":
             outputs = self._choose_precision(full, view)
-            tick("networks, float32 and bf16")
+            tick("networks (auto: float32 and each profile tried)")
         else:
             outputs = self._networks(full, view, self.precision == "bf16", tick)
 

@@ -24,11 +24,10 @@ def _start() -> None:
     _preprocessor = Preprocessor(allow_several_people=True)
 
 
-def _check(photo: np.ndarray, category: str, view: str, name: str):
+def _check(photo: np.ndarray, category, view, name: str):
     from fitroom import fitting
-    from fitroom.labels import GarmentCategory, View
 
-    return fitting.check(_preprocessor, photo, GarmentCategory(category), View(view), name)
+    return fitting.check(_preprocessor, photo, category, view, name)
 
 
 def _ready() -> bool:
@@ -46,7 +45,8 @@ class CheckerPool:
         for future in [self.pool.submit(_ready) for _ in range(processes)]:
             future.result()
 
-    def check(self, photo: np.ndarray, category: str, view: str, name: str = "upload"):
+    def check(self, photo: np.ndarray, category, view, name: str = "upload"):
+        """:func:`fitroom.fitting.check` in one of the processes (``category`` and ``view`` as it takes them)."""
         return self.pool.submit(_check, photo, category, view, name).result()
 
     def close(self) -> None:

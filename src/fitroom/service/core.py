@@ -118,7 +118,7 @@ class FittingRoom:
         """The checks, and the person analysis made on the way (see :func:`fitroom.fitting.check`)."""
         with self.metrics.check_seconds.time():
             if self._checkers is not None:
-                return self._checkers.check(photo, GarmentCategory(category).value, View(view).value)
+                return self._checkers.check(photo, category, view)
             with self._preprocess_lock:
                 return fitting.check(self.preprocessor, photo, category, view, "upload")
 
