@@ -580,11 +580,46 @@ def test_a_schema_3_database_is_migrated_to_photos_by_view(database_url):
         connection.execute(storage.garments.insert().values(id="g1", name="tee", category="upper", front="f.png",
                                                             front_mask="fm.png", back="b.png", back_mask="bm.png",
                                                             created_at=storage.now()))
-    assert storage.migrate(engine) == 4
+    latest = storage.MIGRATIONS[-1][0]
+    assert storage.migrate(engine) == latest
     with engine.connect() as connection:
         rows = connection.execute(sa.select(storage.garment_photos).order_by(storage.garment_photos.c.view)).all()
     assert [(r.view, r.photo, r.mask) for r in rows] == [("back", "b.png", "bm.png"), ("front", "f.png", "fm.png")]
-    assert storage.migrate(engine) == 4  # nothing applied twice
+    assert storage.migrate(engine) == latest  # nothing applied twice
+
+
+def test_a_schema_4_database_gets_the_job_queue_and_its_unfinished_jobs_run(database_url):
+    """Schema 5 adds attempts, leases and workers; try-ons a schema-4 server left queued or running (no lease) are
+    claimed by the new queue, oldest first."""
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    from fitroom.service import storage
+    from fitroom.service.queue import JobQueue
+
+    engine = storage.connect(database_url)
+    with engine.begin() as connection:  # a database as schema 4 left it
+        storage.schema_version.create(connection)
+        for version, _, apply in storage.MIGRATIONS[:4]:
+            apply(connection)
+            connection.execute(storage.schema_version.insert().values(version=version, applied_at=storage.now()))
+        for column in ("attempts", "worker", "lease_until"):  # _v1 made today's table: take away what 5 adds
+            connection.execute(sa.text(f"ALTER TABLE tryons DROP COLUMN {column}"))
+        connection.execute(sa.text("INSERT INTO garments (id, name, category, front, front_mask, created_at) "
+                                   "VALUES ('g1', 'tee', 'upper', 'garments/f.png', 'garments/fm.png', :t)"),
+                           {"t": storage.now()})
+        for number, status in enumerate(("running", "queued", "done")):
+            connection.execute(sa.text(
+                "INSERT INTO tryons (id, garment_id, view, status, photo, engine, model_version, share, created_at) "
+                "VALUES (:id, 'g1', 'front', :status, 'photos/p.png', 'warp', 'warp', false, :t)"),
+                {"id": f"t{number}", "status": status, "t": storage.now() + dt.timedelta(seconds=number)})
+    assert storage.migrate(engine) == 5
+    assert {c["name"] for c in sa.inspect(engine).get_columns("tryons")} >= {"attempts", "worker", "lease_until"}
+    queue = JobQueue(engine, lease_s=30)
+    claims = [queue.claim("w1"), queue.claim("w1"), queue.claim("w1")]
+    assert [(c.id, c.attempt) for c in claims[:2]] == [("t0", 1), ("t1", 1)] and claims[2] is None
+    engine.dispose()
 
 
 def test_readiness_says_when_the_database_or_the_image_storage_cannot_be_used(tmp_path, preprocessor):

@@ -615,7 +615,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from fitroom.engines import create_engine
-    from fitroom.service import storage
     from fitroom.service.app import create_app
     from fitroom.service.settings import Settings
 
@@ -623,16 +622,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                  workers=args.workers, check_processes=args.check_processes,
                                  device=args.device, root_path=args.root_path,
                                  access_log=args.access_log or None)
-    # the engine and the database are opened before the server starts: a missing checkpoint or an unreachable
-    # database is one line and exit status 3
+    # the engine (when this process runs try-ons) and the database are opened before the server starts: a missing
+    # checkpoint or an unreachable database is one line and exit status 3
     engine = create_engine(settings.engine, checkpoint=settings.checkpoint, device=settings.device, progress=False,
-                           **settings.engine_options)
-    if Path(settings.data_dir).exists() and not Path(settings.data_dir).is_dir():
-        raise InputError(f"{settings.data_dir} is not a folder: --data-dir (FITROOM_DATA_DIR) is where the service "
-                         f"keeps its database and images")
-    if not settings.database_url:
-        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    storage.open_database(settings.database)[0].dispose()
+                           **settings.engine_options) if settings.workers else None
+    _open_service_storage(settings)
+    if not settings.workers:
+        logger.info("no try-on workers in this process (--workers 0): start `fitroom worker` processes on the same "
+                    "database and image storage")
     logger.info("serving on http://%s:%d (API docs at /docs); data in %s", args.host, args.port,
                 Path(settings.data_dir).resolve())
     from fitroom.service.logs import configure
@@ -643,6 +640,36 @@ def cmd_serve(args: argparse.Namespace) -> int:
     uvicorn.run(create_app(settings, engine=engine), host=args.host, port=args.port, proxy_headers=False,
                 log_level="info" if settings.access_log else "warning", access_log=settings.access_log,
                 **({"log_config": None} if settings.log_format == "json" else {}))
+    return 0
+
+
+def _open_service_storage(settings) -> None:
+    """Check the data folder, the database (migrated) and the image storage before a server or worker starts."""
+    from fitroom.service import storage
+    from fitroom.service.objects import open_store
+
+    if Path(settings.data_dir).exists() and not Path(settings.data_dir).is_dir():
+        raise InputError(f"{settings.data_dir} is not a folder: --data-dir (FITROOM_DATA_DIR) is where the service "
+                         f"keeps its database and images")
+    if not settings.database_url or not settings.storage:
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    storage.open_database(settings.database)[0].dispose()
+    problem = open_store(settings.storage, settings.data_dir).problem()
+    if problem:
+        raise ConfigurationError(f"{problem} ({settings.storage or Path(settings.data_dir).resolve()})")
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    """Run try-on jobs from the service's queue until SIGTERM (the same FITROOM_* settings as ``fitroom serve``)."""
+    from fitroom.service.logs import configure
+    from fitroom.service.settings import Settings
+    from fitroom.service.worker import run_worker
+
+    settings = Settings.from_env(data_dir=args.data_dir, engine=args.engine, checkpoint=args.checkpoint,
+                                 device=args.device)
+    _open_service_storage(settings)
+    configure(settings.log_format)
+    run_worker(settings, max_jobs=args.max_jobs)
     return 0
 
 
@@ -833,7 +860,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--checkpoint", default=None)
     _device_option(serve, default=None, extra="; FITROOM_DEVICE")
     serve.add_argument("--data-dir", default=None, help="database and images (default ./fitroom-data)")
-    serve.add_argument("--workers", type=int, default=None, help="try-ons run at once")
+    serve.add_argument("--workers", type=int, default=None,
+                       help="try-on workers in this process (FITROOM_WORKERS, default 1); 0: none, `fitroom worker` "
+                            "processes run the try-ons")
     serve.add_argument("--check-processes", type=int, default=None,
                        help="photo checks in N processes of their own, side by side (FITROOM_CHECK_PROCESSES; "
                             "default 0: in the server, one at a time); each process holds its own models")
@@ -843,6 +872,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action="store_true",
                        help="log one line per request (FITROOM_ACCESS_LOG)")
     serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run the service's try-on jobs in a process of its own (any machine "
+                                           "that sees the database and the image storage)")
+    worker.add_argument("--engine", default=None, help="try-on engine (default warp; FITROOM_ENGINE)")
+    worker.add_argument("--checkpoint", default=None)
+    _device_option(worker, default=None, extra="; FITROOM_DEVICE")
+    worker.add_argument("--data-dir", default=None,
+                        help="the service's data folder (default ./fitroom-data; FITROOM_DATA_DIR): its SQLite "
+                             "database and images unless FITROOM_DATABASE_URL / FITROOM_STORAGE say otherwise")
+    worker.add_argument("--max-jobs", type=int, default=None, help="stop after this many try-ons")
+    worker.set_defaults(func=cmd_worker)
 
     feedback = sub.add_parser("feedback", help="export shoppers' shared, rated try-ons for fine-tuning")
     feedback.add_argument("action", choices=["export"])

@@ -198,18 +198,25 @@ def save_image(path: str | os.PathLike, image: np.ndarray, *, quality: int = 95)
     """Save an ``(H, W, 3)`` uint8 RGB array or an ``(H, W)`` bool / uint8 mask. The format follows the suffix:
     ``.jpg`` is JPEG (``quality``), ``.png`` is lossless PNG (zlib level 3: a 1024x768 try-on in 0.09 s instead of
     level 6's 0.32 s, for an 11 % larger file)."""
+    data = encode_image(image, Path(path).suffix, quality=quality)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(data)
+
+
+def encode_image(image: np.ndarray, suffix: str = ".png", *, quality: int = 95) -> bytes:
+    """The bytes :func:`save_image` writes for a file ending in ``suffix`` (``.jpg``/``.jpeg``: JPEG, else PNG)."""
     array = np.asarray(image)
     if array.dtype == bool:
         array = array.astype(np.uint8) * 255
     if array.dtype != np.uint8:
         raise TypeError(f"save_image expects uint8 or bool, got {array.dtype}")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
     pil = Image.fromarray(array)
-    suffix = Path(path).suffix.lower()
-    if suffix in (".jpg", ".jpeg"):
-        pil.save(path, format="JPEG", quality=quality, subsampling=0)
+    buffer = io.BytesIO()
+    if suffix.lower() in (".jpg", ".jpeg"):
+        pil.save(buffer, format="JPEG", quality=quality, subsampling=0)
     else:
-        pil.save(path, compress_level=3)
+        pil.save(buffer, format="PNG", compress_level=3)
+    return buffer.getvalue()
 
 
 def save_label_map(path: str | os.PathLike, labels: np.ndarray, palette: np.ndarray) -> None:

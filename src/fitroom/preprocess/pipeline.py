@@ -54,13 +54,24 @@ class PersonAnalysis:
 
 
 def save_analysis(analysis: PersonAnalysis, path: str | Path) -> Path:
-    """Write ``analysis`` to one ``.npz`` file (arrays as arrays, the rest as JSON; no pickle), atomically: the
-    service keeps the analysis its upload check made, so that the try-on job never repeats it, even in another
-    process or after a restart."""
-    import json
+    """Write ``analysis`` to one ``.npz`` file (:func:`analysis_bytes`), atomically."""
     import os
 
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_bytes(analysis_bytes(analysis))
+    os.replace(partial, path)
+    return path
+
+
+def analysis_bytes(analysis: PersonAnalysis) -> bytes:
+    """``analysis`` as the bytes of one ``.npz`` file (arrays as arrays, the rest as JSON; no pickle): the service
+    keeps the analysis its upload check made, so that the try-on job never repeats it, even in another process, on
+    another machine or after a restart."""
+    import io
+    import json
+
     arrays: dict[str, np.ndarray] = {}
     meta: dict = {}
     for name in ("keypoints", "landmarks", "mask", "parse", "dense", "agnostic", "parse_agnostic", "faces", "keep"):
@@ -79,19 +90,18 @@ def save_analysis(analysis: PersonAnalysis, path: str | Path) -> Path:
             arrays["regions.face_landmarks"] = np.asarray(regions.face_landmarks)
         meta["regions"] = {"chin_y": float(regions.chin_y), "face_found": bool(regions.face_found)}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial.npz")
-    np.savez_compressed(partial, **arrays)
-    os.replace(partial, path)
-    return path
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
 
 
-def load_analysis(path: str | Path) -> PersonAnalysis:
-    """The analysis :func:`save_analysis` wrote (an ``OSError`` or ``ValueError`` when the file is missing or
-    damaged)."""
+def load_analysis(source: str | Path | bytes) -> PersonAnalysis:
+    """The analysis :func:`save_analysis` wrote to a file, or :func:`analysis_bytes` made (an ``OSError`` or
+    ``ValueError`` when the file is missing or damaged)."""
+    import io
     import json
 
-    with np.load(Path(path), allow_pickle=False) as data:
+    with np.load(io.BytesIO(source) if isinstance(source, bytes) else Path(source), allow_pickle=False) as data:
         arrays = {name: data[name] for name in data.files}
     meta = json.loads(arrays.pop("meta").tobytes().decode())
     regions = None

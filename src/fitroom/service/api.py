@@ -10,7 +10,7 @@ import hmac
 from typing import Literal
 
 from fastapi import APIRouter, Depends, File, Form, Request, Security, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -132,8 +132,7 @@ async def set_garment_photo(garment_id: str, view: View, photo: UploadFile = Fil
 
 @router.get("/garments/{garment_id}/{view}.png", tags=["garments"])
 async def garment_image(garment_id: str, view: View, fitting: FittingRoom = Depends(room)):
-    return FileResponse(await run_in_threadpool(fitting.garment_image, garment_id, view.value),
-                        media_type="image/png")
+    return Response(await run_in_threadpool(fitting.garment_image, garment_id, view.value), media_type="image/png")
 
 
 @router.post("/tryons", tags=["try-ons"], status_code=202)
@@ -157,7 +156,7 @@ async def get_tryon(tryon_id: str, request: Request, fitting: FittingRoom = Depe
 
 @router.get("/tryons/{tryon_id}/{which}.png", tags=["try-ons"])
 async def tryon_image(tryon_id: str, which: Literal["result", "photo"], fitting: FittingRoom = Depends(room)):
-    return FileResponse(await run_in_threadpool(fitting.tryon_file, tryon_id, which), media_type="image/png")
+    return Response(await run_in_threadpool(fitting.tryon_file, tryon_id, which), media_type="image/png")
 
 
 @router.delete("/tryons/{tryon_id}", tags=["try-ons"], status_code=204)

@@ -1,45 +1,47 @@
 """The shop's catalogue: garments with their product photos (front, optional back) and masks, segmented once
-when added; deleting one removes its files and keeps its row for the try-ons and statistics that refer to it."""
+when added; deleting one removes its images and keeps its row for the try-ons and statistics that refer to it."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from fitroom import imaging
 from fitroom.labels import GarmentCategory, View
 from fitroom.preprocess.garment import GarmentError
 from fitroom.service import storage
 from fitroom.service.errors import NotFound, ServiceError
+from fitroom.service.objects import ObjectStore
 from fitroom.service.storage import garment_photos, garments
 
 logger = logging.getLogger(__name__)
 
 
 class Catalogue:
-    """Garments in the database ``db`` and their files under ``root``.
+    """Garments in the database ``db`` and their images in ``store``.
 
     Args:
         segment: ``segment(image, category or None) -> (mask, category)``, the garment analysis (the preprocessing's
-            ``analyse_garment``, behind whatever lock it needs).
+            ``analyse_garment``, behind whatever lock it needs); None where garments are only read (workers).
     """
 
-    def __init__(self, db: Engine, root: Path, segment: Callable[[np.ndarray, str | None], tuple]) -> None:
-        self.db, self.root, self.segment = db, root, segment
+    def __init__(self, db: Engine, store: ObjectStore,
+                 segment: Callable[[np.ndarray, str | None], tuple] | None = None) -> None:
+        self.db, self.store, self.segment = db, store, segment
 
     def _store(self, garment_id: str, view: View, image: np.ndarray, category: str | None
                ) -> tuple[str, dict[str, str]]:
         """Segment and write one product photo and its mask; returns the category and the row's paths."""
+        if self.segment is None:
+            raise RuntimeError("this catalogue only reads garments")
         mask, guessed = self.segment(image, category)
         stem = f"garments/{garment_id}_{view.value}"
         paths = {"photo": f"{stem}.png", "mask": f"{stem}_mask.png"}
-        imaging.save_image(self.root / paths["photo"], image)
-        imaging.save_image(self.root / paths["mask"], mask.astype(np.uint8) * 255)
+        self.store.put_image(paths["photo"], image)
+        self.store.put_image(paths["mask"], mask.astype(np.uint8) * 255)
         return category or guessed.value, paths
 
     def add(self, name: str, category: str | None, front: np.ndarray, back: np.ndarray | None) -> dict:
@@ -52,7 +54,7 @@ class Catalogue:
                 if image is not None:
                     category, written[view] = self._store(garment_id, view, image, category)
         except GarmentError as error:
-            storage.remove_files(self.root, *(p for paths in written.values() for p in paths.values()))
+            self.store.delete(*(p for paths in written.values() for p in paths.values()))
             raise ServiceError(str(error), status=422, code="bad_garment") from None
         back_paths = written.get(View.BACK, {})
         row = {"id": garment_id, "name": name[:200], "category": str(GarmentCategory(category).value),
@@ -111,10 +113,11 @@ class Catalogue:
         with self.db.begin() as connection:
             photos = self._photos(connection, garment_id)
             connection.execute(garments.update().where(garments.c.id == garment_id).values(deleted_at=storage.now()))
-        storage.remove_files(self.root, *(p for pair in photos.values() for p in pair))
+        self.store.delete(*(p for pair in photos.values() for p in pair))
 
-    def photo(self, garment_id: str, view: View | str) -> tuple[Path, Path]:
-        """The product photo of ``view`` and its mask, or NotFound naming the views the garment has."""
+    def photo(self, garment_id: str, view: View | str) -> tuple[str, str]:
+        """The keys of the product photo of ``view`` and of its mask in the image store, or NotFound naming the
+        views the garment has."""
         self.get(garment_id)
         with self.db.connect() as connection:
             photos = self._photos(connection, garment_id)
@@ -122,13 +125,16 @@ class Catalogue:
         if view.value not in photos:
             raise NotFound(f"garment {garment_id} has no {view.value} photo (it has {', '.join(sorted(photos))})")
         photo, mask = photos[view.value]
-        if not (self.root / photo).is_file():
-            logger.warning("garment %s: its %s photo is missing from the data folder", garment_id, view.value)
-            raise NotFound(f"garment {garment_id}'s {view.value} photo is missing on the server")
-        return self.root / photo, self.root / mask
+        return photo, mask
 
-    def image(self, garment_id: str, view: str) -> Path:
-        return self.photo(garment_id, view)[0]
+    def image(self, garment_id: str, view: str) -> bytes:
+        """The product photo's bytes (PNG), or NotFound."""
+        key = self.photo(garment_id, view)[0]
+        try:
+            return self.store.get(key)
+        except FileNotFoundError:
+            logger.warning("garment %s: its %s photo is missing from the image storage", garment_id, view)
+            raise NotFound(f"garment {garment_id}'s {View(view).value} photo is missing on the server") from None
 
     def get(self, garment_id: str):
         with self.db.connect() as connection:

@@ -1,20 +1,18 @@
 """The fitting room without HTTP: guidance and try-on jobs, with the catalogue (:mod:`.catalogue`), the statistics
 and retention (:mod:`.stats`) and the errors (:mod:`.errors`) in their own modules.
 
-Heavy work (preprocessing, the engine) runs in a bounded pool of ``workers`` threads; at most ``queue_size``
-try-ons wait or run, a further one raises :class:`QueueFull` (the API answers 429 with Retry-After). Jobs are rows
-in the database: a job that was queued or running when the server stopped is queued again at start-up. Shoppers'
-photos and results are deleted ``retention_hours`` after the try-on unless the shopper agreed to share them.
+Try-ons are jobs in the database (:mod:`.queue`), run by workers (:mod:`.worker`): ``workers`` threads of this
+process, and any number of ``fitroom worker`` processes elsewhere that see the same database and image storage
+(:mod:`.objects`). At most ``queue_size`` try-ons wait or run; a further one raises :class:`QueueFull` (the API
+answers 429 with Retry-After). A job whose worker died is run again once its lease runs out. Shoppers' photos and
+results are deleted ``retention_hours`` after the try-on unless the shopper agreed to share them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +21,7 @@ import sqlalchemy as sa
 from fitroom import fitting, imaging
 from fitroom.labels import GarmentCategory, View
 from fitroom.preprocess.errors import PhotoError
-from fitroom.preprocess.pipeline import load_analysis, save_analysis
+from fitroom.preprocess.pipeline import analysis_bytes
 from fitroom.service import stats, storage
 from fitroom.service.catalogue import Catalogue
 from fitroom.service.checkers import CheckerPool
@@ -31,14 +29,18 @@ from fitroom.service.metrics import ServiceMetrics
 from fitroom.service.errors import (  # noqa: F401  (the service's errors, also reachable here)
     NotFound, PhotoRefused, QueueFull, ServiceError, public_message,
 )
+from fitroom.service.objects import open_store
+from fitroom.service.queue import JobQueue
 from fitroom.service.settings import Settings
 from fitroom.service.storage import ratings, tryons
+from fitroom.service.worker import TryOnRunner, WorkerLoop
 
 logger = logging.getLogger(__name__)
 
 
 class FittingRoom:
-    """One per server process. ``engine`` may be given (tests inject a tiny one); else created from settings."""
+    """One per server process. ``engine`` may be given (tests inject a tiny one); else created from settings when
+    this process runs workers (``settings.workers > 0``)."""
 
     def __init__(self, settings: Settings, engine=None, preprocessor=None) -> None:
         from fitroom.engines import create_engine
@@ -46,44 +48,51 @@ class FittingRoom:
 
         self.settings = settings
         # the engine first: a missing checkpoint stops the start before anything is written
-        self.engine = engine or create_engine(settings.engine, checkpoint=settings.checkpoint, device=settings.device,
-                                              progress=False, **settings.engine_options)
+        if engine is None and settings.workers:
+            engine = create_engine(settings.engine, checkpoint=settings.checkpoint, device=settings.device,
+                                   progress=False, **settings.engine_options)
+        self.engine = engine
         self.root = Path(settings.data_dir)
-        for folder in ("garments", "photos", "results"):
-            (self.root / folder).mkdir(parents=True, exist_ok=True)
+        self.store = open_store(settings.storage, self.root)
         self.db, self.schema = storage.open_database(settings.database)
+        self.queue = JobQueue(self.db, lease_s=settings.lease_s)
         self.model_version = settings.model_version or (f"{settings.engine}:{Path(settings.checkpoint).name}"
                                                         if settings.checkpoint else settings.engine)
         self._own_preprocessor = preprocessor is None
         self.preprocessor = preprocessor or Preprocessor(allow_several_people=True)
         # mediapipe's graphs and the engines are not thread-safe: one photo at a time through each
         self._preprocess_lock = threading.Lock()
-        self.catalogue = Catalogue(self.db, self.root, self._segment)
-        self._engine_lock = threading.Lock()
+        self.catalogue = Catalogue(self.db, self.store, self._segment)
         # photo checks in their own processes (FITROOM_CHECK_PROCESSES), else here, one at a time
         self._checkers = CheckerPool(settings.check_processes) if settings.check_processes else None
-        self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="fitroom-job")
-        self._pending = 0
-        self._pending_lock = threading.Lock()
-        self._seconds = 5.0  # a running estimate of one try-on, for Retry-After
-        self.metrics = ServiceMetrics(lambda: self._pending, settings.workers)
+        self.metrics = ServiceMetrics(self.queue.depth, self.queue.alive)
+        self.runner = TryOnRunner(settings, self.queue, self.store, self.catalogue, self.engine, self.preprocessor,
+                                  self._preprocess_lock, self.metrics)
+        self._stop, self._wake = threading.Event(), threading.Event()
+        self._workers = [WorkerLoop(self.runner, self._stop, self._wake, poll_s=settings.poll_s)
+                         for _ in range(settings.workers)]
+        self._threads = [threading.Thread(target=w.run, name=f"fitroom-worker-{i}", daemon=True)
+                         for i, w in enumerate(self._workers)]
+        for thread in self._threads:
+            thread.start()
         self.ready = True
-        self._requeue()
 
     def unready(self) -> str | None:
-        """What keeps this process from serving (``/readyz``): None when the database answers and the image folders
-        are writable, else the reason in words (no server detail)."""
+        """What keeps this process from serving (``/readyz``): None when the database answers and the image
+        storage can be used, else the reason in words (no server detail)."""
         try:
             with self.db.connect() as connection:
                 connection.execute(sa.text("SELECT 1"))
         except Exception:  # any driver's error: the database cannot be reached or used
             return "the database is unreachable"
-        if not all(os.access(self.root / folder, os.W_OK) for folder in ("garments", "photos", "results")):
-            return "the image storage is not writable"
-        return None
+        return self.store.problem()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=False)
+        """Stop: the workers finish the try-ons they run (queued ones wait in the database for the next start)."""
+        self._stop.set()
+        self._wake.set()
+        for thread in self._threads:
+            thread.join()
         if self._checkers is not None:
             self._checkers.close()
         if self._own_preprocessor:
@@ -137,103 +146,29 @@ class FittingRoom:
             raise PhotoRefused(str(error), report) from None
         except PhotoError:  # forced, but nobody to dress: the job analyses the photo again and says why
             analysis = None
-        with self._pending_lock:
-            if self._pending >= self.settings.queue_size:
-                raise QueueFull(f"{self._pending} try-ons are already waiting; try again shortly")
-            self._pending += 1
+        waiting = self.queue.depth()  # in all processes; a burst from several API processes may pass it by a few
+        if waiting >= self.settings.queue_size:
+            raise QueueFull(f"{waiting} try-ons are already waiting; try again shortly")
         tryon_id = storage.new_id()
-        photo_path = f"photos/{tryon_id}.png"
+        photo_key = f"photos/{tryon_id}.png"
         try:
-            imaging.save_image(self.root / photo_path, photo)
-            if analysis is not None:  # the job reuses it instead of analysing the photo again, in any process
-                save_analysis(analysis, self.root / storage.analysis_file(photo_path))
+            self.store.put_image(photo_key, photo)
+            if analysis is not None:  # the job reuses it instead of analysing the photo again, on any machine
+                self.store.put(storage.analysis_file(photo_key), analysis_bytes(analysis))
             row = {"id": tryon_id, "garment_id": garment_id, "view": view.value, "status": "queued",
-                   "photo": photo_path, "guidance": report["status"], "engine": self.settings.engine,
+                   "photo": photo_key, "guidance": report["status"], "engine": self.settings.engine,
                    "model_version": self.model_version, "share": bool(share), "created_at": storage.now()}
             with self.db.begin() as connection:
                 connection.execute(tryons.insert().values(**row))
-        except Exception:  # the place in the queue is given back, the photo not kept
-            with self._pending_lock:
-                self._pending -= 1
-            storage.remove_files(self.root, photo_path, storage.analysis_file(photo_path))
+        except Exception:  # the photo is not kept
+            self.store.delete(photo_key, storage.analysis_file(photo_key))
             raise
-        self._pool.submit(self._run, tryon_id)
+        self._wake.set()  # a worker of this process takes it at once
         return self.tryon(tryon_id) | {"guidance_report": report}
 
     def retry_after(self) -> int:
-        with self._pending_lock:
-            waiting = self._pending
-        return max(1, int(np.ceil(self._seconds * max(1, waiting) / self.settings.workers)))
-
-    def _requeue(self) -> None:
-        """Jobs a stopped server left queued or running are queued again."""
-        with self.db.begin() as connection:
-            rows = connection.execute(sa.select(tryons.c.id).where(tryons.c.status.in_(("queued", "running")))
-                                      .order_by(tryons.c.created_at)).fetchall()
-            connection.execute(tryons.update().where(tryons.c.status == "running").values(status="queued"))
-        for (tryon_id,) in rows:
-            with self._pending_lock:
-                self._pending += 1
-            self._pool.submit(self._run, tryon_id)
-        if rows:
-            logger.info("queued again %d try-ons left unfinished by the last run", len(rows))
-
-    def _run(self, tryon_id: str) -> None:
-        start = time.perf_counter()
-        row = None
-        try:
-            with self.db.begin() as connection:
-                row = connection.execute(sa.select(tryons).where(tryons.c.id == tryon_id)).first()
-                if row is None or row.status != "queued" or row.photo is None:
-                    return  # deleted or expired meanwhile
-                connection.execute(tryons.update().where(tryons.c.id == tryon_id).values(status="running"))
-            garment = self.catalogue.get(row.garment_id)
-            photo, mask = self.catalogue.photo(garment.id, row.view)
-            garment_image, garment_mask = imaging.load_image(photo), imaging.load_mask(mask)
-            person = imaging.load_image(self.root / row.photo)
-            analysis = self._saved_analysis(row.photo)
-            with self._preprocess_lock:
-                if analysis is None:  # a forced photo with nobody found, or a damaged file
-                    analysis = self.preprocessor.analyse_person(person, View(row.view), tryon_id)
-                inputs = fitting.prepare(self.preprocessor, analysis, person, garment_image, garment_mask,
-                                         garment.category, row.view, tryon_id, garment.id)
-            with self._engine_lock:
-                result = fitting.try_on(self.engine, inputs)
-            seconds = time.perf_counter() - start
-            # the engine cannot be interrupted mid-call; a try-on over the limit is reported failed, not shown late
-            if seconds > self.settings.job_timeout_s:
-                raise TimeoutError(f"the try-on took {seconds:.0f} s, over the {self.settings.job_timeout_s:.0f} s "
-                                   f"limit")
-            result_path = f"results/{tryon_id}.png"
-            imaging.save_image(self.root / result_path, result.image)
-            self._seconds = 0.8 * self._seconds + 0.2 * seconds
-            values = {"status": "done", "result": result_path, "seconds": seconds}
-        except Exception as error:  # the job fails with a message; the server goes on
-            logger.warning("try-on %s failed: %s", tryon_id, type(error).__name__)
-            message = (public_message(error, self.root) if isinstance(error, (ValueError, TimeoutError, ServiceError))
-                       else "the try-on failed")
-            values = {"status": "failed", "error": message, "seconds": time.perf_counter() - start}
-        finally:
-            with self._pending_lock:
-                self._pending -= 1
-            if row is not None:
-                storage.remove_files(self.root, storage.analysis_file(row.photo))
-        self.metrics.finished(values["status"], values["seconds"])
-        with self.db.begin() as connection:
-            connection.execute(tryons.update().where((tryons.c.id == tryon_id) & (tryons.c.status == "running"))
-                               .values(finished_at=storage.now(), **values))
-
-    def _saved_analysis(self, photo: str):
-        """The analysis the upload's check made (:func:`~fitroom.preprocess.pipeline.save_analysis`), or None."""
-        path = self.root / storage.analysis_file(photo)
-        if not path.is_file():
-            return None
-        try:
-            return load_analysis(path)
-        except (OSError, ValueError, KeyError) as error:  # damaged: analysed again, nothing lost
-            logger.warning("the saved analysis of %s cannot be read (%s); analysing the photo again",
-                           Path(photo).stem, type(error).__name__)
-            return None
+        waiting = self.queue.depth()
+        return max(1, int(np.ceil(self.runner.seconds * max(1, waiting) / max(1, self.queue.alive()))))
 
     def tryon(self, tryon_id: str) -> dict:
         with self.db.connect() as connection:
@@ -251,8 +186,7 @@ class FittingRoom:
                     (created + dt.timedelta(hours=self.settings.retention_hours)).isoformat(),
                     "rating": None if row.good is None else {"good": row.good, "reason": row.reason}}
         if row.status == "queued":
-            with self._pending_lock:
-                document["queue_length"] = self._pending
+            document["queue_length"] = self.queue.depth()
         return document
 
     @staticmethod
@@ -263,13 +197,17 @@ class FittingRoom:
             raise NotFound(f"no try-on {tryon_id}")
         return row
 
-    def tryon_file(self, tryon_id: str, which: str) -> Path:
+    def tryon_file(self, tryon_id: str, which: str) -> bytes:
+        """The PNG bytes of the try-on's ``result`` or ``photo``, or NotFound."""
         with self.db.connect() as connection:
             row = self._row(connection, tryon_id)
-        path = row.result if which == "result" else row.photo
-        if path is None:
+        key = row.result if which == "result" else row.photo
+        if key is None:
             raise NotFound(f"try-on {tryon_id} has no {which} image ({row.status})")
-        return self.root / path
+        try:
+            return self.store.get(key)
+        except FileNotFoundError:
+            raise NotFound(f"try-on {tryon_id}'s {which} image is missing on the server") from None
 
     def delete(self, tryon_id: str) -> None:
         """Everything of a try-on at once: its photo, its result, its row and its rating."""
@@ -277,7 +215,7 @@ class FittingRoom:
             row = self._row(connection, tryon_id)
             connection.execute(ratings.delete().where(ratings.c.tryon_id == tryon_id))
             connection.execute(tryons.delete().where(tryons.c.id == tryon_id))
-        storage.remove_files(self.root, row.photo, row.result, storage.analysis_file(row.photo))
+        self.store.delete(row.photo, row.result, storage.analysis_file(row.photo))
 
     def rate(self, tryon_id: str, good: bool, reason: str | None) -> dict:
         with self.db.begin() as connection:
@@ -303,7 +241,7 @@ class FittingRoom:
     def delete_garment(self, garment_id: str) -> None:
         self.catalogue.delete(garment_id)
 
-    def garment_image(self, garment_id: str, view: str) -> Path:
+    def garment_image(self, garment_id: str, view: str) -> bytes:
         return self.catalogue.image(garment_id, view)
 
     def stats(self) -> dict:
@@ -313,4 +251,4 @@ class FittingRoom:
         return [self.tryon(tryon_id) for tryon_id in stats.latest_rated(self.db, limit)]
 
     def expire(self, at: dt.datetime | None = None) -> int:
-        return stats.expire(self.db, self.root, self.settings.retention_hours, at)
+        return stats.expire(self.db, self.store, self.settings.retention_hours, at)

@@ -16,18 +16,17 @@ from __future__ import annotations
 
 import csv
 import logging
-import shutil
 from pathlib import Path
 
 import sqlalchemy as sa
 from tqdm import tqdm
 
-from fitroom import imaging
 from fitroom.data.layout import PAIRS_FILE, VIEWS_FILE, write_pairs
 from fitroom.data.prepare import garment_paths, person_paths, write_garment, write_person
 from fitroom.errors import InputError
 from fitroom.labels import GarmentCategory, View
 from fitroom.service import storage
+from fitroom.service.objects import open_store
 from fitroom.service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -46,6 +45,7 @@ def export_feedback(settings: Settings, out: str | Path, only_good: bool = False
         raise InputError(f"{root.resolve()} is not a fitroom data folder (it has no fitroom.db): give the folder "
                          f"`fitroom serve` writes with --data-dir (or FITROOM_DATA_DIR / FITROOM_DATABASE_URL)")
     database, _ = storage.open_database(settings.database)
+    store = open_store(settings.storage, root)
     t, r, g, p = storage.tryons, storage.ratings, storage.garments, storage.garment_photos
     query = (sa.select(t.c.id, t.c.view, t.c.photo, t.c.result, t.c.engine, t.c.model_version, r.c.good, r.c.reason,
                        g.c.id.label("garment"), g.c.category, p.c.photo.label("product"))
@@ -65,9 +65,9 @@ def export_feedback(settings: Settings, out: str | Path, only_good: bool = False
             name = f"{row.id}.jpg"
             targets = person_paths(out, SPLIT, name)
             try:
-                result = imaging.load_image(root / row.result)
+                result = store.get_image(row.result)
                 view = write_person(preprocessor, result, targets, View(row.view), name)
-                write_garment(preprocessor, imaging.load_image(root / row.product),
+                write_garment(preprocessor, store.get_image(row.product),
                               garment_paths(out, SPLIT, name), GarmentCategory(row.category))
             except (ValueError, OSError) as error:  # a picture the preprocessing cannot use is left out, and said
                 logger.warning("try-on %s left out: %s", row.id, error)
@@ -75,7 +75,7 @@ def export_feedback(settings: Settings, out: str | Path, only_good: bool = False
                     path.unlink(missing_ok=True)
                 continue
             (out / SPLIT / ORIGINALS).mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(root / row.photo, out / SPLIT / ORIGINALS / f"{row.id}{Path(row.photo).suffix}")
+            (out / SPLIT / ORIGINALS / f"{row.id}{Path(row.photo).suffix}").write_bytes(store.get(row.photo))
             (good if row.good else bad).append((name, name))
             views.append(f"{name} {view.value}\n")
             records.append({"name": name, "garment": row.garment, "view": row.view,

@@ -1,9 +1,9 @@
 """The service's ``/metrics`` in Prometheus' text format (``prometheus_client``), one registry per server process.
 
-* ``fitroom_queue_depth``: try-ons queued or running in this process;
-* ``fitroom_workers``: try-ons this process runs at once;
-* ``fitroom_tryons_total{outcome}``: try-ons finished, ``done`` or ``failed``;
-* ``fitroom_tryon_seconds``: a histogram of how long finished try-ons took (queue wait excluded);
+* ``fitroom_queue_depth``: try-ons queued or running, in all processes (the database's count);
+* ``fitroom_workers``: try-on workers alive, in all processes and on all machines;
+* ``fitroom_tryons_total{outcome}``: try-ons this process's workers finished, ``done`` or ``failed``;
+* ``fitroom_tryon_seconds``: a histogram of how long they took (queue wait excluded);
 * ``fitroom_check_seconds``: a histogram of photo checks (an upload's guidance, and the check before a try-on).
 
 Aggregates only: no ids, names or photos.
@@ -27,15 +27,17 @@ class ServiceMetrics:
 
     Args:
         queue_depth: reads the number of try-ons queued or running.
-        workers: try-ons run at once.
+        workers: reads the number of workers alive.
     """
 
-    def __init__(self, queue_depth: Callable[[], int], workers: int) -> None:
+    def __init__(self, queue_depth: Callable[[], int], workers: Callable[[], int]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        depth = Gauge("fitroom_queue_depth", "try-ons queued or running in this process", registry=self.registry)
+        depth = Gauge("fitroom_queue_depth", "try-ons queued or running, in all processes", registry=self.registry)
         depth.set_function(lambda: float(queue_depth()))
-        Gauge("fitroom_workers", "try-ons this process runs at once", registry=self.registry).set(workers)
-        self.tryons = Counter("fitroom_tryons", "try-ons finished, by outcome", ["outcome"], registry=self.registry)
+        alive = Gauge("fitroom_workers", "try-on workers alive, in all processes", registry=self.registry)
+        alive.set_function(lambda: float(workers()))
+        self.tryons = Counter("fitroom_tryons", "try-ons this process finished, by outcome", ["outcome"],
+                              registry=self.registry)
         for outcome in ("done", "failed"):  # both series exist from the start, at 0
             self.tryons.labels(outcome)
         self.tryon_seconds = Histogram("fitroom_tryon_seconds", "seconds a finished try-on took (queue wait "

@@ -25,7 +25,11 @@ class Settings(BaseSettings):
     device: str = "auto"  # where a learned engine runs: auto, cpu, cuda, cuda:N or mps
     #: the engine's own options, e.g. FITROOM_ENGINE_OPTIONS='{"steps": 20, "scheduler": "dpm"}' for diffusion
     engine_options: dict = {}
-    workers: int = Field(1, ge=1)  # try-ons run at once
+    #: where images are kept: empty for the data folder, s3://bucket/prefix for S3-compatible object storage
+    storage: str = ""
+    workers: int = Field(1, ge=0)  # try-on workers in the server process; 0: only `fitroom worker` processes run them
+    lease_s: float = Field(60.0, ge=1)  # a worker that stops saying it works on a job loses it after this long
+    poll_s: float = Field(0.5, gt=0)  # how often an idle worker looks for a job
     check_processes: int = Field(0, ge=0)  # photo checks in N processes of their own; 0: in the server, one at a time
     queue_size: int = Field(8, ge=1)  # try-ons waiting or running before new ones get 429
     max_upload_bytes: int = Field(15 * 2**20, ge=1024)

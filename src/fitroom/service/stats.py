@@ -6,12 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import defaultdict
-from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from fitroom.service import storage
+from fitroom.service.objects import ObjectStore
 from fitroom.service.storage import ratings, tryons
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def latest_rated(db: Engine, limit: int = 20) -> list[str]:
     return [r.id for r in rows]
 
 
-def expire(db: Engine, root: Path, retention_hours: float, at: dt.datetime | None = None) -> int:
+def expire(db: Engine, store: ObjectStore, retention_hours: float, at: dt.datetime | None = None) -> int:
     """Delete the photos and results of try-ons older than the retention period whose shoppers did not agree
     to share them; the rows stay (for the statistics) marked ``expired``. Returns how many were expired."""
     cutoff = (at or storage.now()) - dt.timedelta(hours=retention_hours)
@@ -62,7 +62,7 @@ def expire(db: Engine, root: Path, retention_hours: float, at: dt.datetime | Non
             connection.execute(tryons.update().where(tryons.c.id == row.id)
                                .values(photo=None, result=None, status="expired"))
     for row in rows:
-        storage.remove_files(root, row.photo, row.result, storage.analysis_file(row.photo))
+        store.delete(row.photo, row.result, storage.analysis_file(row.photo))
     if rows:
         logger.info("retention: removed the photos of %d try-ons", len(rows))
     return len(rows)

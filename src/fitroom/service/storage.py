@@ -2,7 +2,8 @@
 
 SQLite (WAL journal, foreign keys on) by default; any SQLAlchemy URL (PostgreSQL) works. Migrations are numbered
 functions applied in order inside a transaction, each recorded in ``schema_version``; a database newer than the
-code is refused. Images are files (``garments/``, ``photos/``, ``results/``), rows hold their relative paths.
+code is refused. Images live in the image store (:mod:`fitroom.service.objects`: ``garments/``, ``photos/``,
+``results/``); rows hold their keys.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from pathlib import Path
 from typing import Callable
 
 import sqlalchemy as sa
@@ -55,6 +55,21 @@ tryons = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("finished_at", sa.DateTime(timezone=True)),
     sa.Column("seconds", sa.Float),
+    # the job queue (:mod:`fitroom.service.queue`): which worker holds a running job, until when, and how many
+    # times the job was started
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("worker", sa.String(64)),
+    sa.Column("lease_until", sa.DateTime(timezone=True)),
+)
+
+#: try-on workers, in any process on any machine: each says it is alive (``seen_at``) while it runs
+workers = sa.Table(
+    "workers", metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("host", sa.String(200), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("seen_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 #: every product photo of a garment, one row per view (front, back, side-left, side-right); the garments table's
@@ -105,12 +120,25 @@ def _v4(connection: Connection) -> None:
         connection.execute(sa.text("ALTER TABLE tryons ALTER COLUMN view TYPE VARCHAR(16)"))
 
 
+def _v5(connection: Connection) -> None:
+    # _v1 builds tables from today's definitions: a new database already has the columns
+    have = {c["name"] for c in sa.inspect(connection).get_columns("tryons")}
+    timestamp = "TIMESTAMP WITH TIME ZONE" if connection.dialect.name == "postgresql" else "TIMESTAMP"
+    for name, kind in (("attempts", "INTEGER NOT NULL DEFAULT 0"), ("worker", "VARCHAR(64)"),
+                       ("lease_until", timestamp)):
+        if name not in have:
+            connection.execute(sa.text(f"ALTER TABLE tryons ADD COLUMN {name} {kind}"))
+    workers.create(connection, checkfirst=True)
+    connection.execute(sa.text("CREATE INDEX IF NOT EXISTS ix_tryons_status ON tryons (status)"))
+
+
 #: (version, what it does, function); append, never edit
 MIGRATIONS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "garments, try-ons, ratings", _v1),
     (2, "index try-ons by creation time (retention, stats)", _v2),
     (3, "garments can be deleted (deleted_at)", _v3),
     (4, "a garment's product photos by view (garment_photos), any declared view", _v4),
+    (5, "the job queue: attempts and leases of try-ons, workers", _v5),
 ]
 
 
@@ -189,7 +217,3 @@ def analysis_file(photo: str | None) -> str | None:
     return None if photo is None else photo.removesuffix(".png") + ".analysis.npz"
 
 
-def remove_files(root: Path, *relative: str | None) -> None:
-    for path in relative:
-        if path:
-            (root / path).unlink(missing_ok=True)
