@@ -370,36 +370,49 @@ def test_feedback_export_writes_shared_rated_try_ons_as_a_dataset_that_trains(tm
     assert (tmp_path / "good-only" / "bad_pairs.txt").read_text() == ""
 
 
-def test_a_killed_server_finishes_its_jobs_after_a_restart(tmp_path, photos):
-    """A real `fitroom serve` process, killed with SIGKILL while try-ons wait, then started again."""
-    import os
-    import signal
+def _free_port() -> int:
     import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(base: str, port: int, data: Path, environment: dict, *extra: str):
+    """A real `fitroom serve` process, once it answers /readyz."""
     import subprocess
     import sys
 
     import httpx
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "fitroom.cli", "-q", "serve", "--port", str(port),
+                               "--data-dir", str(data), *extra], env=environment,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    server.kill()
+    raise AssertionError("fitroom serve did not become ready")
+
+
+def test_a_killed_server_finishes_its_jobs_after_a_restart(tmp_path, photos):
+    """A real `fitroom serve` process, killed with SIGKILL while try-ons wait, then started again."""
+    import os
+    import signal
+
+    import httpx
+
+    port = _free_port()
     base = f"http://127.0.0.1:{port}"
     environment = {**os.environ, "FITROOM_RATE_LIMIT_PER_MINUTE": "1000", "FITROOM_QUEUE_SIZE": "16",
                    "FITROOM_API_KEY": API_KEY}
 
-    def start() -> subprocess.Popen:
-        server = subprocess.Popen([sys.executable, "-m", "fitroom.cli", "-q", "serve", "--port", str(port),
-                                   "--data-dir", str(tmp_path / "data")], env=environment,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    return server
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        server.kill()
-        raise AssertionError("fitroom serve did not become ready")
+    def start():
+        return _serve(base, port, tmp_path / "data", environment)
 
     server = start()
     try:
@@ -434,6 +447,93 @@ def test_a_killed_server_finishes_its_jobs_after_a_restart(tmp_path, photos):
     finally:
         server.terminate()
         server.wait(30)
+    # each try-on has one result, whichever attempt made it
+    results = sorted(p.name.split("-")[0] for p in (tmp_path / "data" / "results").glob("*.png"))
+    assert results == sorted([first, *waiting])
+
+
+def test_workers_in_processes_of_their_own_share_the_queue_and_survive_a_kill(tmp_path, photos, database_url):
+    """`fitroom serve --workers 0` and `fitroom worker` processes on one database: a worker killed (SIGKILL) mid
+    try-on leaves it to another after the lease; SIGTERM lets a worker finish the try-on at hand; every try-on ends
+    done with one result."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    data = tmp_path / "data"
+    environment = {**os.environ, "FITROOM_RATE_LIMIT_PER_MINUTE": "1000", "FITROOM_QUEUE_SIZE": "32",
+                   "FITROOM_API_KEY": API_KEY, "FITROOM_DATABASE_URL": database_url, "FITROOM_LEASE_S": "3",
+                   "FITROOM_POLL_S": "0.05"}
+
+    def worker() -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "fitroom.cli", "-q", "worker", "--data-dir", str(data)],
+                                env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def states(ids) -> list[dict]:
+        return [httpx.get(f"{base}/v1/tryons/{i}").json() for i in ids]
+
+    def submit() -> str:
+        return httpx.post(f"{base}/v1/tryons", files={"photo": ("a.jpg", photos["person"], "image/jpeg")},
+                          data={"garment_id": garment, "force": "true"}, timeout=60).json()["id"]
+
+    def wait(ids, timeout=120) -> list[dict]:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            documents = states(ids)
+            if all(d["status"] not in ("queued", "running") for d in documents):
+                return documents
+            time.sleep(0.1)
+        raise AssertionError(f"try-ons did not finish: {[d['status'] for d in states(ids)]}")
+
+    server = _serve(base, port, data, environment, "--workers", "0")
+    workers = []
+    try:
+        garment = httpx.post(f"{base}/v1/garments", files={"front": ("t.jpg", photos["garment"], "image/jpeg")},
+                             data={"category": "upper"}, headers=SHOP, timeout=60).json()["id"]
+        jobs = [submit() for _ in range(6)]
+        time.sleep(1)
+        assert {d["status"] for d in states(jobs)} == {"queued"}  # nobody runs try-ons in the server
+        workers.append(worker())
+        killed = None
+        deadline = time.time() + 120
+        while killed is None and time.time() < deadline:
+            running = [d["id"] for d in states(jobs) if d["status"] == "running"]
+            if running:
+                workers[0].send_signal(signal.SIGKILL)
+                workers[0].wait(30)
+                killed = running[0]
+            time.sleep(0.01)
+        assert killed is not None, "the worker never ran a try-on"
+        workers += [worker(), worker()]
+        documents = wait(jobs)
+        assert [d["status"] for d in documents] == ["done"] * 6, documents
+        assert {d["id"]: d["attempts"] for d in documents}[killed] == 2  # run again, by another worker
+        metrics = httpx.get(f"{base}/metrics").text
+        assert "fitroom_workers 2.0" in metrics and "fitroom_queue_depth 0.0" in metrics
+        # SIGTERM while a try-on runs: it is finished, then the worker stops
+        last = submit()
+        deadline = time.time() + 60
+        while states([last])[0]["status"] == "queued" and time.time() < deadline:
+            time.sleep(0.01)
+        for process in workers[1:]:
+            process.send_signal(signal.SIGTERM)
+        for process in workers[1:]:
+            assert process.wait(60) == 0, process.stderr.read()
+        finished = states([last])[0]
+        assert (finished["status"], finished["attempts"]) == ("done", 1)
+    finally:
+        for process in workers:
+            process.kill()
+            process.wait(30)
+        server.terminate()
+        server.wait(30)
+    results = sorted(p.name.split("-")[0] for p in (data / "results").glob("*.png"))
+    assert results == sorted([*jobs, last])  # one result per try-on: the killed attempt's left nothing behind
 
 
 def test_odd_but_decodable_photos_get_a_report_not_an_error(tmp_path, preprocessor):
@@ -711,3 +811,37 @@ def test_checks_in_processes_of_their_own_answer_as_the_server_does(tmp_path, pr
                           data={"garment_id": garment, "force": "true"}).json()
         assert wait_done(client, job["id"])["status"] == "done"
     assert analysed == []
+
+
+class FlakyEngine(TinyEngine):
+    """Fails with an unexpected error the first ``failures`` times."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def __call__(self, inputs):
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("/srv/secret/path: a crash inside the engine")
+        return super().__call__(inputs)
+
+
+@pytest.mark.parametrize("failures, status, attempts", [(2, "done", 3), (3, "failed", 3)])
+def test_an_unexpected_failure_is_tried_again_at_most_three_times(tmp_path, preprocessor, photos, failures, status,
+                                                                   attempts):
+    with make_client(tmp_path, preprocessor, engine=FlakyEngine(failures), poll_s=0.05) as client:
+        garment = add_garment(client, photos)
+        job = client.post("/v1/tryons", files={"photo": ("a.png", photos["person"], "image/png")},
+                          data={"garment_id": garment, "force": "true"}).json()
+        document = wait_done(client, job["id"])
+        assert (document["status"], document["attempts"]) == (status, attempts)
+        if status == "failed":  # the reason, without the server's internals
+            assert document["error"] == ("the try-on failed 3 times; the last time: an unexpected error (it was "
+                                         "logged on the server)")
+        else:
+            assert client.get(f"/v1/tryons/{job['id']}/result.png").status_code == 200
+        results = list((tmp_path / "data" / "results").glob("*.png"))
+        assert len(results) == (status == "done")
+        # the saved analysis is removed once the job ends, and not before
+        assert not list((tmp_path / "data" / "photos").glob("*.analysis.npz"))

@@ -181,7 +181,7 @@ class FittingRoom:
         document = {"id": row.id, "status": row.status, "garment_id": row.garment_id, "view": row.view,
                     "guidance": row.guidance, "engine": row.engine, "model_version": row.model_version,
                     "share": row.share, "created_at": created.isoformat(), "error": row.error,
-                    "seconds": row.seconds,
+                    "seconds": row.seconds, "attempts": row.attempts,
                     "expires_at": None if row.share else
                     (created + dt.timedelta(hours=self.settings.retention_hours)).isoformat(),
                     "rating": None if row.good is None else {"good": row.good, "reason": row.reason}}

@@ -96,7 +96,8 @@ class TryOnRunner:
                 else None
             if status is None:  # taken over meanwhile: the other attempt's result stands, this one is removed
                 self.store.delete(result_key)
-            else:
+            else:  # and what an earlier attempt that died may have left
+                self.store.delete(*(f"results/{claim.id}-{n}.png" for n in range(1, claim.attempt)))
                 self.seconds = 0.8 * self.seconds + 0.2 * seconds
         except FINAL_ERRORS as error:
             logger.warning("try-on %s failed: %s", claim.id, type(error).__name__)
@@ -104,7 +105,8 @@ class TryOnRunner:
                                                    seconds=time.perf_counter() - start) else None
         except Exception as error:  # may pass: another attempt (storage, database, a crash in the engine)
             logger.warning("try-on %s attempt %d failed: %s: %s", claim.id, claim.attempt, type(error).__name__,
-                           public_message(error, Path(self.settings.data_dir)))
+                           public_message(error, Path(self.settings.data_dir)),
+                           exc_info=not isinstance(error, OSError))  # a bug's traceback, for whoever fixes it
             if result_key is not None:
                 self.store.delete(result_key)
             status = self.queue.retry(claim, self._message(error), time.perf_counter() - start)
@@ -118,7 +120,7 @@ class TryOnRunner:
         """What the shopper is told; no server paths, no internals of an unexpected error."""
         if isinstance(error, FINAL_ERRORS) or isinstance(error, OSError):
             return public_message(error, Path(self.settings.data_dir))
-        return "the try-on failed"
+        return "an unexpected error (it was logged on the server)"
 
     def _saved_analysis(self, photo: str):
         """The analysis the upload's check made, or None."""
