@@ -131,3 +131,55 @@ def database_url(request, tmp_path):
                          autocommit=True) as connection:
         connection.execute(f'CREATE DATABASE "{name}"')
     return f"postgresql+psycopg://{server['user']}@{server['host']}:{server['port']}/{name}"
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """An S3-compatible server for this test session (moto in server mode, ``moto_server`` from the test extra) on
+    a free loopback port; its address and test credentials as the AWS environment variables boto3 reads."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    program = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which("moto_server")
+    if program is None:
+        pytest.skip("moto's server is not installed: pip install 'moto[server]' (in fitroom's test extra)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([program, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            httpx.get(url, timeout=1)
+            break
+        except httpx.HTTPError:
+            if time.time() > deadline or server.poll() is not None:
+                server.kill()
+                raise RuntimeError("moto_server did not start")
+            time.sleep(0.1)
+    try:
+        yield {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+               "AWS_DEFAULT_REGION": "us-east-1"}
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+@pytest.fixture
+def s3_bucket(s3_server, monkeypatch):
+    """A new, empty bucket on the session's S3 server, with the AWS variables set for this test: its name."""
+    import uuid
+
+    boto3 = pytest.importorskip("boto3", reason="boto3 is not installed: pip install 'fitroom[s3]'")
+    for name, value in s3_server.items():
+        monkeypatch.setenv(name, value)
+    name = f"fitroom-test-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name

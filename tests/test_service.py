@@ -845,3 +845,41 @@ def test_an_unexpected_failure_is_tried_again_at_most_three_times(tmp_path, prep
         assert len(results) == (status == "done")
         # the saved analysis is removed once the job ends, and not before
         assert not list((tmp_path / "data" / "photos").glob("*.analysis.npz"))
+
+
+def test_images_in_s3_from_upload_to_retention_and_deletion(tmp_path, preprocessor, photos, s3_bucket, database_url):
+    """FITROOM_STORAGE=s3://bucket/prefix on a real S3-compatible server: garments, shoppers' photos, analyses and
+    results are objects there (none in the data folder); retention and deletion remove them."""
+    import boto3
+
+    def keys() -> list[str]:
+        listing = boto3.client("s3").list_objects_v2(Bucket=s3_bucket)
+        return sorted(o["Key"].removeprefix("shop/") for o in listing.get("Contents", []))
+
+    with make_client(tmp_path, preprocessor, storage=f"s3://{s3_bucket}/shop", database_url=database_url,
+                     poll_s=0.05) as client:
+        assert client.get("/readyz").status_code == 200
+        garment = add_garment(client, photos)
+        assert client.get(f"/v1/garments/{garment}/front.png").content == boto3.client("s3").get_object(
+            Bucket=s3_bucket, Key=f"shop/garments/{garment}_front.png")["Body"].read()
+        done, kept = [client.post("/v1/tryons", files={"photo": ("a.png", photos["person"], "image/png")},
+                                  data={"garment_id": garment, "share": share}).json()["id"]
+                      for share in ("false", "true")]
+        for job in (done, kept):
+            assert wait_done(client, job)["status"] == "done"
+        result = client.get(f"/v1/tryons/{done}/result.png")
+        assert result.status_code == 200 and imaging.load_image(result.content).shape[2] == 3
+        assert f"results/{done}-1.png" in keys() and f"photos/{done}.png" in keys()
+        assert not any(k.endswith(".analysis.npz") for k in keys())  # used by the job, then removed
+        assert not [p for p in (tmp_path / "data").rglob("*") if p.suffix in (".png", ".npz")]
+        room = client.app.state.room
+        assert room.expire(at=dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=48)) == 1
+        assert f"photos/{done}.png" not in keys() and f"results/{done}-1.png" not in keys()
+        assert f"photos/{kept}.png" in keys()  # shared: kept
+        assert client.delete(f"/v1/tryons/{kept}").status_code == 204
+        assert [k for k in keys() if not k.startswith("garments/")] == []
+        assert client.delete(f"/v1/garments/{garment}", headers=SHOP).status_code == 204
+        assert keys() == []
+        boto3.client("s3").delete_bucket(Bucket=s3_bucket)  # the storage goes away: not ready, said in words
+        ready = client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["error"]["message"] == "the image storage is unreachable"
