@@ -14,7 +14,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY pyproject.toml README.md LICENSE ./
 COPY src ./src
-RUN pip install --extra-index-url "$TORCH_INDEX" ".[postgres]"
+RUN pip install --extra-index-url "$TORCH_INDEX" ".[postgres,s3]"
 
 # not root; the data folder (database, photos, results) and the weights cache are one volume
 RUN useradd --create-home --uid 1000 fitroom && mkdir -p /data && chown fitroom /data

@@ -28,7 +28,7 @@ def test_the_dockerfile_copies_what_exists_installs_declared_extras_and_serves(t
             *sources, _ = rest.split()
             assert all((ROOT / s).exists() for s in sources), rest
     install = next(rest for kind, rest in steps if kind == "RUN" and "pip install" in rest)
-    extras = set(re.findall(r"\.\[([a-z,]+)\]", install)[0].split(","))
+    extras = set(re.findall(r"\.\[([a-z0-9,]+)\]", install)[0].split(","))
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert extras <= set(declared)
     command = next(rest for kind, rest in steps if kind == "CMD")
@@ -53,3 +53,12 @@ def test_compose_runs_the_api_on_postgresql_with_settings_the_service_reads():
     assert url.startswith("postgresql+psycopg://") and "@db:5432/" in url
     assert db["environment"]["POSTGRES_DB"] == url.rsplit("/", 1)[1]
     assert api["depends_on"]["db"]["condition"] == "service_healthy"
+    # the try-ons run in worker containers on the same database and images
+    worker = compose["services"]["worker"]
+    assert api["environment"]["FITROOM_WORKERS"] == "0" and worker["command"] == ["fitroom", "worker"]
+    assert worker["environment"]["FITROOM_DATABASE_URL"] == url and worker["volumes"] == api["volumes"]
+    for name in worker["environment"]:
+        assert name.removeprefix("FITROOM_").lower() in Settings.model_fields, name
+    from fitroom.cli import build_parser
+
+    build_parser().parse_args(worker["command"][1:])  # a command the CLI has
