@@ -71,6 +71,7 @@ def analysis_bytes(analysis: PersonAnalysis) -> bytes:
     another machine or after a restart."""
     import io
     import json
+    import zipfile
 
     arrays: dict[str, np.ndarray] = {}
     meta: dict = {}
@@ -90,8 +91,13 @@ def analysis_bytes(analysis: PersonAnalysis) -> bytes:
             arrays["regions.face_landmarks"] = np.asarray(regions.face_landmarks)
         meta["regions"] = {"chin_y": float(regions.chin_y), "face_found": bool(regions.face_found)}
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    # an .npz written member by member at zlib level 1: np.savez_compressed's level 6 took 0.26 s of an upload for a
+    # 1024x768 photo
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, value in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
     return buffer.getvalue()
 
 

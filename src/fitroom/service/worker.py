@@ -166,6 +166,8 @@ class WorkerLoop:
                 self.heartbeat.holding = claim
                 try:
                     self.runner.run(claim)
+                except Exception as error:  # the database went away mid-job: its lease runs out, it runs again
+                    logger.warning("worker %s lost try-on %s: %s", self.id, claim.id, type(error).__name__)
                 except BaseException:  # interrupted at once (a second signal): the job goes back to the queue
                     try:
                         queue.release(claim)
