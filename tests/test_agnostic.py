@@ -61,3 +61,58 @@ def test_agnostic_needs_shoulders(render):
     keypoints[Body25.R_SHOULDER] = 0
     with pytest.raises(ValueError, match="shoulders"):
         agnostic_person(render.image, render.parse, keypoints)
+
+
+def _renders_by_bottom():
+    from fitroom.data.synthetic.spec import Bottom
+
+    found = {}
+    for index in range(80):
+        spec = sample_spec(3, index)
+        found.setdefault(spec.person.look.bottom, spec)
+        if len(found) == len(Bottom):
+            break
+    return found
+
+
+@pytest.mark.parametrize("size", [(256, 192), (512, 384)])
+def test_lower_and_dress_agnostic_cover_what_the_garment_replaces_and_keep_the_rest(size):
+    """On rendered people in trousers, shorts and a skirt, front and back: a lower garment's grey covers the worn
+    lower garment and keeps the top, the head, the hands and the shoes; a dress's covers both garments."""
+    from fitroom.labels import LOWER_GARMENT_LABELS, GarmentCategory
+
+    for bottom, spec in _renders_by_bottom().items():
+        for view in ("front", "back"):
+            render = render_person(spec.person, spec.garment, view, size)
+            parse = render.parse
+            lower = agnostic_mask(parse, render.keypoints, GarmentCategory.LOWER)
+            dress = agnostic_mask(parse, render.keypoints, GarmentCategory.DRESS)
+            worn_lower = np.isin(parse, LOWER_GARMENT_LABELS)
+            worn_upper = np.isin(parse, UPPER_GARMENT_LABELS)
+            assert lower[worn_lower].mean() > 0.97, (bottom, view)
+            assert dress[worn_lower].mean() > 0.97 and dress[worn_upper].mean() > 0.9, (bottom, view)
+            for label in (Cihp.FACE, Cihp.HAIR, Cihp.LEFT_SHOE, Cihp.RIGHT_SHOE, Cihp.UPPER_CLOTHES):
+                assert not lower[parse == label].any(), (bottom, view, label)
+            for label in (Cihp.FACE, Cihp.LEFT_SHOE, Cihp.RIGHT_SHOE):  # hair at the neck goes, as for upper
+                assert not dress[parse == label].any(), (bottom, view, label)
+            # nothing above the shoulders for either, nothing above the waist for the lower garment
+            neck_y = render.keypoints[Body25.NECK, 1]
+            hip_y = render.keypoints[[Body25.R_HIP, Body25.L_HIP], 1].mean()
+            assert not lower[: int(neck_y + 0.5 * (hip_y - neck_y))].any()
+            # the agnostic parse drops the lower garment and keeps the top for trousers; drops both for a dress
+            labels = parse_agnostic(parse, render.keypoints, GarmentCategory.LOWER)
+            assert not np.isin(labels, LOWER_GARMENT_LABELS).any()
+            np.testing.assert_array_equal(labels == Cihp.UPPER_CLOTHES, parse == Cihp.UPPER_CLOTHES)
+            labels = parse_agnostic(parse, render.keypoints, GarmentCategory.DRESS)
+            assert not np.isin(labels, [*LOWER_GARMENT_LABELS, *UPPER_GARMENT_LABELS]).any()
+            np.testing.assert_array_equal(labels == Cihp.FACE, parse == Cihp.FACE)
+
+
+def test_the_lower_agnostic_is_resolution_independent():
+    from fitroom.labels import GarmentCategory
+
+    spec = next(iter(_renders_by_bottom().values()))
+    fractions = [agnostic_mask(r.parse, r.keypoints, GarmentCategory.LOWER).mean()
+                 for r in (render_person(spec.person, spec.garment, "front", size) for size in ((256, 192),
+                                                                                               (512, 384)))]
+    assert fractions[0] == pytest.approx(fractions[1], rel=0.08)

@@ -81,13 +81,23 @@ def _print_json(document) -> None:
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    """Render a synthetic front/back dataset in the VITON-HD layout."""
+    """Render a synthetic front/back dataset in the VITON-HD (or DressCode) layout."""
     from fitroom.data.synthetic.problems import write_problem_set
     from fitroom.data.synthetic.writer import SynthConfig, synthesize
 
     config = SynthConfig(out=Path(args.out), count=args.count, size=args.size, views=args.views, seed=args.seed,
                          test_fraction=args.test_fraction, workers=args.workers)
-    synthesize(config, progress=not args.quiet)
+    if args.layout == "dresscode":  # rendered in the VITON-HD layout in a scratch folder, then written in DressCode's
+        import tempfile
+        from dataclasses import replace
+
+        from fitroom.data.dresscode import convert_viton_to_dresscode
+
+        with tempfile.TemporaryDirectory() as staging:
+            synthesize(replace(config, out=Path(staging) / "viton"), progress=not args.quiet)
+            convert_viton_to_dresscode(Path(staging) / "viton", args.out, progress=not args.quiet)
+    else:
+        synthesize(config, progress=not args.quiet)
     if args.problems:
         labels = write_problem_set(config.out / "problems", args.problems, size=args.size, seed=args.seed,
                                    progress=not args.quiet)
@@ -96,35 +106,53 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_dataset_check(args: argparse.Namespace) -> int:
-    """Read every pair of a dataset and list broken files."""
+    """Read every pair of a dataset (VITON-HD or DressCode layout) and list broken files."""
+    from fitroom.data.dresscode import CATEGORY_FOLDERS, DressCodeLayout
     from fitroom.data.layout import DatasetError, VitonLayout
 
     root = Path(args.root)
     if not root.is_dir():
         raise DatasetError(root, "no such folder")
-    splits = args.splits or [s for s in ("train", "test") if (root / s).is_dir()]
+    dresscode = any((root / folder).is_dir() for folder in CATEGORY_FOLDERS.values())
+    splits = args.splits or ([s for s in ("train", "test") if (root / s).is_dir()] if not dresscode
+                             else ["train", "test"])
     if not splits:
-        raise DatasetError(root, "neither a 'train' nor a 'test' folder: is this a VITON-HD layout dataset?")
+        raise DatasetError(root, "neither a 'train' nor a 'test' folder (VITON-HD layout) nor upper_body, lower_body "
+                                 "or dresses (DressCode layout): is this a dataset?")
     problems = 0
     document = {}
-    for split in splits:
+    checks = ([(split, kind) for split in splits for kind in (("paired", "unpaired") if split == "test"
+                                                              else ("paired",))] if dresscode
+              else [(split, None) for split in splits])
+    for split, kind in checks:
+        label = f"{split} ({kind})" if kind else split
         try:
-            layout = VitonLayout(Path(args.root), split)
+            layout = DressCodeLayout(root, split, kind) if dresscode else VitonLayout(root, split)
+            found = layout.check()
+            pairs = (len(layout.pairs()) if dresscode and not found else
+                     sum(1 for _ in layout.pairs()) if not dresscode and layout.pairs_file.is_file() else 0)
         except DatasetError as error:
             logger.error("%s", error)
             problems += 1
-            document[split] = {"pairs": 0, "problems": [str(error)]}
+            document[label] = {"pairs": 0, "problems": [str(error)]}
             continue
-        found = layout.check()
         for error in found:
             logger.error("%s", error)
-        pairs = len(layout.pairs()) if layout.pairs_file.is_file() else 0
-        logger.info("%s: %d pairs, %d problems", split, pairs, len(found))
+        logger.info("%s: %d pairs, %d problems", label, pairs, len(found))
         problems += len(found)
-        document[split] = {"pairs": pairs, "problems": [str(e) for e in found]}
+        document[label] = {"pairs": pairs, "problems": [str(e) for e in found]}
     if args.json:
         _print_json(document)
     return 2 if problems else 0
+
+
+def cmd_dataset_convert(args: argparse.Namespace) -> int:
+    """Write a VITON-HD layout dataset in the DressCode layout."""
+    from fitroom.data.dresscode import convert_viton_to_dresscode
+
+    ids = convert_viton_to_dresscode(args.root, args.out, progress=not args.quiet)
+    logger.info("%d samples in %s", len(ids), Path(args.out).resolve())
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -718,6 +746,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--workers", type=int, default=max(1, min(os.cpu_count() or 1, 8)))
     synth.add_argument("--test-fraction", type=float, default=0.25, help="share of identities in the test split")
+    synth.add_argument("--layout", choices=["viton-hd", "dresscode"], default="viton-hd",
+                       help="the dataset layout to write (dresscode: upper_body/ with NNNNNN_0.jpg persons and "
+                            "NNNNNN_1.jpg garments; the renderer draws upper garments as products so far)")
     synth.add_argument("--problems", type=int, default=0, metavar="N",
                        help="also write N labelled problem photos to OUT/problems")
     synth.set_defaults(func=cmd_synth)
@@ -730,6 +761,13 @@ def build_parser() -> argparse.ArgumentParser:
                                help="the splits to check (default: those the dataset has)")
     _json_option(dataset_check)
     dataset_check.set_defaults(func=cmd_dataset_check)
+    dataset_convert = dataset_sub.add_parser("convert", help="write a VITON-HD layout dataset in the DressCode "
+                                                             "layout (upper_body/, NNNNNN_0.jpg persons, NNNNNN_1.jpg "
+                                                             "garments)")
+    dataset_convert.add_argument("root", help="the VITON-HD layout dataset")
+    dataset_convert.add_argument("--to", choices=["dresscode"], required=True)
+    dataset_convert.add_argument("--out", required=True, help="the folder to write")
+    dataset_convert.set_defaults(func=cmd_dataset_convert)
 
     tryon = sub.add_parser("tryon", help="dress the person in a photo in a garment")
     tryon.add_argument("--person", required=True, help="photo of the person")

@@ -239,10 +239,16 @@ class Preprocessor:
     def inputs(self, analysis: PersonAnalysis, person: np.ndarray, garment: np.ndarray, garment_mask: np.ndarray,
                category: GarmentCategory | str, view: View = View.FRONT, name: str = "", garment_name: str = ""
                ) -> TryOnInputs:
-        """``TryOnInputs`` from a person analysis and a garment already segmented (:meth:`analyse_garment`)."""
+        """``TryOnInputs`` from a person analysis and a garment already segmented (:meth:`analyse_garment`). The
+        analysis holds the upper garment's agnostic person and parse; a lower garment's or a dress's are made here
+        (:mod:`fitroom.preprocess.agnostic`)."""
+        agnostic, labels = analysis.agnostic, analysis.parse_agnostic
+        if GarmentCategory(category) is not GarmentCategory.UPPER:
+            agnostic = agnostic_person(person, analysis.parse, analysis.keypoints, category)
+            labels = parse_agnostic(analysis.parse, analysis.keypoints, category)
         return TryOnInputs(person=person, garment=garment, garment_mask=garment_mask, keypoints=analysis.keypoints,
-                           parse=analysis.parse, dense=analysis.dense, agnostic=analysis.agnostic,
-                           parse_agnostic=analysis.parse_agnostic, keep=analysis.keep, view=View(view),
+                           parse=analysis.parse, dense=analysis.dense, agnostic=agnostic,
+                           parse_agnostic=labels, keep=analysis.keep, view=View(view),
                            category=category, name=name,
                            garment_name=garment_name)
 
