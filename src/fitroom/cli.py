@@ -87,6 +87,15 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     config = SynthConfig(out=Path(args.out), count=args.count, size=args.size, views=args.views, seed=args.seed,
                          test_fraction=args.test_fraction, workers=args.workers)
+    if args.layout == "aihub":
+        from fitroom.data.synthetic.aihub import write_aihub
+
+        height, width = args.size
+        broken = write_aihub(args.out, args.count, size=(height, width), seed=args.seed,
+                             test_fraction=args.test_fraction, damaged=args.damaged, progress=not args.quiet)
+        for problem, names in broken.items():
+            logger.info("damaged on purpose (%s): %s", problem, ", ".join(names))
+        return 0
     if args.layout == "dresscode":  # rendered in the VITON-HD layout in a scratch folder, then written in DressCode's
         import tempfile
         from dataclasses import replace
@@ -144,6 +153,26 @@ def cmd_dataset_check(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(document)
     return 2 if problems else 0
+
+
+def cmd_import_aihub(args: argparse.Namespace) -> int:
+    """Import AI Hub's fashion set into the VITON-HD layout, with a per-record report."""
+    from fitroom.data.aihub import AihubConfig, import_aihub
+
+    index, _, count = args.shard.partition("/")
+    try:
+        shard = (int(index), int(count or 1))
+    except ValueError:
+        raise InputError(f"--shard {args.shard}: give I/N, e.g. 0/4") from None
+    rows = import_aihub(AihubConfig(root=Path(args.root), out=Path(args.out), category=args.category,
+                                    size=args.size, shard=shard), progress=not args.quiet)
+    skipped = sum(r["status"] == "skipped" for r in rows)
+    if args.json:
+        _print_json({"imported": sum(r["status"] == "imported" for r in rows),
+                     "done": sum(r["status"] == "done" for r in rows), "skipped": skipped,
+                     "skipped_records": [{"record": r["record"], "reason": r["reason"]} for r in rows
+                                         if r["status"] == "skipped"]})
+    return 0
 
 
 def cmd_dataset_convert(args: argparse.Namespace) -> int:
@@ -746,9 +775,13 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--workers", type=int, default=max(1, min(os.cpu_count() or 1, 8)))
     synth.add_argument("--test-fraction", type=float, default=0.25, help="share of identities in the test split")
-    synth.add_argument("--layout", choices=["viton-hd", "dresscode"], default="viton-hd",
+    synth.add_argument("--layout", choices=["viton-hd", "dresscode", "aihub"], default="viton-hd",
                        help="the dataset layout to write (dresscode: upper_body/ with NNNNNN_0.jpg persons and "
-                            "NNNNNN_1.jpg garments; the renderer draws upper garments as products so far)")
+                            "NNNNNN_1.jpg garments; aihub: AI Hub's fashion set, 9:16 model photos with polygon "
+                            "parses, 17 keypoints, _F/_B product photos and pairing files, --size being the 3:4 "
+                            "render padded to 9:16; the renderer draws upper garments as products so far)")
+    synth.add_argument("--damaged", action="store_true",
+                       help="aihub: break a few records on purpose, each in one way an importer must name")
     synth.add_argument("--problems", type=int, default=0, metavar="N",
                        help="also write N labelled problem photos to OUT/problems")
     synth.set_defaults(func=cmd_synth)
@@ -768,6 +801,18 @@ def build_parser() -> argparse.ArgumentParser:
     dataset_convert.add_argument("--to", choices=["dresscode"], required=True)
     dataset_convert.add_argument("--out", required=True, help="the folder to write")
     dataset_convert.set_defaults(func=cmd_dataset_convert)
+
+    importer = sub.add_parser("import", help="import a published dataset into the VITON-HD layout")
+    importer_sub = importer.add_subparsers(dest="import_source", required=True, metavar="SOURCE")
+    aihub = importer_sub.add_parser("aihub", help="AI Hub's fashion products and wearing images (front/back)")
+    aihub.add_argument("--root", required=True, help="the downloaded set (label and image folders, pairing files)")
+    aihub.add_argument("--out", required=True, help="the dataset folder to write (VITON-HD layout)")
+    aihub.add_argument("--category", choices=["upper", "lower"],
+                       default="upper", help="which garment of each record: upper (main_top) or lower (bottom)")
+    aihub.add_argument("--size", type=_size, default=(1024, 768), help="HEIGHTxWIDTH of the output (3:4)")
+    aihub.add_argument("--shard", default="0/1", help="I/N: the records whose position is I modulo N")
+    _json_option(aihub, "counts and the skipped records as JSON")
+    aihub.set_defaults(func=cmd_import_aihub)
 
     tryon = sub.add_parser("tryon", help="dress the person in a photo in a garment")
     tryon.add_argument("--person", required=True, help="photo of the person")
