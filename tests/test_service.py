@@ -883,3 +883,64 @@ def test_images_in_s3_from_upload_to_retention_and_deletion(tmp_path, preprocess
         boto3.client("s3").delete_bucket(Bucket=s3_bucket)  # the storage goes away: not ready, said in words
         ready = client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["error"]["message"] == "the image storage is unreachable"
+
+
+def test_the_garments_category_drives_the_check_the_agnostic_person_and_what_the_engine_is_given(
+        tmp_path, preprocessor, photos):
+    """A lower garment: the warp engine's fitting room lists it as not tryable and refuses its try-on in words; an
+    engine that dresses every category gets the lower garment's agnostic person (legs greyed, the top kept); the
+    photo check asks a half-body photo for the legs only for trousers, and passes the full-length photo for all
+    three categories."""
+    from fitroom.labels import GarmentCategory
+
+    with make_client(tmp_path, preprocessor) as client:
+        response = client.post("/v1/garments", files={"front": ("t.png", photos["garment"], "image/png")},
+                               data={"name": "trousers", "category": "lower"}, headers=SHOP)
+        assert response.status_code == 201 and response.json()["can_try_on"] is False
+        lower = response.json()["id"]
+        upper = add_garment(client, photos)
+        assert {g["id"]: g["can_try_on"] for g in client.get("/v1/garments").json()} == {lower: False, upper: True}
+        refused = client.post("/v1/tryons", files={"photo": ("a.png", photos["person"], "image/png")},
+                              data={"garment_id": lower, "force": "true"})
+        assert refused.status_code == 422 and refused.json()["error"]["code"] == "unsupported_category"
+        assert refused.json()["error"]["message"] == ("this fitting room's warp engine dresses upper garments only; "
+                                                      "this garment is a lower garment")
+        for category in ("upper", "lower", "dress"):
+            report = client.post("/v1/checks", files={"photo": ("a.jpg", photos["person"], "image/jpeg")},
+                                 data={"category": category}).json()
+            assert {c["name"]: c["status"] for c in report["checks"]}["full_length"] == "pass", category
+        person = imaging.load_image(photos["person"])
+        half = png(person[: person.shape[0] // 2])
+        checks = {}
+        for category in ("upper", "lower"):
+            report = client.post("/v1/checks", files={"photo": ("half.png", half, "image/png")},
+                                 data={"category": category}).json()
+            checks[category] = {c["name"]: c for c in report["checks"]}["full_length"]
+        assert checks["lower"]["status"] == "fail" and checks["upper"]["status"] != "fail"
+        assert "feet" in checks["lower"]["message"] + checks["lower"]["fix"] or \
+            "legs" in checks["lower"]["message"] + checks["lower"]["fix"]
+
+    given = []
+
+    class EveryCategory(TinyEngine):
+        categories = frozenset(GarmentCategory)
+
+        def __call__(self, inputs):
+            given.append(inputs)
+            return super().__call__(inputs)
+
+    with make_client(tmp_path / "any", preprocessor, engine=EveryCategory(), poll_s=0.05) as client:
+        response = client.post("/v1/garments", files={"front": ("t.png", photos["garment"], "image/png")},
+                               data={"name": "trousers", "category": "lower"}, headers=SHOP)
+        assert response.json()["can_try_on"] is True
+        job = client.post("/v1/tryons", files={"photo": ("a.png", photos["person"], "image/png")},
+                          data={"garment_id": response.json()["id"], "force": "true"}).json()
+        assert wait_done(client, job["id"])["status"] == "done"
+    (inputs,) = given
+    from fitroom.labels import Cihp, LOWER_GARMENT_LABELS
+
+    grey = (inputs.agnostic == 128).all(-1)
+    assert inputs.category is GarmentCategory.LOWER
+    assert grey[np.isin(inputs.parse, LOWER_GARMENT_LABELS)].mean() > 0.9
+    assert not grey[inputs.parse == Cihp.FACE].any() and grey[inputs.parse == Cihp.UPPER_CLOTHES].mean() < 0.05
+    assert not np.isin(inputs.parse_agnostic, LOWER_GARMENT_LABELS).any()

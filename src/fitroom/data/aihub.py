@@ -66,6 +66,11 @@ FOLDER_PATTERNS = {"model_images": "model-image", "item_images": "item-image", "
                    "model_pose": "model-pose", "item_parse": "item-parse"}
 
 
+#: class-name words and their CIHP labels, in the order they are looked for
+_KEYWORDS = (("hair", Cihp.HAIR), ("face", Cihp.FACE), ("neck", Cihp.TORSO_SKIN), ("skirt", Cihp.SKIRT),
+             ("pants", Cihp.PANTS), ("dress", Cihp.DRESS))
+
+
 def cihp_label(name: str) -> Cihp | None:
     """The CIHP label of an AI Hub parse class name, or None when the name is not known."""
     key = re.sub(r"[^a-z]+", "_", name.lower()).strip("_")
@@ -75,18 +80,9 @@ def cihp_label(name: str) -> Cihp | None:
             "right" if ("right" in joined or re.search(r"(^|_)r_?(arm|leg|shoe|sleeve)", key)) else None)
     if "hat" in words or joined == "hat":
         return Cihp.HAT
-    if "hair" in joined:
-        return Cihp.HAIR
-    if "face" in joined:
-        return Cihp.FACE
-    if "neck" in joined:
-        return Cihp.TORSO_SKIN
-    if "skirt" in joined:
-        return Cihp.SKIRT
-    if "pants" in joined:
-        return Cihp.PANTS
-    if "dress" in joined:
-        return Cihp.DRESS
+    for word, label in _KEYWORDS:  # the first word found decides (a dress's sleeve is the dress)
+        if word in joined:
+            return label
     if "torso" in joined or "sleeve" in joined:
         return Cihp.COAT if "outer" in joined else Cihp.UPPER_CLOTHES
     for part, (left, right) in (("arm", (Cihp.LEFT_ARM, Cihp.RIGHT_ARM)), ("leg", (Cihp.LEFT_LEG, Cihp.RIGHT_LEG)),

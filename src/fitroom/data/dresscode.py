@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from fitroom import imaging
-from fitroom.data.layout import DatasetError, read_pairs, read_views, write_pairs
+from fitroom.data.layout import DatasetError, read_garment_mask, read_pairs, read_views, write_pairs
 from fitroom.inputs import TryOnInputs
 from fitroom.labels import BODY25_TO_COCO18, CIHP_PALETTE, NUM_BODY25, Body25, Cihp, GarmentCategory, View
 
@@ -271,16 +271,7 @@ class DressCodeLayout:
             from fitroom.preprocess.garment import garment_mask
 
             return garment_mask(garment)
-        try:
-            mask = imaging.load_mask(path)
-        except imaging.ImageError as error:
-            raise DatasetError(path, str(error).removeprefix(f"{path}: ")) from None
-        if mask.shape != garment.shape[:2]:
-            raise DatasetError(path, f"the mask is {mask.shape[1]}x{mask.shape[0]} but the garment is "
-                                     f"{garment.shape[1]}x{garment.shape[0]}")
-        if not mask.any():
-            raise DatasetError(path, "the garment mask is empty")
-        return mask
+        return read_garment_mask(path, garment.shape[:2])
 
     def _parse(self, folder: Path, person_id: str, size: tuple[int, int]) -> np.ndarray:
         own = folder / EXTRA / f"{person_id}_0.png"

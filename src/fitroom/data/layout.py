@@ -137,6 +137,21 @@ def read_keypoints(path: str | os.PathLike) -> np.ndarray:
     return array.reshape(NUM_BODY25, 3)
 
 
+def read_garment_mask(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
+    """A garment's mask ``(H, W)`` bool for a product photo of ``size``; DatasetError when it is missing, broken,
+    of another size or empty."""
+    try:
+        mask = imaging.load_mask(path)
+    except imaging.ImageError as error:
+        raise DatasetError(path, str(error).removeprefix(f"{path}: ")) from None
+    if mask.shape != tuple(size):
+        raise DatasetError(path, f"the mask is {mask.shape[1]}x{mask.shape[0]} but the garment is "
+                                 f"{size[1]}x{size[0]}")
+    if not mask.any():
+        raise DatasetError(path, "the garment mask is empty")
+    return mask
+
+
 def write_keypoints(path: str | os.PathLike, keypoints: np.ndarray) -> None:
     """Write BODY_25 keypoints as an OpenPose JSON file (version 1.3 layout)."""
     person = {
@@ -252,16 +267,7 @@ class VitonLayout:
         person = self._image("image", name)
         size = person.shape[:2]
         garment = self._image("cloth", cloth)
-        mask_path = self.path("cloth_mask", cloth)
-        try:
-            garment_mask = imaging.load_mask(mask_path)
-        except imaging.ImageError as error:
-            raise DatasetError(mask_path, str(error).removeprefix(f"{mask_path}: ")) from None
-        if garment_mask.shape != garment.shape[:2]:
-            raise DatasetError(mask_path, f"the mask is {garment_mask.shape[::-1]} but the cloth is "
-                                          f"{garment.shape[1::-1]}")
-        if not garment_mask.any():
-            raise DatasetError(mask_path, "the garment mask is empty")
+        garment_mask = read_garment_mask(self.path("cloth_mask", cloth), garment.shape[:2])
         parse = self._labels("parse", name, size)
         keypoints = read_keypoints(self.path("openpose_json", name))
         dense = self._image("dense", name)

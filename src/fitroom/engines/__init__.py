@@ -11,6 +11,7 @@ from typing import Callable, Protocol
 
 from fitroom.errors import ConfigurationError
 from fitroom.inputs import TryOnInputs, TryOnResult
+from fitroom.labels import GarmentCategory
 from fitroom.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -18,6 +19,8 @@ logger = logging.getLogger(__name__)
 
 class Engine(Protocol):
     name: str
+    #: the garment categories the engine dresses (absent: all of them)
+    categories: frozenset[GarmentCategory]
 
     def __call__(self, inputs: TryOnInputs) -> TryOnResult: ...
 
@@ -38,6 +41,12 @@ def register_engine(name: str):
 
 def available_engines() -> list[str]:
     return ENGINES.names()
+
+
+def engine_categories(name: str) -> frozenset[GarmentCategory]:
+    """The garment categories the engine registered as ``name`` dresses (its class's ``categories``; all when it
+    does not say), without building it."""
+    return frozenset(getattr(ENGINES.get(name), "categories", frozenset(GarmentCategory)))
 
 
 def create_engine(name: str = "warp", checkpoint: str | None = None, device: str | None = None,

@@ -15,6 +15,7 @@ from fitroom import imaging
 from fitroom.engines import register_engine
 from fitroom.errors import ConfigurationError
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
+from fitroom.labels import GarmentCategory
 from fitroom.models.cpvton import GMM, TOM, cpvton_inputs, gmm_warp
 from fitroom.models.io import load_parts
 
@@ -29,6 +30,9 @@ class CpvtonEngine:
         gmm, tom: already built modules instead of a checkpoint.
         device: where to run.
     """
+
+    #: trained on tops (VITON, the renderer's data); other categories wait for per-category training
+    categories = frozenset({GarmentCategory.UPPER})
 
     def __init__(self, checkpoint: str | Path | None = None, gmm: GMM | None = None, tom: TOM | None = None,
                  device: str = "cpu") -> None:

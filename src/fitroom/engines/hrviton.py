@@ -29,7 +29,7 @@ from fitroom import imaging
 from fitroom.engines import register_engine
 from fitroom.errors import ConfigurationError, InputError
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
-from fitroom.labels import CONDITION_SIZE, View
+from fitroom.labels import CONDITION_SIZE, GarmentCategory, View
 from fitroom.models.hrviton import ConditionGenerator, HrvitonTryOn, SPADEGenerator, prepare_generator
 from fitroom.models.io import load_parts
 
@@ -112,6 +112,10 @@ class HrvitonEngine:
     spectral norms folded, SPADE convolutions fused, channels-last): the same function as the trained network
     within float rounding.
     """
+
+    #: trained on tops (VITON-HD, AI Hub's tops, the renderer's data); other categories wait for per-category
+    #: training
+    categories = frozenset({GarmentCategory.UPPER})
 
     def __init__(self, checkpoint: str | Path | None = None, condition_generator: ConditionGenerator | None = None,
                  generator: SPADEGenerator | None = None, size: tuple[int, int] | None = None,

@@ -358,6 +358,9 @@ class WarpEngine:
             the garment's size on the body.
     """
 
+    #: its geometry is a top's (neck, shoulders, sleeves, hem); trousers, skirts and dresses are refused
+    categories = frozenset({GarmentCategory.UPPER})
+
     def __init__(self, shading: bool = True, chest_ease: float = 1.12) -> None:
         self.shading = shading
         self.chest_ease = chest_ease

@@ -52,6 +52,10 @@ class FittingRoom:
             engine = create_engine(settings.engine, checkpoint=settings.checkpoint, device=settings.device,
                                    progress=False, **settings.engine_options)
         self.engine = engine
+        from fitroom.engines import engine_categories
+
+        #: the garment categories this fitting room dresses (its engine's)
+        self.categories = frozenset(getattr(engine, "categories", None) or engine_categories(settings.engine))
         self.root = Path(settings.data_dir)
         self.store = open_store(settings.storage, self.root)
         self.db, self.schema = storage.open_database(settings.database)
@@ -135,6 +139,11 @@ class FittingRoom:
     def submit(self, photo: np.ndarray, garment_id: str, view: View, share: bool, force: bool = False) -> dict:
         """Check the photo, then queue a try-on; raises PhotoRefused (guidance said fail), QueueFull or NotFound."""
         garment = self.catalogue.document(garment_id)  # its category and the views it has, in one read
+        if GarmentCategory(garment["category"]) not in self.categories:
+            dressed = " and ".join(sorted(f"{c.value} garments" for c in self.categories))
+            raise ServiceError(f"this fitting room's {self.settings.engine} engine dresses {dressed} only; this "
+                               f"garment is a {garment['category']} garment", status=422,
+                               code="unsupported_category")
         if View(view).value not in garment["views"]:
             raise ServiceError(f"garment {garment_id} has no {View(view).value} photo; choose one of its views: "
                                f"{', '.join(garment['views'])}", code="no_such_view")
@@ -229,14 +238,18 @@ class FittingRoom:
         return self.tryon(tryon_id)
 
     # --------------------------------------------------------------------------- catalogue, statistics, retention
+    def _can_try_on(self, document: dict) -> dict:
+        """The garment's document with ``can_try_on``: whether this fitting room's engine dresses its category."""
+        return document | {"can_try_on": GarmentCategory(document["category"]) in self.categories}
+
     def add_garment(self, name: str, category: str | None, front: np.ndarray, back: np.ndarray | None) -> dict:
-        return self.catalogue.add(name, category, front, back)
+        return self._can_try_on(self.catalogue.add(name, category, front, back))
 
     def set_garment_photo(self, garment_id: str, view: View, image: np.ndarray) -> dict:
-        return self.catalogue.set_photo(garment_id, view, image)
+        return self._can_try_on(self.catalogue.set_photo(garment_id, view, image))
 
     def list_garments(self) -> list[dict]:
-        return self.catalogue.list()
+        return [self._can_try_on(document) for document in self.catalogue.list()]
 
     def delete_garment(self, garment_id: str) -> None:
         self.catalogue.delete(garment_id)
