@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from fitroom.errors import ConfigurationError, InputError
-from fitroom.labels import View
+from fitroom.labels import GarmentCategory, View
 
 logger = logging.getLogger("fitroom")
 
@@ -85,8 +85,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from fitroom.data.synthetic.problems import write_problem_set
     from fitroom.data.synthetic.writer import SynthConfig, synthesize
 
-    config = SynthConfig(out=Path(args.out), count=args.count, size=args.size, views=args.views, seed=args.seed,
-                         test_fraction=args.test_fraction, workers=args.workers)
+    try:
+        categories = tuple(GarmentCategory(c.strip()) for c in args.categories.split(",") if c.strip())
+        config = SynthConfig(out=Path(args.out), count=args.count, size=args.size, views=args.views,
+                             seed=args.seed, test_fraction=args.test_fraction, workers=args.workers,
+                             categories=categories)
+    except ValueError as error:
+        raise ConfigurationError(f"fitroom synth: {error}") from None
     if args.layout == "aihub":
         from fitroom.data.synthetic.aihub import write_aihub
 
@@ -775,6 +780,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--workers", type=int, default=max(1, min(os.cpu_count() or 1, 8)))
     synth.add_argument("--test-fraction", type=float, default=0.25, help="share of identities in the test split")
+    synth.add_argument("--categories", default="upper",
+                       help="garment categories tried on, identities taking turns: upper, lower or upper,lower "
+                            "(trousers, shorts and skirts; dresses are not drawn yet)")
     synth.add_argument("--layout", choices=["viton-hd", "dresscode", "aihub"], default="viton-hd",
                        help="the dataset layout to write (dresscode: upper_body/ with NNNNNN_0.jpg persons and "
                             "NNNNNN_1.jpg garments; aihub: AI Hub's fashion set, 9:16 model photos with polygon "

@@ -358,9 +358,10 @@ def write_dresscode_lists(root: str | os.PathLike, category: GarmentCategory | s
 
 def convert_viton_to_dresscode(source: str | os.PathLike, out: str | os.PathLike, progress: bool = True) -> dict:
     """Write a VITON-HD layout dataset (:mod:`fitroom.data.layout`) in the DressCode layout: every person of
-    each split becomes sample ``NNNNNN`` of its garments' category (upper: ``upper_body``), in the order of the
-    splits and names; ``train_pairs.txt`` and ``test_pairs_paired.txt`` pair each person with their own garment,
-    ``test_pairs_unpaired.txt`` holds the source's test pairs. Returns ``{source name: sample id}``."""
+    each split becomes sample ``NNNNNN`` of its garment's category (``categories.txt``; upper when absent), in the
+    order of the splits and names; ``train_pairs.txt`` and ``test_pairs_paired.txt`` pair each person with their
+    own garment, ``test_pairs_unpaired.txt`` holds the source's test pairs (within one category). Returns
+    ``{source name: sample id}``."""
     from tqdm import tqdm
 
     from fitroom.data.layout import UNPAIRED_GT, VitonLayout, unpaired_name
@@ -368,9 +369,14 @@ def convert_viton_to_dresscode(source: str | os.PathLike, out: str | os.PathLike
 
     source, out = Path(source), Path(out)
     ids: dict[str, str] = {}
-    lists: dict[str, list[tuple[str, str]]] = {"train_pairs.txt": [], "test_pairs_paired.txt": [],
-                                               "test_pairs_unpaired.txt": []}
-    views: dict[str, View] = {}
+    categories: dict[str, GarmentCategory] = {}
+    lists: dict[GarmentCategory, dict[str, list[tuple[str, str]]]] = {}
+    views: dict[GarmentCategory, dict[str, View]] = {}
+
+    def listed(category: GarmentCategory) -> dict[str, list[tuple[str, str]]]:
+        return lists.setdefault(category, {"train_pairs.txt": [], "test_pairs_paired.txt": [],
+                                           "test_pairs_unpaired.txt": []})
+
     splits = [s for s in ("train", "test") if (source / s).is_dir()]
     if not splits:
         raise DatasetError(source, "neither a 'train' nor a 'test' folder: is this a VITON-HD layout dataset?")
@@ -383,17 +389,22 @@ def convert_viton_to_dresscode(source: str | os.PathLike, out: str | os.PathLike
             jpeg = {k: p.read_bytes() for k, p in sources.items() if p.suffix.lower() in (".jpg", ".jpeg")}
             write_dresscode_sample(out, ids[name], inputs, jpeg=jpeg,
                                    skeleton_drawing=draw_keypoints(inputs.person.shape[:2], inputs.keypoints))
-            views[person_file(ids[name])] = inputs.view
+            category = categories[name] = GarmentCategory(inputs.category)
+            views.setdefault(category, {})[person_file(ids[name])] = inputs.view
             own = (person_file(ids[name]), garment_file(ids[name]))
-            lists["train_pairs.txt" if split == "train" else "test_pairs_paired.txt"].append(own)
+            listed(category)["train_pairs.txt" if split == "train" else "test_pairs_paired.txt"].append(own)
         if split == "test" and layout.pairs_file.is_file():
             for person, cloth in layout.pairs():
                 pair = (person_file(ids[person]), garment_file(ids[cloth]))
-                lists["test_pairs_unpaired.txt"].append(pair)
+                if categories[person] is not categories[cloth]:
+                    raise DatasetError(layout.pairs_file, f"{person} and {cloth} are of different garment "
+                                                          f"categories; DressCode pairs within one")
+                listed(categories[cloth])["test_pairs_unpaired.txt"].append(pair)
                 truth = layout.unpaired_ground_truth(person, cloth)
                 if truth is not None:  # the renderer's truth of the unpaired pair, under the new names
-                    target = out / CATEGORY_FOLDERS[GarmentCategory.UPPER] / UNPAIRED_GT / unpaired_name(*pair)
+                    target = out / CATEGORY_FOLDERS[categories[cloth]] / UNPAIRED_GT / unpaired_name(*pair)
                     imaging.save_image(target, truth)
-    write_dresscode_lists(out, GarmentCategory.UPPER, lists, views)
+    for category, category_lists in lists.items():
+        write_dresscode_lists(out, category, category_lists, views.get(category, {}))
     logger.info("%d samples written in the DressCode layout to %s", len(ids), out)
     return ids

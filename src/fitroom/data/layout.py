@@ -12,6 +12,7 @@ ROOT/
     image-densepose/                   DensePose part-index render (JPEG)
     agnostic-v3.2/                     cloth-agnostic person (JPEG)
     views.txt                          fitroom's addition: "NAME front|back" per sample
+    categories.txt                     fitroom's addition: "NAME upper|lower|dress" (absent: every garment upper)
     unpaired-gt/   PERSON_CLOTH.png    fitroom's addition (synthetic only): the person wearing the other garment
 ```
 VITON-HD's own release spells some folders with hyphens (``image-parse``, ``openpose-img``, ``openpose-json``);
@@ -41,6 +42,7 @@ logger = logging.getLogger(__name__)
 SPLITS = ("train", "test")
 PAIRS_FILE = "{split}_pairs.txt"
 VIEWS_FILE = "views.txt"
+CATEGORIES_FILE = "categories.txt"
 UNPAIRED_GT = "unpaired-gt"
 
 #: folder roles and their accepted spellings, the first one being what fitroom writes
@@ -180,6 +182,23 @@ def read_views(path: Path) -> dict[str, View]:
     return views
 
 
+def read_categories(path: Path) -> dict[str, GarmentCategory]:
+    """``categories.txt``: the garment category of each sample (absent: none listed, every garment upper)."""
+    categories: dict[str, GarmentCategory] = {}
+    if not path.is_file():
+        return categories
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            name, category = fields
+            categories[name] = GarmentCategory(category)
+        except ValueError:
+            raise DatasetError(path, f"line {number} must be 'name upper|lower|dress', got {line!r}") from None
+    return categories
+
+
 @dataclass
 class VitonLayout:
     """One split of a dataset in the VITON-HD layout.
@@ -203,6 +222,7 @@ class VitonLayout:
         if missing:
             raise DatasetError(self.directory, f"missing folders: {', '.join(missing)}")
         self.views = read_views(self.directory / VIEWS_FILE)
+        self.categories = read_categories(self.directory / CATEGORIES_FILE)
 
     @property
     def directory(self) -> Path:
@@ -282,7 +302,7 @@ class VitonLayout:
             return TryOnInputs(
                 person=person, garment=garment, garment_mask=garment_mask, keypoints=keypoints, parse=parse,
                 dense=dense, agnostic=agnostic, parse_agnostic=parse_agnostic, view=self.view(name),
-                category=GarmentCategory.UPPER, name=name, garment_name=cloth,
+                category=self.categories.get(cloth, GarmentCategory.UPPER), name=name, garment_name=cloth,
             )
         except ValueError as error:
             raise DatasetError(self.path("image", name), str(error)) from None

@@ -23,6 +23,7 @@ import numpy as np
 
 from fitroom import geometry
 from fitroom.data.synthetic.garment import ARMPIT, FOREARM, UPPER_ARM, WAIST, Template, build_template
+from fitroom.data.synthetic.lower import LowerSpec, lower_body_mesh, lower_template
 from fitroom.data.synthetic.spec import (
     ArmPose, Background, Bottom, GarmentSpec, HairStyle, LegPose, PersonSpec,
 )
@@ -338,8 +339,9 @@ def _sleeve_mesh(sk: Skeleton, side: str, torso_body: np.ndarray, template: Temp
 
 
 def render_person(person: PersonSpec, garment: GarmentSpec, view: View, size: tuple[int, int],
-                  supersample: int = 2) -> Render:
-    """Render ``person`` wearing ``garment`` seen from ``view`` at ``size = (H, W)``."""
+                  supersample: int = 2, lower: LowerSpec | None = None) -> Render:
+    """Render ``person`` wearing ``garment`` (and ``lower``, a lower garment with its own fabric, instead of the
+    plain bottom of the person's look) seen from ``view`` at ``size = (H, W)``."""
     view = View(view)
     height, width = size
     shape = (height * supersample, width * supersample)
@@ -436,7 +438,7 @@ def render_person(person: PersonSpec, garment: GarmentSpec, view: View, size: tu
         shoe_mask = geometry.polygon_mask(shape, shoe)
         canvas.paint(shoe_mask, look.shoes, shoe_label[side], shade=0.3)
         canvas.dense_paint(shoe_mask, dense_id("foot", side))
-        if look.bottom in (Bottom.TROUSERS, Bottom.SHORTS):
+        if lower is None and look.bottom in (Bottom.TROUSERS, Bottom.SHORTS):
             end = sk.ankle[side] - np.array([0, 0.05 * hu]) if look.bottom is Bottom.TROUSERS else \
                 sk.hip[side] + 0.55 * (sk.knee[side] - sk.hip[side])
             leg = geometry.capsule(sk.hip[side], end, 0.42 * hu * limb, (0.2 if look.bottom is Bottom.TROUSERS else 0.3)
@@ -450,7 +452,19 @@ def render_person(person: PersonSpec, garment: GarmentSpec, view: View, size: tu
         [sk.hip["b"][0] + 0.38 * hu, sk.mid_hip[1]], [sk.hip["b"][0] + 0.3 * hu, crotch_y],
         [sk.hip["a"][0] - 0.3 * hu, crotch_y], [sk.hip["a"][0] - 0.38 * hu, sk.mid_hip[1]]]), 1)
     pelvis_mask = geometry.polygon_mask(shape, pelvis)
-    if look.bottom is Bottom.SKIRT:
+    if lower is not None:  # the lower garment's own fabric, carried from its product photo piece by piece
+        template_lower = lower_template(lower, view, shape)
+        body_meshes = lower_body_mesh(lower, sk, body, shape)
+        pieces = list(zip(template_lower.pieces, body_meshes))
+        if len(pieces) == 2 and order == ("b", "a"):
+            pieces = pieces[::-1]
+        for (piece_mask, source_points, triangles), target_points in pieces:
+            warped, _ = geometry.piecewise_affine(
+                np.dstack([template_lower.albedo, piece_mask.astype(np.float32)]), source_points, target_points,
+                triangles, shape)
+            canvas.paint(warped[..., 3] > 0.5, None, lower.label, shade=0.22, reach=0.6 * hu,
+                         texture=warped[..., :3])
+    elif look.bottom is Bottom.SKIRT:
         hem_y = max(sk.knee["a"][1], sk.knee["b"][1]) - 0.15 * hu
         flare = max(abs(sk.knee[s][0] - sk.centre_x) for s in "ab") + 0.45 * hu
         skirt = np.array([pelvis[0], pelvis[len(pelvis) // 6], [sk.centre_x + flare, hem_y],

@@ -3,7 +3,11 @@
 Identity ``i`` of seed ``s`` is the same whatever the count, the worker count or the order of work, so a dataset
 can be grown or regenerated piece by piece. Each identity gives one sample per view (``NNNNN_00.jpg`` front,
 ``NNNNN_01.jpg`` back). Identities are split into train and test; test pairs each person with the garment of the
-next test identity of the same view, and ``test/unpaired-gt/`` holds the rendered truth of that pairing.
+next test identity of the same category and view, and ``test/unpaired-gt/`` holds the rendered truth of that
+pairing. With several garment categories (``categories``), identity ``i`` tries on one of category
+``categories[i % len(categories)]``: a lower garment's identity wears it (its own fabric, :mod:`.lower`) with their
+top, the product photo is the lower garment's, and each split's ``categories.txt`` names the category of every
+sample (fitroom's addition, as ``views.txt``).
 """
 
 from __future__ import annotations
@@ -18,13 +22,16 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fitroom import imaging
+import numpy as np
+
 from fitroom.data.layout import (
-    UNPAIRED_GT, VIEWS_FILE, PAIRS_FILE, unpaired_name, write_pairs, write_sample,
+    CATEGORIES_FILE, UNPAIRED_GT, VIEWS_FILE, PAIRS_FILE, unpaired_name, write_pairs, write_sample,
 )
+from fitroom.data.synthetic.lower import render_lower_product, sample_lower
 from fitroom.data.synthetic.render import render_garment, render_person
 from fitroom.data.synthetic.spec import sample_spec
 from fitroom.inputs import TryOnInputs
-from fitroom.labels import DENSE_COLORMAP, RENDERED_VIEWS, View
+from fitroom.labels import DENSE_COLORMAP, RENDERED_VIEWS, GarmentCategory, View
 from fitroom.preprocess.agnostic import agnostic_person, parse_agnostic
 from fitroom.viz import draw_keypoints
 
@@ -48,8 +55,13 @@ class SynthConfig:
     seed: int = 0
     test_fraction: float = 0.25
     workers: int = 1
+    categories: tuple[GarmentCategory, ...] = (GarmentCategory.UPPER,)
 
     def __post_init__(self) -> None:
+        if not self.categories:
+            raise ValueError("at least one garment category is needed")
+        if GarmentCategory.DRESS in self.categories:
+            raise ValueError("the renderer draws tops and lower garments (trousers, shorts, skirts), not dresses yet")
         height, width = self.size
         if self.count < 1:
             raise ValueError("count must be at least 1")
@@ -76,6 +88,14 @@ class SynthConfig:
     def split_of(self, index: int) -> str:
         return "test" if index >= self.count - self.test_count else "train"
 
+    def category_of(self, index: int) -> GarmentCategory:
+        return GarmentCategory(self.categories[index % len(self.categories)])
+
+
+def lower_spec(seed: int, index: int):
+    """The lower garment identity ``index`` of seed ``seed`` tries on (its own random stream: the person, the top
+    and every upper-garment dataset stay as they were)."""
+    return sample_lower(np.random.default_rng([seed, index, 17]))
 
 @dataclass
 class SynthReport:
@@ -85,11 +105,15 @@ class SynthReport:
 
 
 def _partner(config: SynthConfig, index: int) -> int | None:
-    """The test identity whose garment ``index`` wears in ``test_pairs.txt`` (the next one, cyclically)."""
+    """The test identity whose garment ``index`` wears in ``test_pairs.txt`` (the next one of the same category,
+    cyclically), or None when it is the only one."""
     if config.split_of(index) != "test" or config.test_count < 2:
         return None
     first = config.count - config.test_count
-    return first + (index - first + 1) % config.test_count
+    same = [i for i in range(first, config.count) if config.category_of(i) is config.category_of(index)]
+    if len(same) < 2:
+        return None
+    return same[(same.index(index) + 1) % len(same)]
 
 
 def _render_identity(args: tuple[SynthConfig, int]) -> tuple[int, int]:
@@ -98,22 +122,28 @@ def _render_identity(args: tuple[SynthConfig, int]) -> tuple[int, int]:
     split = config.split_of(index)
     partner = _partner(config, index)
     written = unpaired = 0
+    category = config.category_of(index)
+    lower = lower_spec(config.seed, index) if category is GarmentCategory.LOWER else None
     for view in config.views:
-        render = render_person(spec.person, spec.garment, view, config.size)
-        garment, garment_mask = render_garment(spec.garment, view, config.size)
+        render = render_person(spec.person, spec.garment, view, config.size, lower=lower)
+        garment, garment_mask = (render_lower_product(lower, view, config.size) if lower is not None else
+                                 render_garment(spec.garment, view, config.size))
         inputs = TryOnInputs(
             person=render.image, garment=garment, garment_mask=garment_mask, keypoints=render.keypoints,
             parse=render.parse, dense=DENSE_COLORMAP[render.dense],
-            agnostic=agnostic_person(render.image, render.parse, render.keypoints),
-            parse_agnostic=parse_agnostic(render.parse, render.keypoints), view=view,
+            agnostic=agnostic_person(render.image, render.parse, render.keypoints, category),
+            parse_agnostic=parse_agnostic(render.parse, render.keypoints, category), view=view, category=category,
             name=sample_name(index, view), garment_name=sample_name(index, view),
         )
         write_sample(config.out, split, inputs, openpose_drawing=draw_keypoints(config.size, render.keypoints),
                      dense_render=inputs.dense)  # type: ignore[arg-type]
         written += 1
         if partner is not None:
-            other = sample_spec(config.seed, partner).garment
-            truth = render_person(spec.person, other, view, config.size)
+            if lower is not None:  # the partner's lower garment, with this person's own top
+                truth = render_person(spec.person, spec.garment, view, config.size,
+                                      lower=lower_spec(config.seed, partner))
+            else:
+                truth = render_person(spec.person, sample_spec(config.seed, partner).garment, view, config.size)
             path = config.out / split / UNPAIRED_GT / unpaired_name(sample_name(index, view),
                                                                     sample_name(partner, view))
             imaging.save_image(path, truth.image)  # PNG: ground truth for metrics is never lossy
@@ -147,6 +177,9 @@ def synthesize(config: SynthConfig, progress: bool = True) -> SynthReport:
         (config.out / split).mkdir(parents=True, exist_ok=True)
         names = [(sample_name(i, v), v) for i in indices for v in config.views]
         (config.out / split / VIEWS_FILE).write_text("".join(f"{n} {v.value}\n" for n, v in names))
+        if config.categories != (GarmentCategory.UPPER,):
+            (config.out / split / CATEGORIES_FILE).write_text("".join(
+                f"{sample_name(i, v)} {config.category_of(i).value}\n" for i in indices for v in config.views))
         if split == "train":
             pairs = [(n, n) for n, _ in names]
         else:
