@@ -95,6 +95,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if args.layout == "aihub":
         from fitroom.data.synthetic.aihub import write_aihub
 
+        if categories != (GarmentCategory.UPPER,):
+            raise ConfigurationError("fitroom synth --layout aihub writes tops (main_top items) only; leave out "
+                                     "--categories")
         height, width = args.size
         broken = write_aihub(args.out, args.count, size=(height, width), seed=args.seed,
                              test_fraction=args.test_fraction, damaged=args.damaged, progress=not args.quiet)
@@ -784,10 +787,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="garment categories tried on, identities taking turns: upper, lower or upper,lower "
                             "(trousers, shorts and skirts; dresses are not drawn yet)")
     synth.add_argument("--layout", choices=["viton-hd", "dresscode", "aihub"], default="viton-hd",
-                       help="the dataset layout to write (dresscode: upper_body/ with NNNNNN_0.jpg persons and "
-                            "NNNNNN_1.jpg garments; aihub: AI Hub's fashion set, 9:16 model photos with polygon "
-                            "parses, 17 keypoints, _F/_B product photos and pairing files, --size being the 3:4 "
-                            "render padded to 9:16; the renderer draws upper garments as products so far)")
+                       help="the dataset layout to write (dresscode: upper_body/ and lower_body/ with NNNNNN_0.jpg "
+                            "persons and NNNNNN_1.jpg garments; aihub: AI Hub's fashion set with tops (main_top), "
+                            "9:16 model photos with polygon parses, 17 keypoints, _F/_B product photos and pairing "
+                            "files, --size being the 3:4 render padded to 9:16)")
     synth.add_argument("--damaged", action="store_true",
                        help="aihub: break a few records on purpose, each in one way an importer must name")
     synth.add_argument("--problems", type=int, default=0, metavar="N",
