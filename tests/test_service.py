@@ -887,24 +887,24 @@ def test_images_in_s3_from_upload_to_retention_and_deletion(tmp_path, preprocess
 
 def test_the_garments_category_drives_the_check_the_agnostic_person_and_what_the_engine_is_given(
         tmp_path, preprocessor, photos):
-    """A lower garment: the warp engine's fitting room lists it as not tryable and refuses its try-on in words; an
-    engine that dresses every category gets the lower garment's agnostic person (legs greyed, the top kept); the
-    photo check asks a half-body photo for the legs only for trousers, and passes the full-length photo for all
-    three categories."""
+    """A dress: the warp engine's fitting room lists it as not tryable and refuses its try-on in words; a lower
+    garment reaches an engine with the lower garment's agnostic person (legs greyed, the top kept); the photo
+    check asks a half-body photo for the legs only for trousers, and passes the full-length photo for all three
+    categories."""
     from fitroom.labels import GarmentCategory
 
     with make_client(tmp_path, preprocessor) as client:
         response = client.post("/v1/garments", files={"front": ("t.png", photos["garment"], "image/png")},
-                               data={"name": "trousers", "category": "lower"}, headers=SHOP)
+                               data={"name": "a dress", "category": "dress"}, headers=SHOP)
         assert response.status_code == 201 and response.json()["can_try_on"] is False
-        lower = response.json()["id"]
+        dress = response.json()["id"]
         upper = add_garment(client, photos)
-        assert {g["id"]: g["can_try_on"] for g in client.get("/v1/garments").json()} == {lower: False, upper: True}
+        assert {g["id"]: g["can_try_on"] for g in client.get("/v1/garments").json()} == {dress: False, upper: True}
         refused = client.post("/v1/tryons", files={"photo": ("a.png", photos["person"], "image/png")},
-                              data={"garment_id": lower, "force": "true"})
+                              data={"garment_id": dress, "force": "true"})
         assert refused.status_code == 422 and refused.json()["error"]["code"] == "unsupported_category"
-        assert refused.json()["error"]["message"] == ("this fitting room's warp engine dresses upper garments only; "
-                                                      "this garment is a lower garment")
+        assert refused.json()["error"]["message"] == ("this fitting room's warp engine tries on tops and trousers, "
+                                                      "shorts and skirts only, not dresses")
         for category in ("upper", "lower", "dress"):
             report = client.post("/v1/checks", files={"photo": ("a.jpg", photos["person"], "image/jpeg")},
                                  data={"category": category}).json()

@@ -28,12 +28,12 @@ from scipy import ndimage
 from fitroom import imaging
 from fitroom import geometry
 from fitroom.engines import register_engine
+from fitroom.engines.compositing import carry_light, composite, skin_colour
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
 from fitroom.labels import (
     ARM_LABELS, UPPER_GARMENT_LABELS, BodyPart, Body25, Cihp, GarmentCategory,
 )
 from fitroom.preprocess.body import BodyGeometry
-from fitroom.preprocess.parsing import lower_face
 
 #: labels that stay in front of the new garment
 FRONT_LABELS = (Cihp.HAT, Cihp.HAIR, Cihp.SUNGLASSES, Cihp.FACE, Cihp.GLOVE, Cihp.SCARF)
@@ -332,22 +332,6 @@ def tps_warp(image: np.ndarray, source: list[np.ndarray], target: list[np.ndarra
     return warped.reshape(image.shape)
 
 
-def skin_colour(image: np.ndarray, parse: np.ndarray, fallback: np.ndarray) -> np.ndarray | None:
-    """The person's skin colour ``(3,)`` in [0, 1]: the median of the face's middle (the parse's face, which is
-    the face mesh's oval when one was found), else of ``fallback`` ``(H, W)`` bool (arms, neck)."""
-    middle = lower_face(parse == Cihp.FACE)
-    if middle.sum() > 50:
-        return np.median(image[middle], axis=0)
-    return np.median(image[fallback], axis=0) if fallback.any() else None
-
-
-def apply_tone(rgb: np.ndarray, tint: np.ndarray) -> np.ndarray:
-    """``rgb`` ``(H, W, 3)`` float in [0, 1] with its colours replaced by one ``tint`` (its lightness kept)."""
-    lab = cv2.cvtColor((rgb * 255 + 0.5).astype(np.uint8), cv2.COLOR_RGB2Lab)
-    lab[..., 1], lab[..., 2] = int(round(tint[0])), int(round(tint[1]))
-    return cv2.cvtColor(lab, cv2.COLOR_Lab2RGB).astype(np.float32) / 255.0
-
-
 @register_engine("warp")
 class WarpEngine:
     """A try-on without learned weights (see the module docstring).
@@ -358,8 +342,8 @@ class WarpEngine:
             the garment's size on the body.
     """
 
-    #: its geometry is a top's (neck, shoulders, sleeves, hem); trousers, skirts and dresses are refused
-    categories = frozenset({GarmentCategory.UPPER})
+    #: tops (neck, shoulders, sleeves, hem) and lower garments (:mod:`fitroom.engines.warp_lower`); not dresses
+    categories = frozenset({GarmentCategory.UPPER, GarmentCategory.LOWER})
 
     def __init__(self, shading: bool = True, chest_ease: float = 1.12) -> None:
         self.shading = shading
@@ -379,8 +363,12 @@ class WarpEngine:
         for field in ("garment", "garment_mask", "keypoints", "parse"):
             if getattr(inputs, field) is None:
                 raise InputsError(f"the warp engine needs {field}")
+        if inputs.category is GarmentCategory.LOWER:
+            from fitroom.engines.warp_lower import warp_lower
+
+            return warp_lower(inputs, self.shading)
         if inputs.category is not GarmentCategory.UPPER:
-            raise InputsError(f"the warp engine handles upper garments only, not {inputs.category.value}")
+            raise InputsError("the warp engine dresses tops and lower garments, not dresses")
         person, parse, keypoints = inputs.person, inputs.parse, inputs.keypoints
         height, width = person.shape[:2]
 
@@ -463,29 +451,12 @@ class WarpEngine:
 
         # 6. carry the person's shading (band-passed luminance of the old garment) onto the new one, and the
         #    photo's tone (greyscale, sepia) onto its colours
-        if self.shading and (drawn & old).any():
-            luminance = cv2.cvtColor(person, cv2.COLOR_RGB2Lab)[..., 0].astype(np.float32) + 1.0
-            # a median first removes thin print lines; the clip keeps an old pattern from showing through
-            fine = cv2.GaussianBlur(cv2.medianBlur(luminance.astype(np.uint8), 5).astype(np.float32) + 1.0, (0, 0),
-                                    max(0.008 * height, 1.0))
-            coarse = cv2.GaussianBlur(luminance, (0, 0), max(0.05 * height, 2.0))
-            shade = np.clip(fine / coarse, 0.85, 1.12)
-            weight = cv2.GaussianBlur(old.astype(np.float32), (0, 0), max(0.004 * height, 1.0))
-            shade = 1 + (shade - 1) * weight
-            warped_rgb = warped_rgb * shade[..., None]
-        tone = imaging.photo_tint(person)
-        if tone is not None:
-            warped_rgb = apply_tone(np.clip(warped_rgb, 0, 1), tone)
+        warped_rgb = carry_light(person, old, drawn, warped_rgb, self.shading)
         tick("shading")
 
         # 7. composite with anti-aliased seams, never outside the garment's own neighbourhood; then every kept
         #    pixel (face, hair, hands, lower body, background) goes back exactly as it was
-        alpha = cv2.GaussianBlur(drawn.astype(np.float32), (0, 0), max(0.0015 * height, 0.6))
-        alpha = np.where(drawn, np.maximum(alpha, 0.5), alpha)
-        allowed = cv2.dilate(drawn.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~front
-        alpha = np.where(allowed, alpha, 0.0)[..., None]
-        result = result * (1 - alpha) + np.clip(warped_rgb, 0, 1) * alpha
-        image = inputs.restore_kept(np.clip(result * 255 + 0.5, 0, 255).astype(np.uint8))
+        image = inputs.restore_kept(composite(result, warped_rgb, drawn, front))
         new_parse = parse.copy()
         for label, parts_of_arm in ((Cihp.LEFT_ARM, (BodyPart.LEFT_UPPER_ARM, BodyPart.LEFT_LOWER_ARM)),
                                     (Cihp.RIGHT_ARM, (BodyPart.RIGHT_UPPER_ARM, BodyPart.RIGHT_LOWER_ARM))):

@@ -242,13 +242,15 @@ class Preprocessor:
         """``TryOnInputs`` from a person analysis and a garment already segmented (:meth:`analyse_garment`). The
         analysis holds the upper garment's agnostic person and parse; a lower garment's or a dress's are made here
         (:mod:`fitroom.preprocess.agnostic`)."""
-        agnostic, labels = analysis.agnostic, analysis.parse_agnostic
+        agnostic, labels, keep = analysis.agnostic, analysis.parse_agnostic, analysis.keep
         if GarmentCategory(category) is not GarmentCategory.UPPER:
             agnostic = agnostic_person(person, analysis.parse, analysis.keypoints, category)
             labels = parse_agnostic(analysis.parse, analysis.keypoints, category)
+            if analysis.regions is not None and analysis.mask is not None:
+                keep = keep_mask(analysis.regions, analysis.mask, analysis.keypoints, analysis.parse, category)
         return TryOnInputs(person=person, garment=garment, garment_mask=garment_mask, keypoints=analysis.keypoints,
                            parse=analysis.parse, dense=analysis.dense, agnostic=agnostic,
-                           parse_agnostic=labels, keep=analysis.keep, view=View(view),
+                           parse_agnostic=labels, keep=keep, view=View(view),
                            category=category, name=name,
                            garment_name=garment_name)
 

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from fitroom import imaging
-from fitroom.labels import LOWER_BODY_LABELS, Body25, BodyPart, Cihp
+from fitroom.labels import LOWER_BODY_LABELS, Body25, BodyPart, Cihp, GarmentCategory
 from fitroom.preprocess.body import BodyGeometry
 from fitroom.preprocess.parsing import colour_model
 
@@ -224,16 +224,28 @@ def _hanging_hair(image: np.ndarray, mask: np.ndarray, head: np.ndarray, chin_y:
     return imaging.dilate(hanging, max(int(round(0.012 * height)), 2)) & zone
 
 
-def keep_mask(regions: PersonRegions, mask: np.ndarray, keypoints: np.ndarray, parse: np.ndarray | None = None
-              ) -> np.ndarray:
-    """``(H, W)`` bool: the pixels a try-on of an upper garment must return unchanged.
+def keep_mask(regions: PersonRegions, mask: np.ndarray, keypoints: np.ndarray, parse: np.ndarray | None = None,
+              category: GarmentCategory | str = GarmentCategory.UPPER) -> np.ndarray:
+    """``(H, W)`` bool: the pixels a try-on of a garment of ``category`` must return unchanged.
 
-    Head and hands; the background beyond a small margin around the silhouette; and, when the hips are seen, the
-    lower body the parser found below them.
+    Head and hands; the background beyond a small margin around the silhouette; for an upper garment, when the
+    hips are seen, the lower body the parser found below them; for a lower garment, the top, the arms and the
+    shoes, and no background within the lower garment's reach (a skirt may be wider than the trousers it
+    replaces); for a dress, the shoes and no background within either garment's reach.
     """
     k = np.asarray(keypoints, dtype=np.float64)
     geometry = BodyGeometry.from_keypoints(k)
     near = imaging.dilate(mask, max(int(round(BACKGROUND_MARGIN * geometry.shoulder_width)), 2))
+    category = GarmentCategory(category)
+    if category is not GarmentCategory.UPPER and parse is not None:
+        from fitroom.preprocess.agnostic import agnostic_mask
+
+        reach = agnostic_mask(parse, k, category)
+        near |= imaging.dilate(reach, max(int(round(0.4 * geometry.shoulder_width)), 2))
+        keep = ~near | regions.head | regions.hands | np.isin(parse, (Cihp.LEFT_SHOE, Cihp.RIGHT_SHOE))
+        if category is GarmentCategory.LOWER:
+            keep |= np.isin(parse, (Cihp.UPPER_CLOTHES, Cihp.COAT, Cihp.LEFT_ARM, Cihp.RIGHT_ARM, Cihp.TORSO_SKIN))
+        return keep
     keep = ~near | regions.head | regions.hands
     if parse is not None and k[Body25.R_HIP, 2] > 0 and k[Body25.L_HIP, 2] > 0:
         hip_y = float((k[Body25.R_HIP, 1] + k[Body25.L_HIP, 1]) / 2)

@@ -37,6 +37,10 @@ from fitroom.service.worker import TryOnRunner, WorkerLoop
 
 logger = logging.getLogger(__name__)
 
+#: a garment category in a shopper's words
+CATEGORY_NOUNS = {GarmentCategory.UPPER: "tops", GarmentCategory.LOWER: "trousers, shorts and skirts",
+                  GarmentCategory.DRESS: "dresses"}
+
 
 class FittingRoom:
     """One per server process. ``engine`` may be given (tests inject a tiny one); else created from settings when
@@ -140,9 +144,9 @@ class FittingRoom:
         """Check the photo, then queue a try-on; raises PhotoRefused (guidance said fail), QueueFull or NotFound."""
         garment = self.catalogue.document(garment_id)  # its category and the views it has, in one read
         if GarmentCategory(garment["category"]) not in self.categories:
-            dressed = " and ".join(sorted(f"{c.value} garments" for c in self.categories))
-            raise ServiceError(f"this fitting room's {self.settings.engine} engine dresses {dressed} only; this "
-                               f"garment is a {garment['category']} garment", status=422,
+            dressed = " and ".join(CATEGORY_NOUNS[c] for c in GarmentCategory if c in self.categories)
+            raise ServiceError(f"this fitting room's {self.settings.engine} engine tries on {dressed} only, not "
+                               f"{CATEGORY_NOUNS[GarmentCategory(garment['category'])]}", status=422,
                                code="unsupported_category")
         if View(view).value not in garment["views"]:
             raise ServiceError(f"garment {garment_id} has no {View(view).value} photo; choose one of its views: "
