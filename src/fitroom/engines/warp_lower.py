@@ -10,7 +10,7 @@ carried piece by piece (two leg strips, or a 3 x 3 grid for a skirt) as the slee
 
 The person's top, arms, hands, head and shoes stay in front; the old lower garment that the new one does not cover
 becomes leg skin within the legs (the person's skin colour, shaded) and the surrounding background elsewhere (the
-nearest background pixels, smoothed: a guess, as the upper garment's fill is).
+nearest background pixels, along the row first, smoothed: a guess, as the upper garment's fill is).
 """
 
 from __future__ import annotations
@@ -248,8 +248,8 @@ def warp_lower(inputs: TryOnInputs, shading: bool = True) -> TryOnResult:
     fill = uncovered & ~skin_zone
     if fill.any():
         background = parse == Cihp.BACKGROUND
-        if background.any():
-            _, (iy, ix) = ndimage.distance_transform_edt(~background, return_indices=True)
+        if background.any():  # from the same row first: floors and walls run across a photo
+            _, (iy, ix) = ndimage.distance_transform_edt(~background, sampling=(8.0, 1.0), return_indices=True)
             reach = cv2.GaussianBlur(result[iy, ix], (0, 0), max(0.01 * height, 1.0))
             result[fill] = reach[fill]
     warped_rgb = carry_light(person, old, drawn, warped_rgb, shading)
