@@ -85,13 +85,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from fitroom.data.synthetic.problems import write_problem_set
     from fitroom.data.synthetic.writer import SynthConfig, synthesize
 
-    try:
-        categories = tuple(GarmentCategory(c.strip()) for c in args.categories.split(",") if c.strip())
-        config = SynthConfig(out=Path(args.out), count=args.count, size=args.size, views=args.views,
-                             seed=args.seed, test_fraction=args.test_fraction, workers=args.workers,
-                             categories=categories)
-    except ValueError as error:
-        raise ConfigurationError(f"fitroom synth: {error}") from None
+    categories = args.categories
+    config = SynthConfig(out=Path(args.out), count=args.count, size=args.size, views=args.views, seed=args.seed,
+                         test_fraction=args.test_fraction, workers=args.workers, categories=categories)
     if args.layout == "aihub":
         from fitroom.data.synthetic.aihub import write_aihub
 
@@ -553,6 +549,17 @@ def _sampling_options(parser: argparse.ArgumentParser, who: str = "") -> None:
                         help=f"{who}the sampler (default ddpm, as published)")
 
 
+def _categories(text: str) -> tuple[GarmentCategory, ...]:
+    """``upper,lower`` -> garment categories (argparse type)."""
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    known = [c.value for c in GarmentCategory]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"{', '.join(unknown) or 'nothing'}: give garment categories among "
+                                         f"{', '.join(known)}, separated by commas")
+    return tuple(GarmentCategory(n) for n in names)
+
+
 def _json_option(parser: argparse.ArgumentParser, what: str = "machine-readable output") -> None:
     parser.add_argument("--json", action="store_true", help=what)
 
@@ -783,7 +790,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0)
     synth.add_argument("--workers", type=int, default=max(1, min(os.cpu_count() or 1, 8)))
     synth.add_argument("--test-fraction", type=float, default=0.25, help="share of identities in the test split")
-    synth.add_argument("--categories", default="upper",
+    synth.add_argument("--categories", type=_categories, default=(GarmentCategory.UPPER,),
                        help="garment categories tried on, identities taking turns: upper, lower or upper,lower "
                             "(trousers, shorts and skirts; dresses are not drawn yet)")
     synth.add_argument("--layout", choices=["viton-hd", "dresscode", "aihub"], default="viton-hd",
