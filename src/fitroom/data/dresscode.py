@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from fitroom import imaging
-from fitroom.data.layout import DatasetError, read_garment_mask, read_pairs, read_views, write_pairs
+from fitroom.data.layout import DatasetError, read_garment_mask, read_json, read_pairs, read_views, write_pairs
 from fitroom.inputs import TryOnInputs
 from fitroom.labels import BODY25_TO_COCO18, CIHP_PALETTE, NUM_BODY25, Body25, Cihp, GarmentCategory, View
 
@@ -121,12 +121,7 @@ def coco18_to_body25(coco: np.ndarray) -> np.ndarray:
 
 def read_dresscode_keypoints(path: str | os.PathLike, size: tuple[int, int]) -> np.ndarray:
     """A DressCode keypoint file as ``(25, 3)`` BODY_25 in the pixels of an image of ``size`` (height, width)."""
-    try:
-        document = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise DatasetError(path, "keypoint file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DatasetError(path, f"not valid JSON ({error})") from None
+    document = read_json(path, "keypoint file")
     values = document.get("keypoints") if isinstance(document, dict) else None
     try:
         array = np.asarray(values, dtype=np.float32)

@@ -109,17 +109,22 @@ def write_pairs(path: str | os.PathLike, pairs: list[tuple[str, str]]) -> None:
     Path(path).write_text("".join(f"{person} {cloth}\n" for person, cloth in pairs))
 
 
+def read_json(path: str | os.PathLike, what: str):
+    """A JSON file's document; DatasetError naming the file when it is missing or not JSON."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise DatasetError(path, f"{what} not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DatasetError(path, f"not valid JSON ({error})") from None
+
+
 def read_keypoints(path: str | os.PathLike) -> np.ndarray:
     """Read an OpenPose JSON file: the first person's BODY_25 keypoints as a ``(25, 3)`` float32 array.
 
     Accepts the ``pose_keypoints_2d`` key (OpenPose >= 1.2) and the older ``pose_keypoints`` (CP-VTON's data).
     """
-    try:
-        document = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise DatasetError(path, "keypoint file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DatasetError(path, f"not valid JSON ({error})") from None
+    document = read_json(path, "keypoint file")
     people = document.get("people") if isinstance(document, dict) else None
     if not people:
         raise DatasetError(path, "no person in the keypoint file ('people' is empty or missing)")
@@ -166,37 +171,32 @@ def write_keypoints(path: str | os.PathLike, keypoints: np.ndarray) -> None:
     Path(path).write_text(json.dumps({"version": 1.3, "people": [person]}))
 
 
-def read_views(path: Path) -> dict[str, View]:
-    views: dict[str, View] = {}
+def _read_table(path: Path, kind):
+    """A ``NAME VALUE`` file whose values are members of the enum ``kind`` (absent: empty)."""
+    table: dict = {}
     if not path.is_file():
-        return views
+        return table
     for number, line in enumerate(path.read_text().splitlines(), 1):
         fields = line.split()
         if not fields:
             continue
         try:
-            name, view = fields
-            views[name] = View(view)
+            name, value = fields
+            table[name] = kind(value)
         except ValueError:
-            raise DatasetError(path, f"line {number} must be 'name front|back', got {line!r}") from None
-    return views
+            raise DatasetError(path, f"line {number} must be 'name {'|'.join(v.value for v in kind)}', got "
+                                     f"{line!r}") from None
+    return table
+
+
+def read_views(path: Path) -> dict[str, View]:
+    """``views.txt``: the view of each sample (absent: none listed, every sample front)."""
+    return _read_table(path, View)
 
 
 def read_categories(path: Path) -> dict[str, GarmentCategory]:
     """``categories.txt``: the garment category of each sample (absent: none listed, every garment upper)."""
-    categories: dict[str, GarmentCategory] = {}
-    if not path.is_file():
-        return categories
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        fields = line.split()
-        if not fields:
-            continue
-        try:
-            name, category = fields
-            categories[name] = GarmentCategory(category)
-        except ValueError:
-            raise DatasetError(path, f"line {number} must be 'name upper|lower|dress', got {line!r}") from None
-    return categories
+    return _read_table(path, GarmentCategory)
 
 
 @dataclass
