@@ -944,3 +944,23 @@ def test_the_garments_category_drives_the_check_the_agnostic_person_and_what_the
     assert grey[np.isin(inputs.parse, LOWER_GARMENT_LABELS)].mean() > 0.9
     assert not grey[inputs.parse == Cihp.FACE].any() and grey[inputs.parse == Cihp.UPPER_CLOTHES].mean() < 0.05
     assert not np.isin(inputs.parse_agnostic, LOWER_GARMENT_LABELS).any()
+
+
+def test_a_damaged_saved_analysis_is_made_again_and_the_try_on_done(tmp_path, preprocessor, photos):
+    with make_client(tmp_path, preprocessor, workers=0) as client:  # no worker: the job waits for the test
+        garment = add_garment(client, photos)
+        job = client.post("/v1/tryons", files={"photo": ("a.png", photos["person"], "image/png")},
+                          data={"garment_id": garment}).json()
+        saved = tmp_path / "data" / "photos" / f"{job['id']}.analysis.npz"
+        assert saved.is_file()
+        saved.write_bytes(b"PK\x03\x04 not really a zip")
+        room = client.app.state.room
+        analysed = []
+        original = preprocessor.analyse_person
+        preprocessor.analyse_person = lambda *a, **k: analysed.append(1) or original(*a, **k)
+        try:
+            assert room.runner.run(room.queue.claim("test-worker")) == "done"
+        finally:
+            del preprocessor.analyse_person
+        assert analysed == [1] and not saved.exists()
+        assert client.get(f"/v1/tryons/{job['id']}").json()["status"] == "done"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import zipfile
 import threading
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 #: failures that are the job's own (its photo, its garment, its time): retrying would fail the same way
 FINAL_ERRORS = (ValueError, TimeoutError, ServiceError, PhotoError)
+
 
 class TryOnRunner:
     """Runs claimed try-ons; shared by every worker thread of a process (the engine and the preprocessing behind
@@ -128,7 +130,8 @@ class TryOnRunner:
             return load_analysis(self.store.get(analysis_file(photo)))
         except MissingObject:
             return None
-        except (ValueError, KeyError) as error:  # damaged: analysed again, nothing lost
+        except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as error:  # damaged or unreadable:
+            # analysed again, nothing lost
             logger.warning("the saved analysis of %s cannot be read (%s); analysing the photo again",
                            Path(photo).stem, type(error).__name__)
             return None
