@@ -121,3 +121,28 @@ def test_a_sample_the_engine_cannot_handle_is_listed_not_fatal(synth_dataset, tm
     assert results["summary"]["front"]["failed"] == 0 and isinstance(results["summary"]["front"]["ssim"], float)
     assert [f["error"] for f in results["failed_samples"]] == ["no back views, for this test"] * 2
     assert "no back views" in (tmp_path / "r" / "per_sample.csv").read_text()
+
+
+def test_eval_reports_per_category_and_view_and_reads_the_dresscode_layout(tmp_path):
+    """A rendered set of tops and lower garments, in the VITON-HD layout and written in DressCode's: the warp
+    engine's unpaired results are scored per view, per category and per category and view, the same in both."""
+    from fitroom.cli import main
+    from fitroom.evaluation import EvalConfig, evaluate
+
+    data = tmp_path / "mixed"
+    assert main(["-q", "synth", "--out", str(data), "--count", "6", "--size", "256x192", "--categories",
+                 "upper,lower", "--workers", "1", "--test-fraction", "0.67"]) == 0
+    assert main(["-q", "dataset", "convert", str(data), "--to", "dresscode", "--out", str(tmp_path / "dc")]) == 0
+    summaries = {}
+    for name, root in (("viton", data), ("dresscode", tmp_path / "dc")):
+        results = evaluate(EvalConfig(engine="warp", data=str(root), split="test", pairs="unpaired",
+                                      out=str(tmp_path / f"eval-{name}")), progress=False)
+        summaries[name] = results["summary"]
+    groups = set(summaries["viton"])
+    assert groups == {"all", "front", "back", "upper", "lower", "upper front", "upper back", "lower front",
+                      "lower back"}, groups
+    assert summaries["viton"]["lower"]["samples"] == 4 and summaries["viton"]["lower"]["failed"] == 0
+    for group in groups:  # the same samples, the same images: the same scores
+        assert summaries["dresscode"][group]["samples"] == summaries["viton"][group]["samples"], group
+        assert summaries["dresscode"][group]["ssim"] == pytest.approx(summaries["viton"][group]["ssim"], abs=0.02)
+    assert "| lower back |" in (tmp_path / "eval-viton" / "results.md").read_text()

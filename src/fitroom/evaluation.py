@@ -5,7 +5,9 @@ engine's result is written as a lossless PNG under ``OUT/images/`` (a result alr
 evaluation resumes where it stopped) and scored against the truth: the person's photo (paired) or, on synthetic
 data, the renderer's picture of the person wearing the other garment (unpaired). Scores per sample: RGB SSIM,
 HR-VITON's greyscale SSIM, PSNR, LPIPS (AlexNet-lin) at the evaluation resolution. FID and KID compare all results
-with the split's real person photos. Every figure is given overall and per view (front/back).
+with the split's real person photos. Every figure is given overall and per view (front/back), and, when the
+data holds several garment categories, per category and per category and view ("lower back"). The data may be in
+the VITON-HD layout or in DressCode's (:class:`~fitroom.data.dresscode.DressCodeSplit`).
 
 Written to ``OUT``: ``results.json`` (figures and protocol), ``results.md`` (the same as tables),
 ``per_sample.csv`` (for finding failures), ``grid.png`` (garment, person, result, truth for the first samples).
@@ -141,7 +143,10 @@ def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
     from fitroom.fitting import try_on
     from fitroom.metrics import FeatureDistances, psnr, ssim_gray_hrviton, ssim_rgb
 
-    layout = VitonLayout(config.data, config.split)
+    from fitroom.data.dresscode import DressCodeSplit, is_dresscode
+
+    layout = (DressCodeSplit(config.data, config.split, config.pairs) if is_dresscode(config.data)
+              else VitonLayout(config.data, config.split))
     listed = layout.pairs()
     if config.limit:
         listed = listed[:config.limit]
@@ -187,6 +192,7 @@ def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
         path = images / f"{person}__{cloth}.png"
         seconds = float("nan")
         inputs = layout.read(person, cloth)
+        category = inputs.category.value
         if path.is_file():
             result = imaging.load_image(path)
             reused += 1
@@ -196,13 +202,13 @@ def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
                 result = try_on(engine, inputs).image
             except (ValueError, RuntimeError) as error:  # one sample the engine cannot handle: listed, not fatal
                 logger.warning("%s / %s: %s", person, cloth, error)
-                rows.append({"person": person, "garment": cloth, "view": view, "seconds": float("nan"),
-                             "error": str(error)})
+                rows.append({"person": person, "garment": cloth, "view": view, "category": category,
+                             "seconds": float("nan"), "error": str(error)})
                 continue
             seconds = time.perf_counter() - start
             _save_png(result, path)
         truth = inputs.person if config.pairs == "paired" else layout.unpaired_ground_truth(person, cloth)
-        row: dict = {"person": person, "garment": cloth, "view": view, "seconds": seconds}
+        row: dict = {"person": person, "garment": cloth, "view": view, "category": category, "seconds": seconds}
         generated = _tensor(result)
         if truth is not None:
             target = _tensor(imaging.resize(truth, result.shape[:2], "image"))
@@ -214,8 +220,10 @@ def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
         if distances is not None:
             features = distances.extractor(generated)
             distances.add_features(features, real=False)
-            per_view_distances.setdefault(view, FeatureDistances(extractor=metrics.extractor, seed=config.seed))
-            per_view_distances[view].add_features(features, real=False)
+            for group in (view, category, f"{category} {view}"):
+                per_view_distances.setdefault(group, FeatureDistances(extractor=metrics.extractor,
+                                                                      seed=config.seed))
+                per_view_distances[group].add_features(features, real=False)
         rows.append(row)
         resolution = result.shape[:2]
         if len(grid) < GRID_SAMPLES:
@@ -223,11 +231,13 @@ def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
     real_count = 0
     if distances is not None:  # the split's real photos, every person once
         for name in tqdm(sorted({p for p, _ in listed}), desc="real photos", unit="photo", disable=not progress):
-            features = distances.extractor(_tensor(layout.read(name).person))
+            sample = layout.read(name)
+            features = distances.extractor(_tensor(sample.person))
             distances.add_features(features, real=True)
-            view = layout.view(name).value
-            if view in per_view_distances:
-                per_view_distances[view].add_features(features, real=True)
+            view, category = layout.view(name).value, sample.category.value
+            for group in (view, category, f"{category} {view}"):
+                if group in per_view_distances:
+                    per_view_distances[group].add_features(features, real=True)
             real_count += 1
 
     results = _summarise(config, rows, metrics, distances, per_view_distances)
@@ -253,8 +263,8 @@ def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results.md").write_text(markdown(results) + "\n")
     with open(out / "per_sample.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["person", "garment", "view", *PER_SAMPLE_METRICS, "seconds",
-                                                    "error"])
+        writer = csv.DictWriter(handle, fieldnames=["person", "garment", "view", "category", *PER_SAMPLE_METRICS,
+                                                    "seconds", "error"])
         writer.writeheader()
         writer.writerows(rows)
     if grid:
@@ -270,9 +280,14 @@ def _grid(rows: list[list[np.ndarray]]) -> np.ndarray:
 
 def _summarise(config: EvalConfig, rows: list[dict], metrics: _Metrics, distances, per_view: dict) -> dict:
     groups: dict[str, list[dict]] = defaultdict(list)
+    several = len({row["category"] for row in rows}) > 1
     for row in rows:
         groups["all"].append(row)
         groups[row["view"]].append(row)
+    if several:  # by garment category, and by category and view
+        for row in rows:
+            groups[row["category"]].append(row)
+            groups[f"{row['category']} {row['view']}"].append(row)
     failed = [r for r in rows if "error" in r]
     summary: dict[str, dict] = {}
     for group, members in groups.items():
@@ -316,7 +331,7 @@ def markdown(results: dict) -> str:
     """The results as Markdown tables, the protocol and the reasons for unavailable metrics."""
     columns = ("samples", "failed", "ssim", "ssim_gray_hrviton", "psnr", "lpips", "fid", "kid_x1000")
     lines = [f"# {results['engine']} ({results['pairs']})", "",
-             "| view | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
+             "| group | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
     reasons = {}
     for group, entry in results["summary"].items():
         lines.append(f"| {group} | " + " | ".join(_cell(entry.get(c)) for c in columns) + " |")

@@ -403,3 +403,50 @@ def convert_viton_to_dresscode(source: str | os.PathLike, out: str | os.PathLike
         write_dresscode_lists(out, category, category_lists, views.get(category, {}))
     logger.info("%d samples written in the DressCode layout to %s", len(ids), out)
     return ids
+
+
+class DressCodeSplit:
+    """A DressCode split seen as :class:`~fitroom.data.layout.VitonLayout` is by ``fitroom eval``: ``pairs()`` as
+    ``(person, garment)`` file names across every category folder, ``read(person, garment)`` (a person's own
+    garment when ``garment`` is a person's file), ``view(person)`` and ``unpaired_ground_truth`` (fitroom's
+    ``unpaired-gt/``, written for rendered sets)."""
+
+    def __init__(self, root: str | os.PathLike, split: str = "test", pairs: str = "paired") -> None:
+        self.layout = DressCodeLayout(Path(root), split, pairs)
+        self.directory = self.layout.root
+        self._category: dict[str, GarmentCategory] = {}
+        self._pairs: list[tuple[str, str]] = []
+        for person, cloth, category in self.layout.pairs():
+            self._category[person] = self._category[cloth] = category
+            self._pairs.append((person, cloth))
+
+    def pairs(self) -> list[tuple[str, str]]:
+        return list(self._pairs)
+
+    def category(self, name: str) -> GarmentCategory:
+        return self._category.get(name, GarmentCategory.UPPER)
+
+    def read(self, person: str, cloth: str | None = None) -> TryOnInputs:
+        cloth = cloth or person
+        if cloth.endswith("_0.jpg"):  # a person's own garment
+            cloth = garment_file(sample_id(cloth))
+        return self.layout.read(person, cloth, self.category(person))
+
+    def view(self, name: str) -> View:
+        return self.layout.views.get(self.category(name), {}).get(name, View.FRONT)
+
+    def unpaired_ground_truth(self, person: str, cloth: str) -> np.ndarray | None:
+        from fitroom.data.layout import UNPAIRED_GT, unpaired_name
+
+        path = self.layout.folder(self.category(person)) / UNPAIRED_GT / unpaired_name(person, cloth)
+        if not path.is_file():
+            return None
+        try:
+            return imaging.load_image(path)
+        except imaging.ImageError as error:
+            raise DatasetError(path, str(error).removeprefix(f"{path}: ")) from None
+
+
+def is_dresscode(root: str | os.PathLike) -> bool:
+    """Whether ``root`` holds a DressCode layout (a category folder) rather than VITON-HD's."""
+    return any((Path(root) / folder).is_dir() for folder in CATEGORY_FOLDERS.values())
