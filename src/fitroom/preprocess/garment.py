@@ -4,7 +4,8 @@ Product photos show the garment on a plain, usually white, background. The mask 
 differs from the background colour (estimated on the photo's border); when the border is not plain, GrabCut,
 started from a rectangle inside the border, separates the garment. The category is guessed from the mask's shape
 when the caller does not give it: trousers and shorts split into two legs at the bottom, a dress is long and
-widens downwards, everything else is an upper garment.
+widens downwards, a skirt has a straight waistband on top and never narrows towards its hem, everything else is
+an upper garment.
 """
 
 from __future__ import annotations
@@ -86,4 +87,19 @@ def guess_category(mask: np.ndarray) -> GarmentCategory:
     widths = box.sum(axis=1)
     if height / width > 1.35 and widths[int(height * 0.9)] > widths[int(height * 0.35)] * 1.15:
         return GarmentCategory.DRESS
+    if _is_skirt(box, widths):
+        return GarmentCategory.LOWER
     return GarmentCategory.UPPER
+
+
+def _is_skirt(box: np.ndarray, widths: np.ndarray) -> bool:
+    """A skirt laid flat: a straight waistband on top (no neckline dipping at the centre, no shoulders sloping
+    away), and a width that never shrinks from the waist to the hem (a top's sleeves or armholes make it shrink)."""
+    height, width = box.shape
+    columns = [int(width * f) for f in (0.3, 0.5, 0.7)]
+    firsts = [int(np.argmax(box[:, c])) if box[:, c].any() else height for c in columns]
+    flat_top = max(firsts) - min(firsts) <= max(0.02 * height, 1)
+    rows = widths[int(0.05 * height): int(0.95 * height) + 1].astype(float)
+    growing = bool(len(rows)) and bool(np.all(np.diff(np.maximum.accumulate(rows)) >= 0)) and \
+        bool(np.all(rows >= np.maximum.accumulate(rows) * 0.97))
+    return flat_top and growing and widths[int(0.05 * height)] >= 0.35 * widths.max()
