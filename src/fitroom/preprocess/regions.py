@@ -230,8 +230,8 @@ def keep_mask(regions: PersonRegions, mask: np.ndarray, keypoints: np.ndarray, p
 
     Head and hands; the background beyond a small margin around the silhouette; for an upper garment, when the
     hips are seen, the lower body the parser found below them; for a lower garment, the top, the arms and the
-    shoes, and no background within the lower garment's reach (a skirt may be wider than the trousers it
-    replaces); for a dress, the shoes and no background within either garment's reach.
+    shoes, and no background within the lower garment's reach nor below the hips (a skirt may be wider than the
+    trousers it replaces); for a dress, the shoes and no background within either garment's reach.
     """
     k = np.asarray(keypoints, dtype=np.float64)
     geometry = BodyGeometry.from_keypoints(k)
@@ -242,6 +242,9 @@ def keep_mask(regions: PersonRegions, mask: np.ndarray, keypoints: np.ndarray, p
 
         reach = agnostic_mask(parse, k, category)
         near |= imaging.dilate(reach, max(int(round(0.4 * geometry.shoulder_width)), 2))
+        if k[Body25.R_HIP, 2] > 0 and k[Body25.L_HIP, 2] > 0:  # below the hips a skirt may flare far out
+            hip_y = float((k[Body25.R_HIP, 1] + k[Body25.L_HIP, 1]) / 2)
+            near[int(max(hip_y, 0)):] = True
         keep = ~near | regions.head | regions.hands | np.isin(parse, (Cihp.LEFT_SHOE, Cihp.RIGHT_SHOE))
         if category is GarmentCategory.LOWER:
             keep |= np.isin(parse, (Cihp.UPPER_CLOTHES, Cihp.COAT, Cihp.LEFT_ARM, Cihp.RIGHT_ARM, Cihp.TORSO_SKIN))
