@@ -943,7 +943,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--engine", required=True, help="warp, hrviton, cpvton or diffusion")
     evaluation.add_argument("--checkpoint", help="the engine's checkpoint folder (hrviton, cpvton, diffusion)")
     _device_option(evaluation)
-    evaluation.add_argument("--data", required=True, help="a dataset in the VITON-HD layout")
+    evaluation.add_argument("--data", required=True, help="a dataset in the VITON-HD or the DressCode layout")
     evaluation.add_argument("--pairs", choices=["paired", "unpaired"], default="paired")
     evaluation.add_argument("--split", choices=["train", "test"], default="test")
     evaluation.add_argument("--limit", type=int, default=0, help="only the first N pairs")
