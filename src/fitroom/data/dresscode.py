@@ -436,15 +436,10 @@ class DressCodeSplit:
         return self.layout.views.get(self.category(name), {}).get(name, View.FRONT)
 
     def unpaired_ground_truth(self, person: str, cloth: str) -> np.ndarray | None:
-        from fitroom.data.layout import UNPAIRED_GT, unpaired_name
+        from fitroom.data.layout import UNPAIRED_GT, read_optional_image, unpaired_name
 
-        path = self.layout.folder(self.category(person)) / UNPAIRED_GT / unpaired_name(person, cloth)
-        if not path.is_file():
-            return None
-        try:
-            return imaging.load_image(path)
-        except imaging.ImageError as error:
-            raise DatasetError(path, str(error).removeprefix(f"{path}: ")) from None
+        return read_optional_image(self.layout.folder(self.category(person)) / UNPAIRED_GT
+                                   / unpaired_name(person, cloth))
 
 
 def is_dresscode(root: str | os.PathLike) -> bool:

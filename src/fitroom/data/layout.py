@@ -109,6 +109,16 @@ def write_pairs(path: str | os.PathLike, pairs: list[tuple[str, str]]) -> None:
     Path(path).write_text("".join(f"{person} {cloth}\n" for person, cloth in pairs))
 
 
+def read_optional_image(path: Path) -> np.ndarray | None:
+    """The image at ``path``, None when there is no file, DatasetError naming it when it is broken."""
+    if not path.is_file():
+        return None
+    try:
+        return imaging.load_image(path)
+    except imaging.ImageError as error:
+        raise DatasetError(path, str(error).removeprefix(f"{path}: ")) from None
+
+
 def read_json(path: str | os.PathLike, what: str):
     """A JSON file's document; DatasetError naming the file when it is missing or not JSON."""
     try:
@@ -309,13 +319,7 @@ class VitonLayout:
 
     def unpaired_ground_truth(self, person: str, cloth: str) -> np.ndarray | None:
         """The synthetic ground truth of ``person`` wearing ``cloth``, when the dataset has it."""
-        path = self.directory / UNPAIRED_GT / unpaired_name(person, cloth)
-        if not path.is_file():
-            return None
-        try:
-            return imaging.load_image(path)
-        except imaging.ImageError as error:
-            raise DatasetError(path, str(error).removeprefix(f"{path}: ")) from None
+        return read_optional_image(self.directory / UNPAIRED_GT / unpaired_name(person, cloth))
 
     def check(self) -> list[DatasetError]:
         """Read every pair of the split; return the problems found (empty when the split is sound)."""
