@@ -126,6 +126,20 @@ def piecewise_affine(
     return warped, covered
 
 
+def run_near(row: np.ndarray, centre: int) -> tuple[int, int] | None:
+    """The run of True values in the 1-D ``row`` containing (or nearest to) ``centre``: ``(first, last)`` indices,
+    None when the row is all False."""
+    columns = np.nonzero(row)[0]
+    if len(columns) == 0:
+        return None
+    splits = np.nonzero(np.diff(columns) > 1)[0]
+    starts = np.concatenate([[columns[0]], columns[splits + 1]])
+    ends = np.concatenate([columns[splits], [columns[-1]]])
+    inside = np.nonzero((starts <= centre) & (ends >= centre))[0]
+    index = inside[0] if len(inside) else int(np.argmin(np.minimum(abs(starts - centre), abs(ends - centre))))
+    return int(starts[index]), int(ends[index])
+
+
 def grid_triangles(rows: int, cols: int) -> np.ndarray:
     """Triangles of a rows x cols grid of vertices numbered row-major."""
     triangles = []

@@ -51,19 +51,6 @@ class GarmentLandmarks:
     cuff: dict[str, np.ndarray]  # absent for sleeveless garments
 
 
-def _run(row: np.ndarray, centre: int) -> tuple[int, int] | None:
-    """The run of True values in ``row`` containing (or nearest to) ``centre``."""
-    columns = np.nonzero(row)[0]
-    if len(columns) == 0:
-        return None
-    splits = np.nonzero(np.diff(columns) > 1)[0]
-    starts = np.concatenate([[columns[0]], columns[splits + 1]])
-    ends = np.concatenate([columns[splits], [columns[-1]]])
-    inside = np.nonzero((starts <= centre) & (ends >= centre))[0]
-    index = inside[0] if len(inside) else int(np.argmin(np.minimum(abs(starts - centre), abs(ends - centre))))
-    return int(starts[index]), int(ends[index])
-
-
 def garment_landmarks(mask: np.ndarray) -> GarmentLandmarks:
     """Find the landmarks of an upper garment's mask (laid flat, seen from the front or back).
 
@@ -81,7 +68,7 @@ def garment_landmarks(mask: np.ndarray) -> GarmentLandmarks:
     # the hem is the bottom of the central column: long sleeves may hang lower than it
     bottom = int(column.max())
     height = bottom - top + 1
-    runs = [r for r in (_run(mask[y], centre) for y in range(max(bottom - max(int(0.02 * height), 1), top),
+    runs = [r for r in (geometry.run_near(mask[y], centre) for y in range(max(bottom - max(int(0.02 * height), 1), top),
                                                                bottom + 1)) if r]
     hem_left = min(r[0] for r in runs)
     hem_right = max(r[1] for r in runs)
@@ -109,7 +96,7 @@ def garment_landmarks(mask: np.ndarray) -> GarmentLandmarks:
     shoulder_y = int(max(shoulder["a"][1], shoulder["b"][1]))
     armpit = None
     for y in range(bottom, shoulder_y, -1):
-        run = _run(mask[y], centre)
+        run = geometry.run_near(mask[y], centre)
         if not run or not 0.85 * hem_width <= run[1] - run[0] <= 1.15 * hem_width:
             break
         armpit = {"a": np.array([run[0], y], float), "b": np.array([run[1], y], float)}
@@ -147,7 +134,7 @@ def sleeve_side(mask: np.ndarray, shoulder: dict, armpit: dict) -> np.ndarray:
         above = mask & (sign * cross > 0) & (ys < p[1]) & ((xs < p[0]) if side == "a" else (xs > p[0]))
         out[above] = value
     for y in range(max(armpit_y, 0), height):
-        run = _run(mask[y], centre)
+        run = geometry.run_near(mask[y], centre)
         if run is None:
             continue
         row = mask[y]

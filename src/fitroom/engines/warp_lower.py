@@ -25,6 +25,7 @@ from fitroom import geometry
 from fitroom.engines.compositing import carry_light, composite, skin_colour
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
 from fitroom.labels import LOWER_GARMENT_LABELS, Body25, BodyPart, Cihp
+from fitroom.preprocess.agnostic import waist_y
 from fitroom.preprocess.body import BodyGeometry
 
 #: kept in front of a new lower garment: the top over its waistband, arms and hands, head, shoes
@@ -101,25 +102,52 @@ def _along(leg, t: float, crotch_y: float) -> np.ndarray:
     return knee + (ankle - knee) * min((t - 0.5) / 0.5, 1.2)
 
 
-def lower_meshes(landmarks: LowerLandmarks, mask: np.ndarray, keypoints: np.ndarray, waist_half: float
+@dataclass
+class HipFrame:
+    """Where a lower garment sits on the photo: the hips' height and centre, their spacing, the waistband's height
+    (:func:`fitroom.preprocess.agnostic.waist_y`) and the body's front half-width there."""
+
+    hip_y: float
+    centre_x: float
+    spacing: float
+    waist_y: float
+    waist_half: float
+
+
+def hip_frame(keypoints: np.ndarray, parse: np.ndarray) -> HipFrame:
+    """The :class:`HipFrame` of a photo; InputsError without both hips and the neck."""
+    k = np.asarray(keypoints, float)
+    if not all(k[j, 2] > 0 for j in (Body25.R_HIP, Body25.L_HIP, Body25.NECK)):
+        raise InputsError("a lower garment needs the hips and the neck in the photo")
+    hip_y = (k[Body25.R_HIP, 1] + k[Body25.L_HIP, 1]) / 2
+    centre_x = (k[Body25.R_HIP, 0] + k[Body25.L_HIP, 0]) / 2
+    spacing = abs(k[Body25.R_HIP, 0] - k[Body25.L_HIP, 0])
+    waist = waist_y(k[:, :2])
+    # the body's front half-width at the waistband: the torso's run of that row (clothes and skin, not the arms
+    # beside it), else from the hips
+    torso = np.isin(parse[int(np.clip(round(waist), 0, parse.shape[0] - 1))],
+                    (Cihp.UPPER_CLOTHES, Cihp.COAT, Cihp.DRESS, Cihp.TORSO_SKIN, Cihp.PANTS, Cihp.SKIRT))
+    x = int(np.clip(round(centre_x), 0, len(torso) - 1))
+    run = geometry.run_near(torso, x) if torso[x] else None
+    waist_half = (run[1] - run[0]) / 2 if run is not None and run[1] - run[0] > 0.5 * spacing else 0.9 * spacing
+    return HipFrame(hip_y=hip_y, centre_x=centre_x, spacing=spacing, waist_y=waist, waist_half=waist_half)
+
+
+def lower_meshes(landmarks: LowerLandmarks, mask: np.ndarray, keypoints: np.ndarray, frame: HipFrame
                  ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """The pieces to warp: ``(piece mask, garment vertices, body vertices, triangles)`` in garment pixels and
     photo pixels."""
     k = np.asarray(keypoints, float)
-    if not all(k[j, 2] > 0 for j in (Body25.R_HIP, Body25.L_HIP, Body25.NECK)):
-        raise InputsError("a lower garment needs the hips and the neck in the photo")
     legs = _legs(k)
-    hip_y = (k[Body25.R_HIP, 1] + k[Body25.L_HIP, 1]) / 2
-    centre_x = (k[Body25.R_HIP, 0] + k[Body25.L_HIP, 0]) / 2
-    waist_y = hip_y - 0.2 * (hip_y - k[Body25.NECK, 1])
+    hip_y, centre_x, waistband, waist_half = frame.hip_y, frame.centre_x, frame.waist_y, frame.waist_half
     knee_y = (legs["a"][1][1] + legs["b"][1][1]) / 2
     ankle_y = max(legs["a"][2][1], legs["b"][2][1])
     crotch_y = hip_y + 0.25 * (knee_y - hip_y)
     garment_waist = landmarks.waist["b"][0] - landmarks.waist["a"][0]
     if landmarks.crotch is not None:
-        scale = (crotch_y - waist_y) / max(landmarks.crotch[1] - landmarks.top, 1.0)
+        scale = (crotch_y - waistband) / max(landmarks.crotch[1] - landmarks.top, 1.0)
     else:  # a flat skirt's waist is half the waist's girth: about 2.3 hip-joint spacings on people
-        scale = 2.3 * abs(k[Body25.R_HIP, 0] - k[Body25.L_HIP, 0]) / max(garment_waist, 1.0)
+        scale = 2.3 * frame.spacing / max(garment_waist, 1.0)
     pieces = []
     if landmarks.crotch is not None:
         rise = landmarks.crotch[1] - landmarks.top
@@ -131,7 +159,7 @@ def lower_meshes(landmarks: LowerLandmarks, mask: np.ndarray, keypoints: np.ndar
             hip_outer = np.array([_row_end(mask, hip_row, sign, landmarks.centre), hip_row])
             garment = [landmarks.waist[side], np.array([landmarks.centre, landmarks.top]), hip_outer,
                        landmarks.crotch.copy()]
-            body = [np.array([centre_x + sign * waist_half, waist_y]), np.array([centre_x, waist_y]),
+            body = [np.array([centre_x + sign * waist_half, waistband]), np.array([centre_x, waistband]),
                     np.array([legs[side][0][0] + sign * (abs(hip_outer[0] - landmarks.centre) * scale
                                                          - abs(legs[side][0][0] - centre_x)), crotch_y]),
                     np.array([centre_x, crotch_y])]
@@ -157,10 +185,10 @@ def lower_meshes(landmarks: LowerLandmarks, mask: np.ndarray, keypoints: np.ndar
             piece = geometry.polygon_mask(mask.shape, outline) & mask
             pieces.append((piece, strip, np.array(body), geometry.strip_triangles(len(strip) // 2)))
         return pieces
-    hem_y = min(waist_y + scale * (landmarks.bottom - landmarks.top), ankle_y + 0.02 * (ankle_y - hip_y))
+    hem_y = min(waistband + scale * (landmarks.bottom - landmarks.top), ankle_y + 0.02 * (ankle_y - hip_y))
     hip_row = landmarks.top + 0.3 * (landmarks.bottom - landmarks.top)
     rows_g = [landmarks.top, hip_row, landmarks.bottom]
-    rows_b = [waist_y, waist_y + 0.3 * (hem_y - waist_y), hem_y]
+    rows_b = [waistband, waistband + 0.3 * (hem_y - waistband), hem_y]
     garment, body = [], []
     for g_y, b_y in zip(rows_g, rows_b):
         left = _row_end(mask, g_y, -1.0, landmarks.centre)
@@ -169,16 +197,6 @@ def lower_meshes(landmarks: LowerLandmarks, mask: np.ndarray, keypoints: np.ndar
         garment += [np.array([left, g_y]), np.array([landmarks.centre, g_y]), np.array([right, g_y])]
         body += [np.array([centre_x - half, b_y]), np.array([centre_x, b_y]), np.array([centre_x + half, b_y])]
     return [(mask, np.array(garment), np.array(body), geometry.grid_triangles(3, 3))]
-
-
-def _run_around(row: np.ndarray, centre: float) -> tuple[int, int] | None:
-    """The run of True values of ``row`` holding ``centre`` (None when ``centre`` is off)."""
-    x = int(np.clip(round(centre), 0, len(row) - 1))
-    if not row[x]:
-        return None
-    left = x - int(np.argmin(row[x::-1])) + 1 if not row[: x + 1].all() else 0
-    right = x + int(np.argmin(row[x:])) - 1 if not row[x:].all() else len(row) - 1
-    return left, right
 
 
 def _row_end(mask: np.ndarray, y: float, sign: float, centre: float, within: float | None = None) -> float:
@@ -206,18 +224,9 @@ def warp_lower(inputs: TryOnInputs, shading: bool = True) -> TryOnResult:
     except ValueError as error:
         raise InputsError(f"the lower garment's photo cannot be read: {error}") from None
     old = np.isin(parse, LOWER_GARMENT_LABELS)
-    k = np.asarray(keypoints, float)
-    hip_y = (k[Body25.R_HIP, 1] + k[Body25.L_HIP, 1]) / 2
-    waist_y = hip_y - 0.2 * (hip_y - k[Body25.NECK, 1])
-    # the body's front half-width at the waistband: the torso's run of that row (clothes and skin, not the arms
-    # beside it), else from the hips
-    centre_x = (k[Body25.R_HIP, 0] + k[Body25.L_HIP, 0]) / 2
-    hips = abs(k[Body25.R_HIP, 0] - k[Body25.L_HIP, 0])
-    torso = np.isin(parse[int(np.clip(round(waist_y), 0, height - 1))],
-                    (Cihp.UPPER_CLOTHES, Cihp.COAT, Cihp.DRESS, Cihp.TORSO_SKIN, Cihp.PANTS, Cihp.SKIRT))
-    run = _run_around(torso, centre_x)
-    waist_half = (run[1] - run[0]) / 2 if run is not None and run[1] - run[0] > 0.5 * hips else 0.9 * hips
-    meshes = lower_meshes(landmarks, inputs.garment_mask, keypoints, waist_half)
+    frame = hip_frame(keypoints, parse)
+    hip_y, centre_x = frame.hip_y, frame.centre_x
+    meshes = lower_meshes(landmarks, inputs.garment_mask, keypoints, frame)
     garment = inputs.garment.astype(np.float32) / 255.0
     warped_rgb = np.zeros((height, width, 3), np.float32)
     coverage = np.zeros((height, width), np.float32)

@@ -80,8 +80,9 @@ _LEG_CHAINS = ((Cihp.RIGHT_LEG, (Body25.R_HIP, Body25.R_KNEE, Body25.R_ANKLE)),
                (Cihp.LEFT_LEG, (Body25.L_HIP, Body25.L_KNEE, Body25.L_ANKLE)))
 
 
-def _waist_y(points: np.ndarray) -> float | None:
-    """The waistband's height: above the hip joints by a fifth of the torso (neck to hips); None without hips."""
+def waist_y(points: np.ndarray) -> float | None:
+    """The waistband's height from ``(25, 2)`` BODY_25 points: above the hip joints by a fifth of the torso (neck to
+    hips); None without hips. The lower garment's agnostic mask and the warp engine place the waistband here."""
     hips = [points[j] for j in (Body25.R_HIP, Body25.L_HIP) if _present(points[j])]
     if not hips:
         return None
@@ -121,7 +122,7 @@ def parse_agnostic(parse: np.ndarray, keypoints: np.ndarray,
             band = _arm_band(parse.shape, points, tuple(int(j) for j in chain), 12 * r, 8 * r, 5 * r)
             out[band & (parse == label)] = Cihp.BACKGROUND
         out[np.isin(parse, LOWER_GARMENT_LABELS)] = Cihp.BACKGROUND
-        waist = _waist_y(points)
+        waist = waist_y(points)
         if waist is not None:  # a dress worn now: what is below the waist goes with the lower garment
             below = np.arange(parse.shape[0])[:, None] >= waist
             out[below & (parse == Cihp.DRESS)] = Cihp.BACKGROUND
@@ -173,7 +174,7 @@ def _lower_mask(parse: np.ndarray, points: np.ndarray, r: float) -> np.ndarray:
     """The lower garment's region, waist to ankles (before anything is kept): ``(H, W)`` bool."""
     shape = parse.shape
     grey = np.zeros(shape, dtype=np.uint8)
-    waist = _waist_y(points)
+    waist = waist_y(points)
     right_hip, left_hip = points[Body25.R_HIP], points[Body25.L_HIP]
     if waist is not None and _present(right_hip) and _present(left_hip):
         lift = np.array([0.0, waist - (right_hip[1] + left_hip[1]) / 2])
