@@ -161,7 +161,7 @@ class S3Store(ObjectStore):
         return f"{self.prefix}/{check_key(key)}" if self.prefix else check_key(key)
 
     def _failed(self, action: str, error: Exception) -> StorageError:
-        code = getattr(error, "response", {}).get("Error", {}).get("Code", "") if hasattr(error, "response") else ""
+        code = getattr(error, "response", {}).get("Error", {}).get("Code", "")  # a ClientError's; others have none
         return StorageError(f"the image storage s3://{self.bucket} could not {action} "
                             f"({type(error).__name__}{': ' + code if code else ''})")
 

@@ -160,7 +160,7 @@ def lower_template(spec: LowerSpec, view: View, shape: tuple[int, int]) -> Lower
     return LowerTemplate(albedo=albedo, product_mask=product_mask, pieces=pieces, unit=unit)
 
 
-def lower_body_mesh(spec: LowerSpec, sk, body, shape: tuple[int, int]) -> list[np.ndarray]:
+def lower_body_mesh(spec: LowerSpec, sk, body) -> list[np.ndarray]:
     """The pieces' mesh vertices on the body (render pixels), matching :func:`lower_template`'s, from the
     renderer's skeleton ``sk`` and body proportions ``body``."""
     hu = sk.hu

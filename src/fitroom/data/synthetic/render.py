@@ -454,7 +454,7 @@ def render_person(person: PersonSpec, garment: GarmentSpec, view: View, size: tu
     pelvis_mask = geometry.polygon_mask(shape, pelvis)
     if lower is not None:  # the lower garment's own fabric, carried from its product photo piece by piece
         template_lower = lower_template(lower, view, shape)
-        body_meshes = lower_body_mesh(lower, sk, body, shape)
+        body_meshes = lower_body_mesh(lower, sk, body)
         pieces = list(zip(template_lower.pieces, body_meshes))
         if len(pieces) == 2 and order == ("b", "a"):
             pieces = pieces[::-1]
