@@ -48,14 +48,14 @@ def test_each_lower_garment_is_worn_with_its_product_photos_fabric(kind, view):
         assert legs > 0.05 * worn.sum()
 
 
-def test_a_dataset_of_tops_and_lower_garments_in_both_layouts(tmp_path):
+def test_a_dataset_of_tops_lower_garments_and_dresses_in_both_layouts(tmp_path):
     from fitroom.cli import main
     from fitroom.data.dresscode import DressCodeLayout
     from fitroom.data.layout import VitonLayout
 
     out = tmp_path / "mixed"
-    assert main(["-q", "synth", "--out", str(out), "--count", "6", "--size", "256x192", "--categories",
-                 "upper,lower", "--workers", "1", "--test-fraction", "0.67"]) == 0
+    assert main(["-q", "synth", "--out", str(out), "--count", "9", "--size", "256x192", "--categories",
+                 "upper,lower,dress", "--workers", "1", "--test-fraction", "0.67"]) == 0
     layout = VitonLayout(out, "test")
     seen = set()
     for person, cloth in layout.pairs():
@@ -65,11 +65,16 @@ def test_a_dataset_of_tops_and_lower_garments_in_both_layouts(tmp_path):
         assert truth is not None
         grey = (np.abs(sample.agnostic.astype(int) - 128) <= 4).all(-1)  # a JPEG file: grey up to its loss
         if sample.category is GarmentCategory.LOWER:  # the top stays, the legs go
-            assert grey[sample.parse == Cihp.UPPER_CLOTHES].mean() < 0.05
+            assert grey[np.isin(sample.parse, [Cihp.UPPER_CLOTHES, Cihp.COAT])].mean() < 0.05
             assert grey[np.isin(sample.parse, [Cihp.PANTS, Cihp.SKIRT])].mean() > 0.95
-    assert seen == {GarmentCategory.UPPER, GarmentCategory.LOWER}
+        if sample.category is GarmentCategory.DRESS:  # the person wears a dress, and it goes, top to hem
+            assert (sample.parse == Cihp.DRESS).sum() > 0.05 * sample.parse.size
+            assert not np.isin(sample.parse, [Cihp.UPPER_CLOTHES, Cihp.PANTS, Cihp.SKIRT]).any()
+            assert grey[sample.parse == Cihp.DRESS].mean() > 0.95
+    assert seen == set(GarmentCategory)
     assert main(["-q", "dataset", "convert", str(out), "--to", "dresscode", "--out", str(tmp_path / "dc")]) == 0
     for kind in ("paired", "unpaired"):
         dresscode = DressCodeLayout(tmp_path / "dc", "test", kind)
         assert dresscode.check() == [] and set(c for _, _, c in dresscode.pairs()) == seen
-    assert main(["-q", "synth", "--out", str(tmp_path / "d"), "--count", "2", "--categories", "dress"]) == 2
+    assert sorted(p.name for p in (tmp_path / "dc").iterdir() if p.is_dir()) == ["dresses", "lower_body",
+                                                                                 "upper_body"]

@@ -886,13 +886,15 @@ def test_images_in_s3_from_upload_to_retention_and_deletion(tmp_path, preprocess
 
 
 def test_the_garments_category_drives_the_check_the_agnostic_person_and_what_the_engine_is_given(
-        tmp_path, preprocessor, photos):
-    """A dress: the warp engine's fitting room lists it as not tryable and refuses its try-on in words; a lower
-    garment reaches an engine with the lower garment's agnostic person (legs greyed, the top kept); the photo
-    check asks a half-body photo for the legs only for trousers, and passes the full-length photo for all three
-    categories."""
+        tmp_path, preprocessor, photos, monkeypatch):
+    """A dress with an engine that does not dress them (the warp engine made to say so): the fitting room lists
+    it as not tryable and refuses its try-on in words; a lower garment reaches an engine with the lower garment's
+    agnostic person (legs greyed, the top kept); the photo check asks a half-body photo for the legs only for
+    trousers, and passes the full-length photo for all three categories."""
+    from fitroom.engines.warp import WarpEngine
     from fitroom.labels import GarmentCategory
 
+    monkeypatch.setattr(WarpEngine, "categories", frozenset({GarmentCategory.UPPER, GarmentCategory.LOWER}))
     with make_client(tmp_path, preprocessor) as client:
         response = client.post("/v1/garments", files={"front": ("t.png", photos["garment"], "image/png")},
                                data={"name": "a dress", "category": "dress"}, headers=SHOP)

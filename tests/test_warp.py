@@ -70,9 +70,55 @@ def test_warp_engine_refuses_what_it_cannot_do():
     engine = create_engine("warp")
     with pytest.raises(InputsError, match="needs parse"):
         engine(TryOnInputs(person=render.image, garment=garment, garment_mask=mask, keypoints=render.keypoints))
-    with pytest.raises(InputsError, match="tops and lower garments, not dresses"):
-        engine(TryOnInputs(person=render.image, garment=garment, garment_mask=mask, keypoints=render.keypoints,
-                           parse=render.parse, category="dress"))
+    with pytest.raises(InputsError, match="dress's photo cannot be read: the garment mask is empty"):
+        engine(TryOnInputs(person=render.image, garment=garment, garment_mask=np.zeros_like(mask),
+                           keypoints=render.keypoints, parse=render.parse, category="dress"))
+
+
+def test_a_dress_is_cut_at_its_waist_and_worn_from_the_shoulders_down_the_legs():
+    """Rendered dresses (sleeveless, short and long sleeves): the product is cut near the waist the renderer drew
+    (hanging sleeves stay with the bodice); on people in a top and trousers or in another dress, front and back,
+    the try-on's dress reaches from the shoulders to within a tenth of the body of the truth's hem, the head
+    stays as it was and the old garments are gone; the result's parse says dress."""
+    from fitroom.data.synthetic.garment import WAIST
+    from fitroom.data.synthetic.writer import dress_spec
+    from fitroom.engines.warp_dress import dress_parts
+
+    engine = create_engine("warp")
+    size = (256, 192)
+    sleeves = set()
+    for index in range(4):
+        spec = sample_spec(11, index)
+        dress = dress_spec(11, index + 100)
+        sleeves.add(dress.sleeve_length > 0)
+        wear = dress_spec(11, index) if index % 2 else spec.garment
+        product, mask = render_garment(dress, "front", (512, 384))
+        bodice, skirt, waist = dress_parts(mask)
+        ys = np.nonzero(mask.any(1))[0]
+        expected = ys.min() + WAIST / dress.length * (ys.max() - ys.min())
+        assert abs(waist - expected) < 0.08 * (ys.max() - ys.min()), (index, waist, expected)
+        assert not (bodice & skirt).any() and ((bodice | skirt) == mask).all()
+        assert np.nonzero(bodice.any(1))[0].max() > waist or dress.sleeve_length < 0.5  # long sleeves hang low
+        for view in ("front", "back"):
+            render = render_person(spec.person, wear, view, size)
+            truth = render_person(spec.person, dress, view, size)
+            product, mask = render_garment(dress, view, size)
+            result = engine(TryOnInputs(person=render.image, garment=product, garment_mask=mask,
+                                        keypoints=render.keypoints, parse=render.parse, view=view,
+                                        category="dress"))
+            worn = result.parse == Cihp.DRESS
+            true = truth.parse == Cihp.DRESS
+            centre = int(render.keypoints[Body25.NECK, 0])  # down the body's middle (not along a raised arm)
+            rows, true_rows = np.nonzero(worn[:, centre])[0], np.nonzero(true[:, centre])[0]
+            body = np.nonzero((truth.parse > 0).any(1))[0]
+            assert abs(rows.max() - true_rows.max()) < 0.1 * (body.max() - body.min()), (index, view)
+            # from the shoulders (an old higher neckline is filled with the dress's fabric, not skin)
+            assert rows.min() < true_rows.min() + 0.05 * (body.max() - body.min()), (index, view)
+            assert (worn & true).sum() > 0.7 * true.sum(), (index, view)
+            head = np.isin(render.parse, (Cihp.FACE, Cihp.HAIR))
+            assert (result.image[head] == render.image[head]).all()
+            assert not np.isin(result.parse, (Cihp.UPPER_CLOTHES, Cihp.PANTS, Cihp.SKIRT)).any(), (index, view)
+    assert sleeves == {True, False}
 
 
 def test_the_warp_engine_dresses_lower_garments_closer_to_the_truth_than_the_unchanged_photo():

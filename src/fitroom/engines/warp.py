@@ -116,6 +116,26 @@ def garment_landmarks(mask: np.ndarray) -> GarmentLandmarks:
     return GarmentLandmarks(neck=neck, shoulder=shoulder, armpit=armpit, hem=hem, cuff=cuff)
 
 
+def bodice_landmarks(bodice: np.ndarray) -> GarmentLandmarks:
+    """A bodice's landmarks (:func:`.warp.garment_landmarks`) with its armpits where its chest is: the widest row
+    of the torso's own run in the lower third of the bodice, below a sleeve's seam and a sleeveless cut's
+    armholes (which would otherwise pass for the armpits and make the chest, hence the whole dress, too narrow
+    on the garment and too big on the body)."""
+    landmarks = garment_landmarks(bodice)
+    ys, xs = np.nonzero(bodice)
+    centre = int(round((landmarks.hem["a"][0] + landmarks.hem["b"][0]) / 2))
+    top, waist = int(ys.min()), int(landmarks.hem["a"][1])
+    best = None
+    for y in range(top + int(0.65 * (waist - top)), waist + 1):
+        run = geometry.run_near(bodice[y], centre)
+        if run is not None and (best is None or run[1] - run[0] > best[1][1] - best[1][0]):
+            best = (y, run)
+    if best is not None:
+        y, (left, right) = best
+        landmarks.armpit = {"a": np.array([left, y], float), "b": np.array([right, y], float)}
+    return landmarks
+
+
 def sleeve_side(mask: np.ndarray, shoulder: dict, armpit: dict) -> np.ndarray:
     """``(H, W)`` uint8: 1 on the image-left sleeve, 2 on the image-right one, 0 elsewhere (torso or off).
 
@@ -158,12 +178,14 @@ class BodyFrame:
     garment_top: np.ndarray  # the garment's neck centre
     hem_depth: float = 0.0  # the least depth of the hem below the neck along ``down`` (body pixels)
     hem_half: float = 0.0  # the least half width of the hem
+    length_scale: float = 0.0  # body pixels per garment pixel down the garment (0: ``scale``)
 
 
 def body_frame(keypoints: np.ndarray, landmarks: GarmentLandmarks, image_side: dict[str, str],
-               chest_ease: float = 1.12, cover: np.ndarray | None = None) -> BodyFrame:
+               chest_ease: float = 1.12, cover: np.ndarray | None = None, hem_at: float | None = None) -> BodyFrame:
     """The body measures for this garment; ``cover`` ``(H, W)`` bool is the old garment's torso, which the new
-    garment must reach down and out to."""
+    garment must reach down and out to. With ``hem_at`` (a photo row) the hem lies on that row and the garment's
+    lengths are scaled to put it there (a dress's bodice, its hem at the waist), whatever its width."""
     k = np.asarray(keypoints, dtype=np.float64)
     shoulder = {s: k[Body25.R_SHOULDER if image_side[s] == "right" else Body25.L_SHOULDER, :2] for s in "ab"}
     width = float(np.hypot(*(shoulder["b"] - shoulder["a"])))
@@ -174,9 +196,10 @@ def body_frame(keypoints: np.ndarray, landmarks: GarmentLandmarks, image_side: d
     hip_half = float(np.hypot(*(k[Body25.L_HIP, :2] - k[Body25.R_HIP, :2]))) / 2 if hips_seen else 0.35 * width
     across, down = geometry.unit(shoulder["b"] - shoulder["a"]), geometry.unit(mid_hip - neck)
     # a top ends a little below the hip joints; it reaches as far down and out as the old garment's torso did
-    hem_depth = float(np.dot(mid_hip - neck, down)) + 0.12 * width
-    hem_half = hip_half + 0.25 * width
-    if cover is not None and cover.any():
+    own_length = hem_at is not None
+    hem_depth = 0.0 if own_length else float(np.dot(mid_hip - neck, down)) + 0.12 * width
+    hem_half = 0.0 if own_length else hip_half + 0.25 * width
+    if cover is not None and cover.any() and not own_length:
         ys, xs = np.nonzero(cover)
         depth = (xs - neck[0]) * down[0] + (ys - neck[1]) * down[1]
         side = (xs - neck[0]) * across[0] + (ys - neck[1]) * across[1]
@@ -186,13 +209,18 @@ def body_frame(keypoints: np.ndarray, landmarks: GarmentLandmarks, image_side: d
             low = torso & (depth > 0.8 * hem_depth)
             if low.sum() > 20:
                 hem_half = max(hem_half, float(np.percentile(np.abs(side[low]), 99)) + 0.03 * width)
+    # the garment's chest (armpit to armpit) sits on the body's chest, chest_ease shoulder widths wide; the
+    # chest, unlike the shoulder seams, exists on every cut (a tank's straps say nothing about its size)
+    scale = chest_ease * width / max(garment_chest, 1.0)
+    garment_top = (landmarks.neck["a"] + landmarks.neck["b"]) / 2
+    length_scale = 0.0
+    if hem_at is not None:
+        garment_length = (landmarks.hem["a"][1] + landmarks.hem["b"][1]) / 2 - garment_top[1]
+        length_scale = max(hem_at - neck[1], 1.0) / max(down[1], 0.5) / max(garment_length, 1.0)
     return BodyFrame(
         shoulder=shoulder, neck=neck, across=across, down=down, hem_depth=hem_depth, hem_half=hem_half,
-        width=width, hip_half=hip_half,
-        # the garment's chest (armpit to armpit) sits on the body's chest, chest_ease shoulder widths wide; the
-        # chest, unlike the shoulder seams, exists on every cut (a tank's straps say nothing about its size)
-        scale=chest_ease * width / max(garment_chest, 1.0),
-        garment_top=(landmarks.neck["a"] + landmarks.neck["b"]) / 2, chest_half=chest_ease * width / 2)
+        width=width, hip_half=hip_half, scale=scale, length_scale=length_scale,
+        garment_top=garment_top, chest_half=chest_ease * width / 2)
 
 
 def torso_targets(frame: BodyFrame, landmarks: GarmentLandmarks) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -205,10 +233,11 @@ def torso_targets(frame: BodyFrame, landmarks: GarmentLandmarks) -> tuple[list[n
         garment_points.append(landmarks.shoulder[side])
         body_points.append(frame.shoulder[side] + sign * frame.across * 0.12 * frame.width - frame.down * lift)
         garment_points.append(landmarks.armpit[side])
-        depth = (landmarks.armpit[side][1] - frame.garment_top[1]) * frame.scale
+        length_scale = frame.length_scale or frame.scale
+        depth = (landmarks.armpit[side][1] - frame.garment_top[1]) * length_scale
         body_points.append(frame.neck + frame.down * depth + sign * frame.across * frame.chest_half)
         garment_points.append(landmarks.hem[side])
-        depth = max((landmarks.hem[side][1] - frame.garment_top[1]) * frame.scale, frame.hem_depth)
+        depth = max((landmarks.hem[side][1] - frame.garment_top[1]) * length_scale, frame.hem_depth)
         half = max(abs(landmarks.hem[side][0] - frame.garment_top[0]) * frame.scale, frame.hem_half)
         body_points.append(frame.neck + frame.down * depth + sign * frame.across * half)
     return garment_points, body_points
@@ -329,14 +358,35 @@ class WarpEngine:
             the garment's size on the body.
     """
 
-    #: tops (neck, shoulders, sleeves, hem) and lower garments (:mod:`fitroom.engines.warp_lower`); not dresses
-    categories = frozenset({GarmentCategory.UPPER, GarmentCategory.LOWER})
+    #: tops (neck, shoulders, sleeves, hem), lower garments (:mod:`fitroom.engines.warp_lower`) and dresses
+    #: (:mod:`fitroom.engines.warp_dress`)
+    categories = frozenset({GarmentCategory.UPPER, GarmentCategory.LOWER, GarmentCategory.DRESS})
 
     def __init__(self, shading: bool = True, chest_ease: float = 1.12) -> None:
         self.shading = shading
         self.chest_ease = chest_ease
 
     def __call__(self, inputs: TryOnInputs) -> TryOnResult:
+        for field in ("garment", "garment_mask", "keypoints", "parse"):
+            if getattr(inputs, field) is None:
+                raise InputsError(f"the warp engine needs {field}")
+        if inputs.category is GarmentCategory.LOWER:
+            from fitroom.engines.warp_lower import warp_lower
+
+            return warp_lower(inputs, self.shading)
+        if inputs.category is GarmentCategory.DRESS:
+            from fitroom.engines.warp_dress import warp_dress
+
+            return warp_dress(self, inputs)
+        return self.top(inputs)
+
+    def top(self, inputs: TryOnInputs, hem_at: float | None = None, bodice: bool = False,
+            shading: bool | None = None) -> TryOnResult:
+        """An upper garment on the person of ``inputs``; with ``hem_at``, its hem on that photo row (see
+        :func:`body_frame`); ``bodice``: the garment is a dress's bodice (:func:`bodice_landmarks`);
+        ``shading`` replaces the engine's setting. ``extras["torso_body"]`` holds the torso's body points (neck
+        side, shoulder, armpit, hem corner, for side "a" then "b") and ``extras["scale"]`` body pixels per garment
+        pixel."""
         timings: dict[str, float] = {}
         clock = time.perf_counter()
 
@@ -346,21 +396,11 @@ class WarpEngine:
             timings[step] = now - clock
             clock = now
 
-        # 1. check the inputs this engine needs
-        for field in ("garment", "garment_mask", "keypoints", "parse"):
-            if getattr(inputs, field) is None:
-                raise InputsError(f"the warp engine needs {field}")
-        if inputs.category is GarmentCategory.LOWER:
-            from fitroom.engines.warp_lower import warp_lower
-
-            return warp_lower(inputs, self.shading)
-        if inputs.category is not GarmentCategory.UPPER:
-            raise InputsError("the warp engine dresses tops and lower garments, not dresses")
         person, parse, keypoints = inputs.person, inputs.parse, inputs.keypoints
         height, width = person.shape[:2]
 
         # 2. garment landmarks, measured on the garment's own mask (stretching it would change its angles)
-        landmarks = garment_landmarks(inputs.garment_mask)
+        landmarks = (bodice_landmarks if bodice else garment_landmarks)(inputs.garment_mask)
         native_parts = sleeve_side(inputs.garment_mask, landmarks.shoulder, landmarks.armpit)
         garment_height, garment_width = inputs.garment_mask.shape
         to_canvas = np.array([width / garment_width, height / garment_height])
@@ -376,7 +416,8 @@ class WarpEngine:
         arms = np.isin(parse, ARM_LABELS)
         body = BodyGeometry.from_keypoints(keypoints, scale=1.2)
         torso_zone = body.mask((height, width), BodyPart.TORSO)
-        frame = body_frame(keypoints, landmarks, image_side, self.chest_ease, cover=old & torso_zone & ~arms)
+        frame = body_frame(keypoints, landmarks, image_side, self.chest_ease, cover=old & torso_zone & ~arms,
+                           hem_at=hem_at)
         torso_garment, torso_body = torso_targets(frame, landmarks)
         torso_source = np.dstack([garment, (garment_mask & (parts == 0)).astype(np.float32)])
         warped = tps_warp(torso_source, [p * to_canvas for p in torso_garment], torso_body)
@@ -438,7 +479,7 @@ class WarpEngine:
 
         # 6. carry the person's shading (band-passed luminance of the old garment) onto the new one, and the
         #    photo's tone (greyscale, sepia) onto its colours
-        warped_rgb = carry_light(person, old, drawn, warped_rgb, self.shading)
+        warped_rgb = carry_light(person, old, drawn, warped_rgb, self.shading if shading is None else shading)
         tick("shading")
 
         # 7. composite with anti-aliased seams, never outside the garment's own neighbourhood; then every kept
@@ -452,4 +493,6 @@ class WarpEngine:
         tick("composite")
         warped_uint8 = np.clip(warped_rgb * 255 + 0.5, 0, 255).astype(np.uint8)
         return TryOnResult(image=image, engine="warp", warped_garment=warped_uint8, warped_mask=new,
-                           parse=new_parse, timings=timings)
+                           parse=new_parse, timings=timings,
+                           extras={"torso_body": torso_body, "scale": frame.scale,
+                                   "length_scale": frame.length_scale or frame.scale})

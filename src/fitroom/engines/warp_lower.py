@@ -133,10 +133,12 @@ def hip_frame(keypoints: np.ndarray, parse: np.ndarray) -> HipFrame:
     return HipFrame(hip_y=hip_y, centre_x=centre_x, spacing=spacing, waist_y=waist, waist_half=waist_half)
 
 
-def lower_meshes(landmarks: LowerLandmarks, mask: np.ndarray, keypoints: np.ndarray, frame: HipFrame
+def lower_meshes(landmarks: LowerLandmarks, mask: np.ndarray, keypoints: np.ndarray, frame: HipFrame,
+                 scale: tuple[float, float] | None = None
                  ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """The pieces to warp: ``(piece mask, garment vertices, body vertices, triangles)`` in garment pixels and
-    photo pixels."""
+    photo pixels. ``scale`` (photo pixels per garment pixel across and down a skirt) replaces the one measured
+    from the body (a dress's skirt takes its bodice's)."""
     k = np.asarray(keypoints, float)
     legs = _legs(k)
     hip_y, centre_x, waistband, waist_half = frame.hip_y, frame.centre_x, frame.waist_y, frame.waist_half
@@ -144,10 +146,14 @@ def lower_meshes(landmarks: LowerLandmarks, mask: np.ndarray, keypoints: np.ndar
     ankle_y = max(legs["a"][2][1], legs["b"][2][1])
     crotch_y = hip_y + 0.25 * (knee_y - hip_y)
     garment_waist = landmarks.waist["b"][0] - landmarks.waist["a"][0]
-    if landmarks.crotch is not None:
+    length_scale = None
+    if scale is not None:
+        scale, length_scale = scale
+    elif landmarks.crotch is not None:
         scale = (crotch_y - waistband) / max(landmarks.crotch[1] - landmarks.top, 1.0)
     else:  # a flat skirt's waist is half the waist's girth: about 2.3 hip-joint spacings on people
         scale = 2.3 * frame.spacing / max(garment_waist, 1.0)
+    length_scale = length_scale or scale
     pieces = []
     if landmarks.crotch is not None:
         rise = landmarks.crotch[1] - landmarks.top
@@ -185,7 +191,7 @@ def lower_meshes(landmarks: LowerLandmarks, mask: np.ndarray, keypoints: np.ndar
             piece = geometry.polygon_mask(mask.shape, outline) & mask
             pieces.append((piece, strip, np.array(body), geometry.strip_triangles(len(strip) // 2)))
         return pieces
-    hem_y = min(waistband + scale * (landmarks.bottom - landmarks.top), ankle_y + 0.02 * (ankle_y - hip_y))
+    hem_y = min(waistband + length_scale * (landmarks.bottom - landmarks.top), ankle_y + 0.02 * (ankle_y - hip_y))
     hip_row = landmarks.top + 0.3 * (landmarks.bottom - landmarks.top)
     rows_g = [landmarks.top, hip_row, landmarks.bottom]
     rows_b = [waistband, waistband + 0.3 * (hem_y - waistband), hem_y]
@@ -215,8 +221,10 @@ def _row_end(mask: np.ndarray, y: float, sign: float, centre: float, within: flo
     return float(cols.min() if sign < 0 else cols.max())
 
 
-def warp_lower(inputs: TryOnInputs, shading: bool = True) -> TryOnResult:
-    """A lower garment on the person of ``inputs`` (see the module docstring)."""
+def warp_lower(inputs: TryOnInputs, shading: bool = True, frame: HipFrame | None = None,
+               scale: tuple[float, float] | None = None) -> TryOnResult:
+    """A lower garment on the person of ``inputs`` (see the module docstring); ``frame`` and ``scale`` replace
+    the ones measured on the photo (a dress's skirt hangs from its bodice's hem, at its bodice's scale)."""
     person, parse, keypoints = inputs.person, inputs.parse, inputs.keypoints
     height, width = person.shape[:2]
     try:
@@ -224,9 +232,9 @@ def warp_lower(inputs: TryOnInputs, shading: bool = True) -> TryOnResult:
     except ValueError as error:
         raise InputsError(f"the lower garment's photo cannot be read: {error}") from None
     old = np.isin(parse, LOWER_GARMENT_LABELS)
-    frame = hip_frame(keypoints, parse)
+    frame = frame or hip_frame(keypoints, parse)
     hip_y, centre_x = frame.hip_y, frame.centre_x
-    meshes = lower_meshes(landmarks, inputs.garment_mask, keypoints, frame)
+    meshes = lower_meshes(landmarks, inputs.garment_mask, keypoints, frame, scale)
     garment = inputs.garment.astype(np.float32) / 255.0
     warped_rgb = np.zeros((height, width, 3), np.float32)
     coverage = np.zeros((height, width), np.float32)
@@ -247,6 +255,10 @@ def warp_lower(inputs: TryOnInputs, shading: bool = True) -> TryOnResult:
     body = BodyGeometry.from_keypoints(keypoints, scale=1.2)
     leg_zone = body.mask((height, width), BodyPart.LEFT_UPPER_LEG, BodyPart.RIGHT_UPPER_LEG,
                          BodyPart.LEFT_LOWER_LEG, BodyPart.RIGHT_LOWER_LEG)
+    # the thigh's and the shin's quads leave a notch at a bent knee: close it (else a crescent of background)
+    knee = max(int(0.03 * height) | 1, 3)
+    leg_zone = cv2.morphologyEx(leg_zone.astype(np.uint8), cv2.MORPH_CLOSE,
+                                cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (knee, knee))).astype(bool)
     below = np.arange(height)[:, None] > hip_y
     skin_zone = uncovered & leg_zone & below
     skin = skin_colour(result, parse, np.isin(parse, (Cihp.LEFT_LEG, Cihp.RIGHT_LEG, Cihp.LEFT_ARM,

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from fitroom import geometry
-from fitroom.data.synthetic.spec import GarmentKind, GarmentSpec, Graphic, Neckline, Pattern
+from fitroom.data.synthetic.spec import DRESS_HIP, GarmentKind, GarmentSpec, Graphic, Neckline, Pattern
 from fitroom.labels import View
 
 #: template rows, in head units below the neck points: shoulder seam drop, armpit, waist (hem is the length)
@@ -36,7 +36,8 @@ class Template:
         albedo: ``(H, W, 3)`` float32 fabric colour without lighting.
         torso_mask, sleeve_masks: where each piece lies on the worn garment (the front neckline cut out).
         product_mask: what a product photo shows (the inner back of the collar included).
-        torso_points: ``(4 * 5, 2)`` mesh vertices, rows (top, armpit, waist, hem) x ``COLUMNS``.
+        torso_points: ``(rows * 5, 2)`` mesh vertices, rows (top, armpit, waist, hem) x ``COLUMNS``; a dress has a
+            fifth row, its hips, before the hem.
         sleeve_points: per side ("a" image-left, "b" image-right), ``(2 * sections, 2)`` cross-section vertices
             (outer, inner); empty for sleeveless garments.
         sleeve_sections: the arm-length fraction of each sleeve cross-section after the seam.
@@ -58,7 +59,14 @@ def _half_width(spec: GarmentSpec) -> float:
 
 
 def _seam_half_width(spec: GarmentSpec) -> float:
-    return 0.62 if spec.kind is GarmentKind.TANK else _half_width(spec) + 0.08
+    return 0.62 if spec.strapped else _half_width(spec) + 0.08
+
+
+def dress_widths(spec: GarmentSpec) -> tuple[float, float, float]:
+    """A dress's flat half-widths in hu at the waist (fitted), the hips and the hem (the hips' plus the flare)."""
+    half = _half_width(spec)
+    hip = half + 0.1
+    return 0.9 * half, hip, hip + spec.flare * (spec.length - DRESS_HIP)
 
 
 def sleeve_sections(spec: GarmentSpec) -> tuple[float, ...]:
@@ -172,7 +180,8 @@ def build_template(spec: GarmentSpec, view: View, shape: tuple[int, int]) -> Tem
     arm = UPPER_ARM + FOREARM
     sleeve_angle = 28.0 if len(sections) == 2 else 52.0
     sleeve_reach = (spec.sleeve_length * arm) if sections else 0.0
-    extent_x = max(half, seam + sleeve_reach * np.sin(np.deg2rad(sleeve_angle)) + 0.3)
+    widths = dress_widths(spec) if spec.is_dress else (half, half)
+    extent_x = max(half, widths[-1], seam + sleeve_reach * np.sin(np.deg2rad(sleeve_angle)) + 0.3)
     extent_y = max(spec.length, SHOULDER_DROP + sleeve_reach * np.cos(np.deg2rad(sleeve_angle)) + 0.6) + 0.2
     unit = min(0.86 * height / extent_y, 0.9 * width / (2 * extent_x))
     cx = width / 2
@@ -180,7 +189,10 @@ def build_template(spec: GarmentSpec, view: View, shape: tuple[int, int]) -> Tem
     neck = 0.36 * unit
     hw = half * unit
 
-    rows_y = (top, top + ARMPIT * unit, top + WAIST * unit, top + spec.length * unit)
+    rows = [(0.0, half), (ARMPIT, half), (WAIST, widths[0])]
+    rows += [(DRESS_HIP, widths[1])] if spec.is_dress else []
+    rows_y = tuple(top + t * unit for t, _ in rows) + (top + spec.length * unit,)
+    row_half = [h * unit for _, h in rows] + [widths[-1] * unit]
     points = []
     for r, y in enumerate(rows_y):
         for column in COLUMNS:
@@ -188,24 +200,26 @@ def build_template(spec: GarmentSpec, view: View, shape: tuple[int, int]) -> Tem
                 x = {-1.0: cx - seam * unit, -0.35: cx - neck, 0.0: cx, 0.35: cx + neck, 1.0: cx + seam * unit}[column]
                 yy = y + (SHOULDER_DROP * unit if abs(column) == 1.0 else 0.0)
             else:
-                x, yy = cx + column * hw, y
+                x, yy = cx + column * row_half[r], y
             points.append((x, yy))
     torso_points = np.array(points, dtype=np.float64)
 
-    # the torso outline: shoulders, sides, hem; tanks have straps and deep armholes
+    # the torso outline: shoulders, sides (a dress's waist and hips), hem; straps and deep armholes when strapped
     tl, tr = torso_points[0], torso_points[4]
     armpit_l, armpit_r = torso_points[5], torso_points[9]
-    hem_l, hem_r = torso_points[15], torso_points[19]
-    if spec.kind is GarmentKind.TANK:
+    sides_l = [torso_points[5 * r] for r in range(2, len(rows_y))]
+    sides_r = [torso_points[5 * r + 4] for r in range(2, len(rows_y))][::-1]
+    if spec.strapped:
         strap_l = np.array([cx - neck - 0.26 * unit, top])
         strap_r = np.array([cx + neck + 0.26 * unit, top])
-        outline = [np.array([cx - neck, top]), strap_l, tl, armpit_l + [0, 0.15 * unit], hem_l, hem_r,
+        outline = [np.array([cx - neck, top]), strap_l, tl, armpit_l + [0, 0.15 * unit], *sides_l, *sides_r,
                    armpit_r + [0, 0.15 * unit], tr, strap_r, np.array([cx + neck, top])]
     else:
-        outline = [np.array([cx - neck, top]), tl, armpit_l, hem_l, hem_r, armpit_r, tr, np.array([cx + neck, top])]
+        outline = [np.array([cx - neck, top]), tl, armpit_l, *sides_l, *sides_r, armpit_r, tr,
+                   np.array([cx + neck, top])]
     torso_outline = np.array(outline)
     torso_all = geometry.polygon_mask(shape, torso_outline)
-    if spec.kind is GarmentKind.TANK:
+    if spec.strapped:
         for sign in (-1, 1):  # carve the armholes between the strap and the armpit
             hole = geometry.ellipse(np.array([cx + sign * (hw + 0.05 * unit), top + 0.35 * unit]),
                                 hw - neck - 0.26 * unit, 0.72 * unit)
@@ -285,9 +299,9 @@ def build_template(spec: GarmentSpec, view: View, shape: tuple[int, int]) -> Tem
                 flap_mask = geometry.polygon_mask(shape, flap)
                 torso_mask |= flap_mask
                 product_mask |= flap_mask
-    hem_line = int(rows_y[3] - 0.12 * unit)
-    cv2.line(albedo, (int(cx - hw), hem_line), (int(cx + hw), hem_line), tuple(float(c) * 0.8 for c in spec.colour),
-             line, cv2.LINE_AA)
+    hem_line = int(rows_y[-1] - 0.12 * unit)
+    cv2.line(albedo, (int(cx - row_half[-1]), hem_line), (int(cx + row_half[-1]), hem_line),
+             tuple(float(c) * 0.8 for c in spec.colour), line, cv2.LINE_AA)
     graphic = spec.front_graphic if view is View.FRONT else spec.back_graphic
     _graphic(albedo, graphic, spec, cx, top, unit, hw, rng, view)
 

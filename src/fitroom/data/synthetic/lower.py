@@ -17,13 +17,12 @@ import numpy as np
 
 from fitroom import geometry
 from fitroom.data.synthetic.garment import _fabric
+from fitroom.data.synthetic.spec import LEG
 from fitroom.labels import Cihp, GarmentCategory, View
 
 #: flat waist half-width and rise (waist to crotch), in head units
 WAIST_HALF = 0.95
 RISE = 1.05
-#: hip joint to ankle, in head units (the renderer's legs are about this long)
-LEG = 3.7
 
 
 class LowerKind(str, enum.Enum):
@@ -58,6 +57,15 @@ class LowerSpec:
     @property
     def label(self) -> Cihp:
         return Cihp.PANTS if self.kind.legs else Cihp.SKIRT
+
+
+def dress_skirt(dress) -> LowerSpec:
+    """The skirt of a dress (a :class:`.spec.GarmentSpec` of kind dress): its fabric, reach, flare and ease, hung
+    from the waist as a skirt would be; the renderer puts a dress's hip and hem rows where this skirt's are."""
+    kind = LowerKind.A_LINE_SKIRT if dress.flare > 0.12 else LowerKind.STRAIGHT_SKIRT
+    return LowerSpec(kind=kind, colour=dress.colour, pattern=dress.pattern, pattern_colour=dress.pattern_colour,
+                     pattern_scale=dress.pattern_scale, pattern_angle=dress.pattern_angle, length=dress.skirt,
+                     looseness=dress.looseness, flare=dress.flare, seed=dress.seed)
 
 
 def sample_lower(rng: np.random.Generator) -> LowerSpec:

@@ -23,7 +23,7 @@ import numpy as np
 
 from fitroom import geometry
 from fitroom.data.synthetic.garment import ARMPIT, FOREARM, UPPER_ARM, WAIST, Template, build_template
-from fitroom.data.synthetic.lower import LowerSpec, lower_body_mesh, lower_template
+from fitroom.data.synthetic.lower import LowerSpec, dress_skirt, lower_body_mesh, lower_template
 from fitroom.data.synthetic.spec import (
     ArmPose, Background, Bottom, GarmentSpec, HairStyle, LegPose, PersonSpec,
 )
@@ -268,7 +268,8 @@ def _background(look, shape: tuple[int, int], sk: Skeleton, rng: np.random.Gener
 
 
 def _torso_mesh(sk: Skeleton, garment: GarmentSpec, person: PersonSpec) -> np.ndarray:
-    """Body positions of the template's torso grid: rows (top, armpit, waist, hem) x columns."""
+    """Body positions of the template's torso grid: rows (top, armpit, waist, hem) x columns; a dress's hip and hem
+    rows are those of a skirt of its fabric (:func:`.lower.lower_body_mesh`), at the crotch's height and below."""
     hu, body = sk.hu, person.body
     down = geometry.unit(sk.mid_hip - sk.neck)
     across = geometry.perp(down) * -1  # towards side "b" (image right)
@@ -289,18 +290,22 @@ def _torso_mesh(sk: Skeleton, garment: GarmentSpec, person: PersonSpec) -> np.nd
            sk.neck - across * neck_half - down * 1.6 * lift, sk.neck - down * 1.6 * lift,
            sk.neck + across * neck_half - down * 1.6 * lift,
            sk.shoulder["b"] + np.array([0.15 * hu * sk.width_scale, -1.6 * lift])]
-    if garment.kind.value == "tank":
+    if garment.strapped:
         for i, side in ((0, "a"), (4, "b")):
             top[i] = sk.neck + (sk.shoulder[side] - sk.neck) * 0.62 - down * lift
     rows.append(top)
     chest = body_half(ARMPIT)
-    for t in (ARMPIT, WAIST, garment.length):
+    for t in (ARMPIT, WAIST) if garment.is_dress else (ARMPIT, WAIST, garment.length):
         half = body_half(t)
         if garment.kind.value in ("tee", "jacket", "shirt"):
             half = max(half, 0.93 * chest)  # a boxy cut hangs straight from the chest
         half *= 1 + garment.looseness
         centre = sk.neck + down * (t * hu * stretch)
         rows.append([centre + across * c * half for c in (-1.0, -0.35, 0.0, 0.35, 1.0)])
+    if garment.is_dress:
+        skirt = lower_body_mesh(dress_skirt(garment), sk, body)[0].reshape(3, 3, 2)
+        for row in skirt[1:]:  # hips, hem: the skirt's three columns spread to the top's five
+            rows.append([row[1] + (row[2] - row[1]) * c for c in (-1.0, -0.35, 0.0, 0.35, 1.0)])
     return np.array(rows, dtype=np.float64).reshape(-1, 2)
 
 
@@ -361,7 +366,7 @@ def render_person(person: PersonSpec, garment: GarmentSpec, view: View, size: tu
     torso_body = _torso_mesh(sk, garment, person)
     torso_warp, _ = geometry.piecewise_affine(
         np.dstack([template.albedo, template.torso_mask.astype(np.float32)]), template.torso_points, torso_body,
-        geometry.grid_triangles(4, 5), shape)
+        geometry.grid_triangles(len(template.torso_points) // 5, 5), shape)
     sleeves: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
     for side, strip in template.sleeve_points.items():
         body_strip = _sleeve_mesh(sk, side, torso_body, template, limb)
@@ -371,7 +376,7 @@ def render_person(person: PersonSpec, garment: GarmentSpec, view: View, size: tu
             triangles = geometry.strip_triangles(len(template.sleeve_sections) + 1)[2 * k: 2 * k + 2]
             parts.append(geometry.piecewise_affine(source, strip, body_strip, triangles, shape))
         sleeves[side] = parts
-    garment_label = Cihp.COAT if garment.label_is_coat else Cihp.UPPER_CLOTHES
+    garment_label = Cihp.COAT if garment.label_is_coat else Cihp.DRESS if garment.is_dress else Cihp.UPPER_CLOTHES
     garment_pixels = np.zeros(shape, bool)
 
     def paint_garment(warped: np.ndarray) -> None:
@@ -438,7 +443,7 @@ def render_person(person: PersonSpec, garment: GarmentSpec, view: View, size: tu
         shoe_mask = geometry.polygon_mask(shape, shoe)
         canvas.paint(shoe_mask, look.shoes, shoe_label[side], shade=0.3)
         canvas.dense_paint(shoe_mask, dense_id("foot", side))
-        if lower is None and look.bottom in (Bottom.TROUSERS, Bottom.SHORTS):
+        if lower is None and not garment.is_dress and look.bottom in (Bottom.TROUSERS, Bottom.SHORTS):
             end = sk.ankle[side] - np.array([0, 0.05 * hu]) if look.bottom is Bottom.TROUSERS else \
                 sk.hip[side] + 0.55 * (sk.knee[side] - sk.hip[side])
             leg = geometry.capsule(sk.hip[side], end, 0.42 * hu * limb, (0.2 if look.bottom is Bottom.TROUSERS else 0.3)
@@ -464,6 +469,8 @@ def render_person(person: PersonSpec, garment: GarmentSpec, view: View, size: tu
                 triangles, shape)
             canvas.paint(warped[..., 3] > 0.5, None, lower.label, shade=0.22, reach=0.6 * hu,
                          texture=warped[..., :3])
+    elif garment.is_dress:
+        pass  # the dress covers the hips (painted with the torso)
     elif look.bottom is Bottom.SKIRT:
         hem_y = max(sk.knee["a"][1], sk.knee["b"][1]) - 0.15 * hu
         flare = max(abs(sk.knee[s][0] - sk.centre_x) for s in "ab") + 0.45 * hu
@@ -611,8 +618,8 @@ def _folds(sk: Skeleton, torso_body: np.ndarray, shape: tuple[int, int], rng: np
             end = waist + np.array([rng.uniform(-0.5, 0.5), rng.uniform(-0.2, 0.6)]) * hu
             segments.append((armpit + rng.normal(0, 0.1, 2) * hu, end, rng.uniform(0.5, 1.0)))
     for _ in range(3):
-        y = torso_body[15][1] - rng.uniform(0.1, 0.5) * hu
-        x = torso_body[17][0] + rng.uniform(-0.8, 0.8) * hu
+        y = torso_body[-5][1] - rng.uniform(0.1, 0.5) * hu
+        x = torso_body[-3][0] + rng.uniform(-0.8, 0.8) * hu
         segments.append((np.array([x - 0.4 * hu, y]), np.array([x + 0.4 * hu, y + rng.normal(0, 0.1) * hu]),
                          rng.uniform(0.4, 0.8)))
     for side in "ab":

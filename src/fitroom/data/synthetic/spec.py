@@ -19,6 +19,11 @@ from fitroom.labels import View
 
 RGB = tuple[float, float, float]
 
+#: a dress's hip line (the crotch's height), in hu below the shoulder line: its skirt hangs from here
+DRESS_HIP = 2.9
+#: hip joint to ankle, in hu (the renderer's legs are about this long)
+LEG = 3.7
+
 
 # ------------------------------------------------------------------------------------------------------------
 # Palettes
@@ -55,6 +60,11 @@ class GarmentKind(str, enum.Enum):
     TANK = "tank"
     SHIRT = "shirt"
     JACKET = "jacket"
+    DRESS = "dress"  # one piece from the shoulders down the legs (sleeveless, short or long sleeves)
+
+
+#: the kinds of tops :func:`sample_garment` draws from (a dress is drawn by :func:`sample_dress`)
+TOP_KINDS = (GarmentKind.TEE, GarmentKind.LONG_SLEEVE, GarmentKind.TANK, GarmentKind.SHIRT, GarmentKind.JACKET)
 
 
 class Pattern(str, enum.Enum):
@@ -134,10 +144,21 @@ class GarmentSpec:
     looseness: float  # extra half-width as a fraction of the body's
     sleeve_length: float  # fraction of the arm (0 for sleeveless, 1 to the wrist)
     seed: int  # fabric grain and print layout
+    skirt: float = 0.0  # a dress's hem reach down the leg: 0 at the crotch, 1 at the ankle
+    flare: float = 0.0  # how much wider a dress's hem is than its hips, in hu per hu of length
 
     @property
     def label_is_coat(self) -> bool:
         return self.kind is GarmentKind.JACKET
+
+    @property
+    def is_dress(self) -> bool:
+        return self.kind is GarmentKind.DRESS
+
+    @property
+    def strapped(self) -> bool:
+        """Cut with straps and deep armholes: a tank top or a sleeveless dress."""
+        return self.kind is GarmentKind.TANK or (self.is_dress and self.sleeve_length <= 0)
 
 
 @dataclass(frozen=True)
@@ -210,7 +231,7 @@ def _jitter(rng: np.random.Generator, colour: RGB, amount: float = 0.04) -> RGB:
 
 
 def sample_garment(rng: np.random.Generator) -> GarmentSpec:
-    kind = _pick(rng, list(GarmentKind))
+    kind = _pick(rng, TOP_KINDS)
     colour = _jitter(rng, _pick(rng, FABRIC_COLOURS))
     pattern = Pattern(_pick(rng, ["solid", "solid", "stripes", "stripes", "checks", "dots", "print"]))
     pattern_colour = _jitter(rng, _pick(rng, FABRIC_COLOURS))
@@ -233,6 +254,27 @@ def sample_garment(rng: np.random.Generator) -> GarmentSpec:
         graphic_colour=_jitter(rng, _pick(rng, FABRIC_COLOURS)), text=str(_pick(rng, LOGO_WORDS)),
         length=float(rng.uniform(2.5, 3.1)) + (0.25 if kind is GarmentKind.JACKET else 0.0),
         looseness=float(rng.uniform(0.04, 0.18)), sleeve_length=sleeve, seed=int(rng.integers(2**31)),
+    )
+
+
+def sample_dress(rng: np.random.Generator) -> GarmentSpec:
+    """A plausible dress: sleeveless, short or long sleeves, from mid-thigh to mid-calf, straight to A-line."""
+    colour = _jitter(rng, _pick(rng, FABRIC_COLOURS))
+    pattern = Pattern(_pick(rng, ["solid", "solid", "stripes", "checks", "dots", "print", "print"]))
+    pattern_colour = _jitter(rng, _pick(rng, FABRIC_COLOURS))
+    while np.abs(np.subtract(pattern_colour, colour)).sum() < 0.45:
+        pattern_colour = _jitter(rng, _pick(rng, FABRIC_COLOURS))
+    sleeve = float(_pick(rng, [0.0, 0.0, float(rng.uniform(0.25, 0.4)), float(rng.uniform(0.9, 0.97))]))
+    skirt = float(rng.uniform(0.15, 0.75))
+    return GarmentSpec(
+        kind=GarmentKind.DRESS, colour=colour, pattern=pattern, pattern_colour=pattern_colour,
+        pattern_scale=float(rng.uniform(0.06, 0.14)), pattern_angle=float(_pick(rng, [0.0, 0.0, 90.0, 45.0])),
+        neckline=Neckline(_pick(rng, ["crew", "crew", "v"])), front_graphic=Graphic(_pick(rng, ["none", "none",
+                                                                                                  "badge"])),
+        back_graphic=Graphic.NONE, graphic_colour=_jitter(rng, _pick(rng, FABRIC_COLOURS)),
+        text=str(_pick(rng, LOGO_WORDS)), length=DRESS_HIP + skirt * LEG, looseness=float(rng.uniform(0.02, 0.1)),
+        sleeve_length=sleeve, seed=int(rng.integers(2**31)), skirt=skirt,
+        flare=float(_pick(rng, [rng.uniform(0.03, 0.08), rng.uniform(0.15, 0.3)])),
     )
 
 

@@ -6,8 +6,8 @@ can be grown or regenerated piece by piece. Each identity gives one sample per v
 next test identity of the same category and view, and ``test/unpaired-gt/`` holds the rendered truth of that
 pairing. With several garment categories (``categories``), identity ``i`` tries on one of category
 ``categories[i % len(categories)]``: a lower garment's identity wears it (its own fabric, :mod:`.lower`) with their
-top, the product photo is the lower garment's, and each split's ``categories.txt`` names the category of every
-sample (fitroom's addition, as ``views.txt``).
+top, the product photo is the lower garment's; a dress's identity wears a dress instead of top and bottom; each
+split's ``categories.txt`` names the category of every sample (fitroom's addition, as ``views.txt``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from fitroom.data.layout import (
 )
 from fitroom.data.synthetic.lower import render_lower_product, sample_lower
 from fitroom.data.synthetic.render import render_garment, render_person
-from fitroom.data.synthetic.spec import sample_spec
+from fitroom.data.synthetic.spec import sample_dress, sample_spec
 from fitroom.inputs import TryOnInputs
 from fitroom.labels import DENSE_COLORMAP, RENDERED_VIEWS, GarmentCategory, View
 from fitroom.preprocess.agnostic import agnostic_person, parse_agnostic
@@ -60,8 +60,6 @@ class SynthConfig:
     def __post_init__(self) -> None:
         if not self.categories:
             raise ValueError("at least one garment category is needed")
-        if GarmentCategory.DRESS in self.categories:
-            raise ValueError("the renderer draws tops and lower garments (trousers, shorts, skirts), not dresses yet")
         height, width = self.size
         if self.count < 1:
             raise ValueError("count must be at least 1")
@@ -97,6 +95,18 @@ def lower_spec(seed: int, index: int):
     and every upper-garment dataset stay as they were)."""
     return sample_lower(np.random.default_rng([seed, index, 17]))
 
+
+def dress_spec(seed: int, index: int):
+    """The dress identity ``index`` of seed ``seed`` wears and tries on (its own random stream, as
+    :func:`lower_spec`)."""
+    return sample_dress(np.random.default_rng([seed, index, 19]))
+
+
+def worn_garment(seed: int, index: int, category: GarmentCategory):
+    """What identity ``index`` wears on top in a dataset of ``seed``: a dress for the dress category, else its
+    sampled top."""
+    return dress_spec(seed, index) if category is GarmentCategory.DRESS else sample_spec(seed, index).garment
+
 @dataclass
 class SynthReport:
     samples: dict[str, int] = field(default_factory=lambda: {"train": 0, "test": 0})
@@ -124,10 +134,11 @@ def _render_identity(args: tuple[SynthConfig, int]) -> tuple[int, int]:
     written = unpaired = 0
     category = config.category_of(index)
     lower = lower_spec(config.seed, index) if category is GarmentCategory.LOWER else None
+    top = worn_garment(config.seed, index, category)
     for view in config.views:
-        render = render_person(spec.person, spec.garment, view, config.size, lower=lower)
+        render = render_person(spec.person, top, view, config.size, lower=lower)
         garment, garment_mask = (render_lower_product(lower, view, config.size) if lower is not None else
-                                 render_garment(spec.garment, view, config.size))
+                                 render_garment(top, view, config.size))
         inputs = TryOnInputs(
             person=render.image, garment=garment, garment_mask=garment_mask, keypoints=render.keypoints,
             parse=render.parse, dense=DENSE_COLORMAP[render.dense],
@@ -143,7 +154,7 @@ def _render_identity(args: tuple[SynthConfig, int]) -> tuple[int, int]:
                 truth = render_person(spec.person, spec.garment, view, config.size,
                                       lower=lower_spec(config.seed, partner))
             else:
-                truth = render_person(spec.person, sample_spec(config.seed, partner).garment, view, config.size)
+                truth = render_person(spec.person, worn_garment(config.seed, partner, category), view, config.size)
             path = config.out / split / UNPAIRED_GT / unpaired_name(sample_name(index, view),
                                                                     sample_name(partner, view))
             imaging.save_image(path, truth.image)  # PNG: ground truth for metrics is never lossy
