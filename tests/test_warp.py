@@ -167,3 +167,20 @@ def test_a_lower_garment_needs_the_legs_in_the_photo():
     with pytest.raises(InputsError, match="knees and ankles"):
         create_engine("warp")(TryOnInputs(person=render.image, garment=product, garment_mask=mask,
                                           keypoints=keypoints, parse=render.parse, category="lower"))
+
+
+def test_a_dress_needs_the_legs_and_says_so():
+    from fitroom.data.synthetic.writer import dress_spec
+
+    spec = sample_spec(11, 0)
+    render = render_person(spec.person, spec.garment, "front", (256, 192))
+    product, mask = render_garment(dress_spec(11, 0), "front", (256, 192))
+    keypoints = render.keypoints.copy()
+    keypoints[Body25.L_ANKLE] = 0
+    with pytest.raises(InputsError, match="a dress needs both legs' knees and ankles in the photo"):
+        create_engine("warp")(TryOnInputs(person=render.image, garment=product, garment_mask=mask,
+                                          keypoints=keypoints, parse=render.parse, category="dress"))
+    keypoints[Body25.R_HIP] = 0
+    with pytest.raises(InputsError, match="a dress needs the hips and the neck in the photo"):
+        create_engine("warp")(TryOnInputs(person=render.image, garment=product, garment_mask=mask,
+                                          keypoints=keypoints, parse=render.parse, category="dress"))

@@ -20,7 +20,7 @@ import numpy as np
 from scipy import ndimage
 
 from fitroom import geometry
-from fitroom.engines.warp_lower import hip_frame, warp_lower
+from fitroom.engines.warp_lower import hip_frame, leg_joints, warp_lower
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
 from fitroom.labels import UPPER_GARMENT_LABELS, Body25, Cihp, GarmentCategory
 
@@ -67,7 +67,8 @@ def warp_dress(engine, inputs: TryOnInputs) -> TryOnResult:
     except ValueError as error:
         raise InputsError(f"the dress's photo cannot be read: {error}") from None
     keypoints = np.asarray(inputs.keypoints, float)
-    frame = hip_frame(keypoints, inputs.parse)  # checks hips and neck before anything
+    frame = hip_frame(keypoints, inputs.parse, "a dress")  # the hips, neck and legs before anything
+    leg_joints(keypoints, "a dress")
     # below the waistband every garment the person wears goes with the skirt: the top pass leaves it alone
     parse = inputs.parse.copy()
     neck_y = keypoints[Body25.NECK, 1]

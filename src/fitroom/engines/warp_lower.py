@@ -79,8 +79,10 @@ def lower_landmarks(mask: np.ndarray) -> LowerLandmarks:
     return LowerLandmarks(waist=waist, crotch=crotch, hem=hem, top=top, bottom=bottom, centre=centre)
 
 
-def _legs(keypoints: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(hip, knee, ankle) of each leg by image side ("a": the leg whose hip is on the left)."""
+def leg_joints(keypoints: np.ndarray, noun: str = "a lower garment"
+               ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """(hip, knee, ankle) of each leg by image side ("a": the leg whose hip is on the left); InputsError naming
+    ``noun`` (what needs them) when a knee or an ankle is missing."""
     k = np.asarray(keypoints, float)
     legs = [(k[Body25.R_HIP, :2], k[Body25.R_KNEE], k[Body25.R_ANKLE]),
             (k[Body25.L_HIP, :2], k[Body25.L_KNEE], k[Body25.L_ANKLE])]
@@ -88,7 +90,7 @@ def _legs(keypoints: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray, np.n
     out = {}
     for side, (hip, knee, ankle) in zip("ab", legs):
         if knee[2] <= 0 or ankle[2] <= 0:
-            raise InputsError("a lower garment needs both legs' knees and ankles in the photo")
+            raise InputsError(f"{noun} needs both legs' knees and ankles in the photo")
         out[side] = (hip, knee[:2], ankle[:2])
     return out
 
@@ -114,11 +116,11 @@ class HipFrame:
     waist_half: float
 
 
-def hip_frame(keypoints: np.ndarray, parse: np.ndarray) -> HipFrame:
-    """The :class:`HipFrame` of a photo; InputsError without both hips and the neck."""
+def hip_frame(keypoints: np.ndarray, parse: np.ndarray, noun: str = "a lower garment") -> HipFrame:
+    """The :class:`HipFrame` of a photo; InputsError naming ``noun`` without both hips and the neck."""
     k = np.asarray(keypoints, float)
     if not all(k[j, 2] > 0 for j in (Body25.R_HIP, Body25.L_HIP, Body25.NECK)):
-        raise InputsError("a lower garment needs the hips and the neck in the photo")
+        raise InputsError(f"{noun} needs the hips and the neck in the photo")
     hip_y = (k[Body25.R_HIP, 1] + k[Body25.L_HIP, 1]) / 2
     centre_x = (k[Body25.R_HIP, 0] + k[Body25.L_HIP, 0]) / 2
     spacing = abs(k[Body25.R_HIP, 0] - k[Body25.L_HIP, 0])
@@ -140,7 +142,7 @@ def lower_meshes(landmarks: LowerLandmarks, mask: np.ndarray, keypoints: np.ndar
     photo pixels. ``scale`` (photo pixels per garment pixel across and down a skirt) replaces the one measured
     from the body (a dress's skirt takes its bodice's)."""
     k = np.asarray(keypoints, float)
-    legs = _legs(k)
+    legs = leg_joints(k)
     hip_y, centre_x, waistband, waist_half = frame.hip_y, frame.centre_x, frame.waist_y, frame.waist_half
     knee_y = (legs["a"][1][1] + legs["b"][1][1]) / 2
     ankle_y = max(legs["a"][2][1], legs["b"][2][1])
