@@ -223,6 +223,28 @@ def _lookup(groups: Mapping[int, tuple[int, ...]], size: int) -> np.ndarray:
 
 #: ``CIHP_TO_13[parse]`` merges a 20-label parse into HR-VITON's 13 classes
 CIHP_TO_13: Final = _lookup(_CIHP_TO_13, NUM_PARSE_LABELS)
+
+
+def _garment_groups(category: GarmentCategory) -> dict[int, tuple[int, ...]]:
+    """The 13-class groups with ``Parse13.UPPER`` as the garment tried on and ``Parse13.BOTTOM`` as the garment
+    kept: for a lower garment, trousers and skirts (and a dress worn now) go to the first, tops to the second;
+    for a dress, every garment goes to the first."""
+    groups = dict(_CIHP_TO_13)
+    if category is GarmentCategory.LOWER:
+        groups[Parse13.UPPER] = (Cihp.PANTS, Cihp.SKIRT, Cihp.DRESS)
+        groups[Parse13.BOTTOM] = (Cihp.UPPER_CLOTHES, Cihp.COAT)
+    elif category is GarmentCategory.DRESS:
+        groups[Parse13.UPPER] = (Cihp.UPPER_CLOTHES, Cihp.DRESS, Cihp.COAT, Cihp.PANTS, Cihp.SKIRT)
+        groups[Parse13.BOTTOM] = ()
+    return groups
+
+
+#: ``GARMENT_CIHP_TO_13[category_index, parse]``: ``CIHP_TO_13`` with the garment tried on in ``Parse13.UPPER``
+#: whatever its category (rows in ``GarmentCategory`` order; row 0, upper, is ``CIHP_TO_13``). A model with the
+#: category as an input learns one layout channel for "the new garment" and one for "the garment kept", so its
+#: generator makes the first and pastes the second (``Parse7.PASTE``) for every category.
+GARMENT_CIHP_TO_13: Final = np.stack([_lookup(_garment_groups(c), NUM_PARSE_LABELS) for c in GarmentCategory])
+GARMENT_CIHP_TO_13.setflags(write=False)
 #: ``PARSE13_TO_7[parse13]`` regroups the 13 classes into the generator's 7
 PARSE13_TO_7: Final = _lookup(_13_TO_7, len(Parse13))
 #: body parts whose probability is subtracted from the warped garment mask (HR-VITON's occlusion handling)

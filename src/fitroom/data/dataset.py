@@ -11,6 +11,7 @@ from torch.utils.data import Dataset
 
 from fitroom import imaging
 from fitroom.data.layout import DatasetError, VitonLayout, read_pairs
+from fitroom.labels import GarmentCategory
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,11 @@ class TryOnDataset(Dataset):
     def keep_views(self, views) -> None:
         """Keep the samples whose person is seen from one of ``views``."""
         self.pairs = [p for p in self.pairs if self.layout.view(p[0]) in set(views)]
+
+    def keep_categories(self, categories) -> None:
+        """Keep the samples whose garment is of one of ``categories`` (``categories.txt``; unlisted: upper)."""
+        wanted = {GarmentCategory(c) for c in categories}
+        self.pairs = [p for p in self.pairs if self.layout.categories.get(p[1], GarmentCategory.UPPER) in wanted]
 
     def _load(self, index: int) -> dict[str, torch.Tensor | str]:
         person, cloth = self.pairs[index]
@@ -139,6 +145,9 @@ class PoseTransferDataset(Dataset):
     def keep_views(self, views) -> None:
         """Keep the pairs whose target is seen from one of ``views``."""
         self.pairs = [p for p in self.pairs if self.layout.view(p[1]) in set(views)]
+
+    def keep_categories(self, categories) -> None:
+        """Pose transfer changes no garment: every pair is kept whatever ``categories`` says."""
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
         source, target = self.pairs[index]

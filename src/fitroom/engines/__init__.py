@@ -43,10 +43,17 @@ def available_engines() -> list[str]:
     return ENGINES.names()
 
 
-def engine_categories(name: str) -> frozenset[GarmentCategory]:
-    """The garment categories the engine registered as ``name`` dresses (its class's ``categories``; all when it
-    does not say), without building it."""
-    return frozenset(getattr(ENGINES.get(name), "categories", frozenset(GarmentCategory)))
+def engine_categories(name: str, checkpoint: str | None = None) -> frozenset[GarmentCategory]:
+    """The garment categories the engine registered as ``name`` dresses, without building it: those its
+    ``checkpoint`` was trained on when the engine can read them (``checkpoint_categories``), else its class's
+    ``categories`` (all when it does not say)."""
+    engine = ENGINES.get(name)
+    reader = getattr(engine, "checkpoint_categories", None)
+    if checkpoint and reader is not None:
+        trained = reader(checkpoint)
+        if trained is not None:
+            return frozenset(trained)
+    return frozenset(getattr(engine, "categories", frozenset(GarmentCategory)))
 
 
 def create_engine(name: str = "warp", checkpoint: str | None = None, device: str | None = None,

@@ -17,7 +17,7 @@ from fitroom.errors import ConfigurationError
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
 from fitroom.labels import GarmentCategory
 from fitroom.models.cpvton import GMM, TOM, cpvton_inputs, gmm_warp
-from fitroom.models.io import load_parts
+from fitroom.models.io import load_parts, part_categories
 
 
 @register_engine("cpvton")
@@ -31,8 +31,15 @@ class CpvtonEngine:
         device: where to run.
     """
 
-    #: trained on tops (VITON, the renderer's data); other categories wait for per-category training
+    #: what it tries on: the one category its networks were trained on (``fitroom train gmm categories=...``;
+    #: tops for VITON's and older checkpoints)
     categories = frozenset({GarmentCategory.UPPER})
+
+    @staticmethod
+    def checkpoint_categories(checkpoint: str | Path) -> frozenset[GarmentCategory] | None:
+        """The categories the networks in ``checkpoint`` were trained on (None: no such networks there)."""
+        trained = part_categories(checkpoint, ("gmm", "tom"))
+        return None if trained is None else frozenset(GarmentCategory(c) for c in trained)
 
     def __init__(self, checkpoint: str | Path | None = None, gmm: GMM | None = None, tom: TOM | None = None,
                  device: str = "cpu") -> None:
@@ -48,6 +55,12 @@ class CpvtonEngine:
         self.gmm = gmm.to(self.device).eval()
         self.tom = tom.to(self.device).eval()
         self.size = tuple(self.gmm.config.size)
+        trained = set(self.gmm.config.categories) & set(self.tom.config.categories)
+        if not trained:
+            raise ConfigurationError(f"the GMM was trained on {', '.join(self.gmm.config.categories)} and the TOM on "
+                                     f"{', '.join(self.tom.config.categories)}: a checkpoint needs both of one "
+                                     f"category")
+        self.categories = frozenset(GarmentCategory(c) for c in trained)
 
     @torch.no_grad()
     def __call__(self, inputs: TryOnInputs) -> TryOnResult:
@@ -55,7 +68,10 @@ class CpvtonEngine:
         for field in ("garment", "garment_mask", "parse", "keypoints"):
             if getattr(inputs, field) is None:
                 raise InputsError(f"the cpvton engine needs {field} (the preprocessing makes it)")
-        tensors = {k: v[None].to(self.device) for k, v in inputs.to_tensors(self.size).items() if v.ndim}
+        if inputs.category not in self.categories:
+            raise InputsError(f"this cpvton checkpoint was trained on {_nouns(self.categories)}, not on "
+                              f"{inputs.category.value} garments")
+        tensors = {k: v[None].to(self.device) for k, v in inputs.to_tensors(self.size).items()}
         x = cpvton_inputs(tensors)
         warped, warped_mask = gmm_warp(self.gmm, x)
         try_on, _, _ = self.tom(x["representation"], warped)
@@ -65,3 +81,7 @@ class CpvtonEngine:
         mask = imaging.resize(warped_mask[0, 0].cpu().numpy() > 0.5, size, "mask")
         return TryOnResult(image=image, engine="cpvton", warped_garment=warped_image, warped_mask=mask,
                            timings={"total": time.perf_counter() - start})
+
+
+def _nouns(categories) -> str:
+    return " and ".join(c.value for c in GarmentCategory if c in categories)

@@ -31,7 +31,7 @@ from fitroom.errors import ConfigurationError, InputError
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
 from fitroom.labels import CONDITION_SIZE, GarmentCategory, View
 from fitroom.models.hrviton import ConditionGenerator, HrvitonTryOn, SPADEGenerator, prepare_generator
-from fitroom.models.io import load_parts
+from fitroom.models.io import load_parts, part_categories
 
 logger = logging.getLogger(__name__)
 
@@ -113,9 +113,15 @@ class HrvitonEngine:
     within float rounding.
     """
 
-    #: trained on tops (VITON-HD, AI Hub's tops, the renderer's data); other categories wait for per-category
-    #: training
+    #: what it tries on: the categories its networks were trained on (``fitroom train ... categories=``; tops for
+    #: the official release and older checkpoints)
     categories = frozenset({GarmentCategory.UPPER})
+
+    @staticmethod
+    def checkpoint_categories(checkpoint: str | Path) -> frozenset[GarmentCategory] | None:
+        """The categories the networks in ``checkpoint`` were trained on (None: no such networks there)."""
+        trained = part_categories(checkpoint, PARTS)
+        return None if trained is None else frozenset(GarmentCategory(c) for c in trained)
 
     def __init__(self, checkpoint: str | Path | None = None, condition_generator: ConditionGenerator | None = None,
                  generator: SPADEGenerator | None = None, size: tuple[int, int] | None = None,
@@ -138,6 +144,7 @@ class HrvitonEngine:
                                               precision=precision, compile=compile, runtime=runtime)
                              for v in views}
             self.size = self.per_view[views[0]].size
+            self.categories = frozenset.intersection(*(e.categories for e in self.per_view.values()))
             return
         if checkpoint is not None:
             parts = load_parts(checkpoint, PARTS, "the hrviton engine needs a checkpoint folder with "
@@ -150,6 +157,16 @@ class HrvitonEngine:
                                      "FITROOM_CHECKPOINT for the service): one made by `fitroom train condition` and "
                                      "`fitroom train generator`, or by `fitroom convert hrviton` from the official "
                                      "release")
+        trained = set(condition_generator.config.categories) & set(generator.config.categories)
+        if not trained:
+            raise ConfigurationError(f"the condition generator was trained on "
+                                     f"{', '.join(condition_generator.config.categories)} and the image generator on "
+                                     f"{', '.join(generator.config.categories)}: a checkpoint needs both trained on "
+                                     f"the same category")
+        self.categories = frozenset(GarmentCategory(c) for c in trained)
+        if runtime == "onnxruntime" and generator.config.category_input:
+            raise ConfigurationError("the onnxruntime runtime exports networks without the category input; this "
+                                     "checkpoint takes the category: run it on torch")
         self.device = torch.device(device)
         self.model = HrvitonTryOn(condition_generator.eval(), prepare_generator(generator.to(self.device)))
         self.model = self.model.to(self.device).eval()
@@ -160,7 +177,8 @@ class HrvitonEngine:
         self.candidates = []
         if precision == "auto" and runtime != "onnxruntime" and native_bf16(self.device):
             self.candidates.append("bf16")
-        onnx_possible = runtime is None and not compile and self.device.type == "cpu"
+        onnx_possible = (runtime is None and not compile and self.device.type == "cpu"
+                         and not generator.config.category_input)
         if precision == "auto" and onnx_possible and _has_onnxruntime():
             self.candidates.append("onnxruntime")
         if precision == "auto" and not self.candidates:
@@ -191,9 +209,10 @@ class HrvitonEngine:
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         with autocast:
             conditions = self.model.conditions(full["garment"], full["garment_mask"], full["parse_agnostic"],
-                                               full["dense"], view)
+                                               full["dense"], view, full["category"])
             tick("condition and warp")
-            x = self.model.generator_input(full["agnostic"], full["dense"], conditions["warped_cloth"], view)
+            x = self.model.generator_input(full["agnostic"], full["dense"], conditions["warped_cloth"], view,
+                                           full["category"])
             image = (self.compiled or self.model.generator)(x, conditions["seg7"]).float()
             tick("generator")
         return {**conditions, "image": image}
@@ -269,6 +288,11 @@ class HrvitonEngine:
             clock = time.perf_counter()
 
         # 1. tensors at the working size (the module down-samples the condition generator's inputs itself)
+        untrained = sorted({i.category.value for i in many if i.category not in self.categories})
+        if untrained:
+            raise InputsError(f"this hrviton checkpoint was trained on "
+                              f"{' and '.join(c.value for c in GarmentCategory if c in self.categories)}, not on "
+                              f"{', '.join(untrained)} garments")
         for inputs in many:
             for field in ("garment", "garment_mask", "dense", "agnostic", "parse_agnostic"):
                 if getattr(inputs, field) is None:

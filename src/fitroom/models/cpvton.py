@@ -63,18 +63,24 @@ def person_representation(person: torch.Tensor, parse: torch.Tensor, keypoints: 
     return torch.cat([shape * 2 - 1, head_rgb, pose], 1)
 
 
-def cloth_region(person: torch.Tensor, parse: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The person's garment on white ``(B, 3, H, W)`` and its mask ``(B, 1, H, W)`` (the GMM's targets)."""
-    mask = torch.zeros_like(parse, dtype=person.dtype)
-    for label in CLOTH_LABELS:
-        mask = mask + (parse == label).to(person.dtype)
-    mask = mask[:, None]
+def cloth_region(person: torch.Tensor, parse: torch.Tensor, category: torch.Tensor | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The person's garment on white ``(B, 3, H, W)`` and its mask ``(B, 1, H, W)`` (the GMM's targets): the
+    region of each sample's ``category`` ``(B,)`` (upper: ``CLOTH_LABELS``; lower: trousers and skirts; dress:
+    every garment, as ``GARMENT_CIHP_TO_13`` groups them; None: tops)."""
+    from fitroom.labels import GARMENT_CIHP_TO_13, Parse13
+
+    garment = torch.tensor(GARMENT_CIHP_TO_13[:, :] == int(Parse13.UPPER), device=parse.device)
+    rows = torch.zeros(parse.shape[0], dtype=torch.long, device=parse.device) if category is None else \
+        category.to(parse.device).reshape(-1)
+    mask = garment[rows.reshape(-1, 1, 1), parse].to(person.dtype)[:, None]
     return person * mask + (1 - mask), mask
 
 
 def cpvton_inputs(batch: dict) -> dict:
-    """CP-VTON's inputs and the GMM's targets from a dataset batch."""
-    truth, truth_mask = cloth_region(batch["person"], batch["parse"])
+    """CP-VTON's inputs and the GMM's targets from a dataset batch (its ``category``, when present, picks the
+    garment region)."""
+    truth, truth_mask = cloth_region(batch["person"], batch["parse"], batch.get("category"))
     return {"representation": person_representation(batch["person"], batch["parse"], batch["keypoints"]),
             "garment": batch["garment"], "garment_mask": batch["garment_mask"], "cloth_truth": truth,
             "cloth_mask_truth": truth_mask, "person": batch["person"]}
@@ -121,9 +127,12 @@ class GMMConfig:
     cloth_channels: int = 3
     ngf: int = 64
     size: tuple[int, int] = (256, 192)  # the correlation volume has one channel per position of the 1/16 grid
+    categories: tuple[str, ...] = ("upper",)  # the garment category it was trained on (one: CP-VTON has no input
+    # for it; train one GMM and TOM per category)
 
     def __post_init__(self) -> None:
         self.size = tuple(self.size)  # type: ignore[assignment]
+        self.categories = _one_category(self.categories)
         if self.size[0] % 64 or self.size[1] % 64:
             raise ValueError(f"the GMM needs a size that is a multiple of 64, got {self.size}")
 
@@ -220,6 +229,20 @@ class TOMConfig:
     output_channels: int = 4
     ngf: int = 64
     num_downs: int = 6
+    categories: tuple[str, ...] = ("upper",)  # as GMMConfig's
+
+    def __post_init__(self) -> None:
+        self.categories = _one_category(self.categories)
+
+
+def _one_category(categories) -> tuple[str, ...]:
+    from fitroom.labels import GarmentCategory
+
+    names = tuple(dict.fromkeys(GarmentCategory(c).value for c in categories))
+    if len(names) != 1:
+        raise ValueError(f"a CP-VTON network is trained on one garment category (it has no input for it), got "
+                         f"{', '.join(names) or 'none'}: train one per category")
+    return names
 
 
 class TOM(nn.Module):

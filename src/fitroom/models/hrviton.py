@@ -82,23 +82,45 @@ def warp(features: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(features, grid, padding_mode="border", align_corners=False)
 
 
+def trained_categories(categories, category_input: bool) -> tuple[str, ...]:
+    """``categories`` checked and in ``GarmentCategory`` order; several need the category input (a network
+    without it cannot tell a top's layout from a dress's)."""
+    from fitroom.labels import GarmentCategory
+
+    names = {GarmentCategory(c).value for c in categories}
+    if not names:
+        raise ValueError("a model is trained on at least one garment category")
+    if len(names) > 1 and not category_input:
+        raise ValueError(f"a model of several garment categories ({', '.join(sorted(names))}) needs "
+                         f"category_input: true")
+    return tuple(c.value for c in GarmentCategory if c.value in names)
+
+
 @dataclass
 class ConditionGeneratorConfig:
     cloth_channels: int = 4  # cloth RGB + cloth mask
-    pose_channels: int = 16  # 13-class agnostic parse + DensePose RGB (+ the view plane)
+    pose_channels: int = 16  # 13-class agnostic parse + DensePose RGB (+ the view plane, + 2 category planes)
     parse_classes: int = PARSE_CLASSES
     ngf: int = 96
     #: one set of weights for both views: the view is an extra pose channel (None: read from ``pose_channels``,
     #: for model folders written before this field)
     view_input: bool | None = None
+    #: one set of weights for tops, lower garments and dresses: the category is two more pose channels
+    #: (:func:`category_planes`) and the layout's garment class is the garment tried on (``GARMENT_CIHP_TO_13``)
+    category_input: bool = False
+    #: the garment categories it was trained on (what an engine running it tries on)
+    categories: tuple[str, ...] = ("upper",)
 
     def __post_init__(self) -> None:
+        self.categories = trained_categories(self.categories, self.category_input)
         plain = self.parse_classes + 3
+        extra = CATEGORY_PLANES * int(self.category_input)
         if self.view_input is None:
-            self.view_input = self.pose_channels == plain + 1
-        if self.pose_channels != plain + int(self.view_input):
-            raise ValueError(f"pose_channels {self.pose_channels} do not fit view_input={self.view_input} "
-                             f"({self.parse_classes}-class parse + DensePose = {plain}, + 1 with the view)")
+            self.view_input = self.pose_channels == plain + 1 + extra
+        if self.pose_channels != plain + int(self.view_input) + extra:
+            raise ValueError(f"pose_channels {self.pose_channels} do not fit view_input={self.view_input} and "
+                             f"category_input={self.category_input} ({self.parse_classes}-class parse + DensePose "
+                             f"= {plain}, + 1 with the view, + {CATEGORY_PLANES} with the category)")
 
 
 class ConditionGenerator(nn.Module):
@@ -316,20 +338,27 @@ def choose_upsampling(height: int, width: int) -> str:
 
 @dataclass
 class SPADEGeneratorConfig:
-    input_channels: int = 9  # agnostic person, DensePose, warped cloth (+ the view plane)
+    input_channels: int = 9  # agnostic person, DensePose, warped cloth (+ the view plane, + 2 category planes)
     semantic_channels: int = GENERATOR_SEMANTIC_CLASSES
     ngf: int = 64
     num_upsampling_layers: str = "most"
     spade_hidden: int = 128  # width of the SPADE normalisation's shared convolution (the reference's 128)
     #: one set of weights for both views: the view is a tenth input channel (None: read from ``input_channels``)
     view_input: bool | None = None
+    #: one set of weights for every garment category: two more input channels (:func:`category_planes`)
+    category_input: bool = False
+    #: the garment categories it was trained on
+    categories: tuple[str, ...] = ("upper",)
 
     def __post_init__(self) -> None:
+        self.categories = trained_categories(self.categories, self.category_input)
+        extra = CATEGORY_PLANES * int(self.category_input)
         if self.view_input is None:
-            self.view_input = self.input_channels == 10
-        if self.input_channels != 9 + int(self.view_input):
-            raise ValueError(f"input_channels {self.input_channels} do not fit view_input={self.view_input} "
-                             f"(agnostic person, DensePose and warped cloth = 9, + 1 with the view)")
+            self.view_input = self.input_channels == 10 + extra
+        if self.input_channels != 9 + int(self.view_input) + extra:
+            raise ValueError(f"input_channels {self.input_channels} do not fit view_input={self.view_input} and "
+                             f"category_input={self.category_input} (agnostic person, DensePose and warped cloth "
+                             f"= 9, + 1 with the view, + {CATEGORY_PLANES} with the category)")
 
 
 class SPADEGenerator(nn.Module):
@@ -410,6 +439,19 @@ def prepare_generator(generator: SPADEGenerator) -> SPADEGenerator:
     return prepared.requires_grad_(False).to(memory_format=torch.channels_last)
 
 
+#: input planes a category-input model takes: one per category other than tops (lower, dress), 1 where it is
+CATEGORY_PLANES = 2
+
+
+def category_planes(category: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """The garment category as constant input planes ``(B, 2, H, W)`` shaped like ``like`` ``(B, C, H, W)``:
+    ``category`` ``(B,)`` indices in ``GarmentCategory`` order (0 upper, 1 lower, 2 dress); plane k is 1 for
+    category k + 1, so a top is all zeros (as the view plane's front)."""
+    index = category.to(like.device).reshape(-1, 1, 1, 1)
+    planes = torch.arange(1, CATEGORY_PLANES + 1, device=like.device).reshape(1, -1, 1, 1)
+    return (index == planes).to(like.dtype).expand(-1, -1, *like.shape[-2:])
+
+
 def view_plane(view: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """The view as a constant input plane ``(B, 1, H, W)`` shaped like ``like`` ``(B, C, H, W)``: 0 front, 1 back.
 
@@ -465,21 +507,40 @@ def cloth_input(garment: torch.Tensor, garment_mask: torch.Tensor) -> torch.Tens
     return torch.cat([garment, garment_mask.to(garment.dtype)], 1)
 
 
-def pose_input(parse_agnostic: torch.Tensor, dense: torch.Tensor, view: torch.Tensor | None = None) -> torch.Tensor:
-    """The condition generator's pose input ``(B, 16, H, W)``, or ``(B, 17, H, W)`` with the view plane.
+def parse13_of(parse: torch.Tensor, category: torch.Tensor | None = None) -> torch.Tensor:
+    """``(B, H, W)`` CIHP labels grouped into HR-VITON's 13 classes, the garment tried on in ``Parse13.UPPER``
+    for each sample's ``category`` ``(B,)`` (``GARMENT_CIHP_TO_13``; None: every sample a top, ``CIHP_TO_13``)."""
+    from fitroom.labels import GARMENT_CIHP_TO_13
+
+    tables = torch.tensor(GARMENT_CIHP_TO_13, device=parse.device)
+    if category is None:
+        return tables[0][parse]
+    return tables[category.to(parse.device).reshape(-1, 1, 1), parse]
+
+
+def pose_input(parse_agnostic: torch.Tensor, dense: torch.Tensor, view: torch.Tensor | None = None,
+               category: torch.Tensor | None = None, with_category: bool = False) -> torch.Tensor:
+    """The condition generator's pose input ``(B, 16, H, W)``: ``(B, 17, H, W)`` with the view plane, 2 more with
+    the category planes.
 
     Args:
         parse_agnostic: ``(B, H, W)`` int64 CIHP labels of the agnostic parse (grouped into 13 classes here).
         dense: ``(B, 3, H, W)`` DensePose render.
         view: ``(B,)`` view indices (0 front, 1 back) for a view-input model, else None.
+        category: ``(B,)`` category indices (0 upper, 1 lower, 2 dress), or None for tops.
+        with_category: add the category planes (a category-input model).
     """
     from fitroom.imaging import one_hot
-    from fitroom.labels import CIHP_TO_13
 
-    table = torch.tensor(CIHP_TO_13, device=parse_agnostic.device)
-    parse13 = one_hot(table[parse_agnostic], PARSE_CLASSES).to(dense.dtype)
+    parse13 = one_hot(parse13_of(parse_agnostic, category), PARSE_CLASSES).to(dense.dtype)
     planes = [parse13, dense] + ([view_plane(view, dense)] if view is not None else [])
+    if with_category:
+        planes.append(category_planes(_tops_if_none(category, dense), dense))
     return torch.cat(planes, 1)
+
+
+def _tops_if_none(category: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    return torch.zeros(like.shape[0], dtype=torch.long, device=like.device) if category is None else category
 
 
 class HrvitonTryOn(nn.Module):
@@ -490,8 +551,8 @@ class HrvitonTryOn(nn.Module):
 
     ``forward`` takes tensors at the generator's size ``(H, W)``: ``garment`` ``(B, 3, H, W)``, ``garment_mask``
     ``(B, 1, H, W)``, ``parse_agnostic`` ``(B, H, W)`` CIHP int64, ``dense`` and ``agnostic`` ``(B, 3, H, W)``,
-    ``view`` ``(B,)`` int64; images in [-1, 1]. It returns :func:`generator_conditions`'s dict plus ``image``
-    ``(B, 3, H, W)``. With :meth:`set_noise` ``(False)`` the output depends on the inputs only (for export).
+    ``view`` ``(B,)`` int64, ``category`` ``(B,)`` int64 or None (tops); images in [-1, 1]. It returns
+    :func:`generator_conditions`'s dict plus ``image`` ``(B, 3, H, W)``. With :meth:`set_noise` ``(False)`` the output depends on the inputs only (for export).
     """
 
     def __init__(self, condition_generator: ConditionGenerator, generator: SPADEGenerator,
@@ -501,6 +562,10 @@ class HrvitonTryOn(nn.Module):
             raise ValueError("the condition generator and the image generator disagree about the view input "
                              f"({condition_generator.config.view_input} and {generator.config.view_input}); train "
                              f"both stages with the same view_input")
+        if condition_generator.config.category_input != generator.config.category_input:
+            raise ValueError("the condition generator and the image generator disagree about the category input "
+                             f"({condition_generator.config.category_input} and "
+                             f"{generator.config.category_input}); train both stages with the same category_input")
         self.condition_generator = condition_generator
         self.generator = generator
         self.condition_size = tuple(condition_size)
@@ -508,6 +573,10 @@ class HrvitonTryOn(nn.Module):
     @property
     def view_input(self) -> bool:
         return bool(self.generator.config.view_input)
+
+    @property
+    def category_input(self) -> bool:
+        return bool(self.generator.config.category_input)
 
     def set_noise(self, enabled: bool) -> "HrvitonTryOn":
         for module in self.generator.modules():
@@ -531,7 +600,8 @@ class HrvitonTryOn(nn.Module):
         return model
 
     def condition_inputs(self, garment: torch.Tensor, garment_mask: torch.Tensor, parse_agnostic: torch.Tensor,
-                         dense: torch.Tensor, view: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                         dense: torch.Tensor, view: torch.Tensor, category: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
         """The condition generator's ``(cloth, pose)`` at ``condition_size`` (images bilinear, masks and labels
         nearest, as the reference down-samples them)."""
         size = self.condition_size if garment.shape[-2] >= self.condition_size[0] else tuple(garment.shape[-2:])
@@ -544,25 +614,29 @@ class HrvitonTryOn(nn.Module):
             return F.interpolate(value, size=size, mode=mode)
 
         pose = pose_input(low(parse_agnostic, "nearest"), low(dense, "bilinear"),
-                          view if self.view_input else None)
+                          view if self.view_input else None, category, self.category_input)
         return cloth_input(low(garment, "bilinear"), low(garment_mask, "nearest")), pose
 
     def conditions(self, garment: torch.Tensor, garment_mask: torch.Tensor, parse_agnostic: torch.Tensor,
-                   dense: torch.Tensor, view: torch.Tensor) -> dict[str, torch.Tensor]:
+                   dense: torch.Tensor, view: torch.Tensor, category: torch.Tensor | None = None
+                   ) -> dict[str, torch.Tensor]:
         """The layout and the warped garment at full size (:func:`generator_conditions`)."""
-        cloth_low, pose_low = self.condition_inputs(garment, garment_mask, parse_agnostic, dense, view)
+        cloth_low, pose_low = self.condition_inputs(garment, garment_mask, parse_agnostic, dense, view, category)
         return generator_conditions(self.condition_generator, cloth_low, pose_low, cloth_input(garment, garment_mask))
 
     def generator_input(self, agnostic: torch.Tensor, dense: torch.Tensor, warped_cloth: torch.Tensor,
-                        view: torch.Tensor) -> torch.Tensor:
-        """The image generator's input ``(B, 9 or 10, H, W)``."""
+                        view: torch.Tensor, category: torch.Tensor | None = None) -> torch.Tensor:
+        """The image generator's input ``(B, 9, H, W)``, 10 with the view plane, 2 more with the category's."""
         planes = [agnostic, dense, warped_cloth] + ([view_plane(view, warped_cloth)] if self.view_input else [])
+        if self.category_input:
+            planes.append(category_planes(_tops_if_none(category, warped_cloth), warped_cloth))
         return torch.cat(planes, 1)
 
     def forward(self, garment: torch.Tensor, garment_mask: torch.Tensor, parse_agnostic: torch.Tensor,
-                dense: torch.Tensor, agnostic: torch.Tensor, view: torch.Tensor) -> dict[str, torch.Tensor]:
-        conditions = self.conditions(garment, garment_mask, parse_agnostic, dense, view)
-        x = self.generator_input(agnostic, dense, conditions["warped_cloth"], view)
+                dense: torch.Tensor, agnostic: torch.Tensor, view: torch.Tensor,
+                category: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        conditions = self.conditions(garment, garment_mask, parse_agnostic, dense, view, category)
+        x = self.generator_input(agnostic, dense, conditions["warped_cloth"], view, category)
         return {**conditions, "image": self.generator(x, conditions["seg7"])}
 
 

@@ -117,6 +117,20 @@ def write_parts_index(directory: str | Path, pipeline: str, parts: dict[str, str
     return directory
 
 
+def part_categories(directory: str | Path, parts: tuple[str, ...]) -> frozenset[str] | None:
+    """The garment categories every one of ``parts`` of a multi-part folder was trained on (their ``config.json``'s
+    ``categories``, tops when a folder predates the field), or with per-view folders (``front/``, ``back/``) those
+    of all views; None when the folder holds none of them. Reads no weights."""
+    directory = Path(directory)
+    folders = [directory] + [p for p in sorted(directory.glob("*")) if p.is_dir() and p.name in ("front", "back")]
+    found = []
+    for folder in folders:
+        configs = [folder / part / CONFIG for part in parts]
+        if all(c.is_file() for c in configs):
+            found += [set(json.loads(c.read_text()).get("config", {}).get("categories", ["upper"])) for c in configs]
+    return frozenset(set.intersection(*found)) if found else None
+
+
 def load_parts(directory: str | Path, required: tuple[str, ...] = (), how_to_get: str = "") -> dict[str, nn.Module]:
     """Every network part of a multi-part folder, by part name, each loaded strictly (:func:`load_pretrained`).
 

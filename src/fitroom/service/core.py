@@ -59,7 +59,8 @@ class FittingRoom:
         from fitroom.engines import engine_categories
 
         #: the garment categories this fitting room dresses (its engine's)
-        self.categories = frozenset(getattr(engine, "categories", None) or engine_categories(settings.engine))
+        self.categories = frozenset(getattr(engine, "categories", None)
+                                    or engine_categories(settings.engine, settings.checkpoint))
         self.root = Path(settings.data_dir)
         self.store = open_store(settings.storage, self.root)
         self.db, self.schema = storage.open_database(settings.database)

@@ -10,6 +10,7 @@ from pathlib import Path
 import yaml
 
 from fitroom.errors import ConfigurationError
+from fitroom.labels import GarmentCategory
 from fitroom.training.tasks import TASKS
 
 
@@ -33,6 +34,12 @@ class TrainConfig:
     size: tuple[int, int] = (256, 192)  # (H, W), multiples of 32 (condition) or 64 (generator)
     views: tuple[str, ...] = ("front", "back")  # which samples to train on
     view_input: bool = True  # one set of weights for both views: the view is an extra input plane
+    # the garment categories to train on (the dataset's samples of other categories are left out); recorded in
+    # the exported model, whose engine tries on those only. CP-VTON: one per network
+    categories: tuple[str, ...] = ("upper",)
+    # HR-VITON: one set of weights for several categories, the category as two more input planes (needed for more
+    # than one category)
+    category_input: bool = False
     condition: str = ""  # generator / tom stage: the first stage's run folder (or its model folder), kept frozen
     # None: the stage's reference value (its task's ``defaults``)
     model: str | None = None
@@ -73,6 +80,21 @@ class TrainConfig:
             self.lr_decay_steps = self.steps * defaults["lr_decay_steps"] // defaults["steps"]
         self.size = tuple(self.size)  # type: ignore[assignment]
         self.views = tuple(self.views)  # type: ignore[assignment]
+        if isinstance(self.categories, str):  # categories=upper,lower on the command line
+            self.categories = tuple(c.strip() for c in self.categories.split(","))
+        try:
+            self.categories = tuple(GarmentCategory(c).value for c in self.categories)  # type: ignore[assignment]
+        except ValueError:
+            raise ConfigurationError(f"categories must be among upper, lower and dress, got "
+                                     f"{', '.join(map(str, self.categories))}") from None
+        if not self.categories:
+            raise ConfigurationError("categories must name at least one garment category")
+        if len(self.categories) > 1 and not self.category_input and self.stage in ("condition", "generator"):
+            raise ConfigurationError(f"training on several garment categories ({', '.join(self.categories)}) "
+                                     f"needs category_input=true (one network then takes the category as an input)")
+        if len(self.categories) > 1 and self.stage in ("gmm", "tom"):
+            raise ConfigurationError(f"CP-VTON has no input for the garment category: train one gmm and tom per "
+                                     f"category (categories=upper, lower or dress), not {', '.join(self.categories)}")
         self.betas = tuple(self.betas)  # type: ignore[assignment]
         if self.mixed_precision in (False, None):  # YAML 1.1 reads a bare `no` as false
             self.mixed_precision = "no"

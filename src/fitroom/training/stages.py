@@ -13,10 +13,12 @@ import torch.nn.functional as F
 
 from fitroom.errors import ConfigurationError, MissingWeightsError
 from fitroom.imaging import one_hot
-from fitroom.labels import CIHP_TO_13, CONDITION_SIZE, Parse13
+from fitroom.labels import CONDITION_SIZE, Parse13
 from fitroom.models import create_model
 from fitroom.models.cpvton import cpvton_inputs, gmm_warp
-from fitroom.models.hrviton import HrvitonTryOn, choose_upsampling, cloth_input, pose_input
+from fitroom.models.hrviton import (
+    CATEGORY_PLANES, HrvitonTryOn, choose_upsampling, cloth_input, parse13_of, pose_input,
+)
 from fitroom.models.io import copy_model_folder, load_pretrained, model_name, save_pretrained, write_parts_index
 from fitroom.training.losses import (
     CONDITION_WEIGHTS, GENERATOR_WEIGHTS, VGGPerceptualLoss, feature_matching_loss, hinge_loss, layout_cross_entropy,
@@ -36,8 +38,10 @@ class ConditionTask(TrainingTask):
 
     def __init__(self, config) -> None:
         super().__init__(config)
-        extra = 1 if config.view_input else 0
+        extra = (1 if config.view_input else 0) + (CATEGORY_PLANES if config.category_input else 0)
         self.generator = create_model(config.model, **{"pose_channels": 16 + extra, "view_input": config.view_input,
+                                                       "category_input": config.category_input,
+                                                       "categories": tuple(config.categories),
                                                        **config.model_options})
         self.discriminator = create_model(config.discriminator,
                                           **{"input_channels": 4 + 16 + extra + len(Parse13),
@@ -45,14 +49,15 @@ class ConditionTask(TrainingTask):
         self.vgg = None
         if config.loss_weights.get("vgg", 0) > 0:
             self.vgg = VGGPerceptualLoss(config.vgg_weights or None)
-        self.table = torch.tensor(CIHP_TO_13)
 
     def inputs(self, batch: Batch) -> dict:
         """Model inputs and targets from a dataset batch (tensors at the training size)."""
-        table = self.table.to(batch["parse"].device)
-        # the view, for a weight-shared model, as a constant plane: 0 front, 1 back
-        pose = pose_input(batch["parse_agnostic"], batch["dense"], batch["view"] if self.config.view_input else None)
-        parse13 = table[batch["parse"]]
+        # the view, for a weight-shared model, as a constant plane: 0 front, 1 back; the category likewise; the
+        # garment tried on is the layout's garment class whatever its category
+        category = batch["category"]
+        pose = pose_input(batch["parse_agnostic"], batch["dense"], batch["view"] if self.config.view_input else None,
+                          category, self.config.category_input)
+        parse13 = parse13_of(batch["parse"], category)
         cloth_mask_truth = (parse13 == Parse13.UPPER).float()[:, None]
         return {
             "cloth": cloth_input(batch["garment"], batch["garment_mask"]),
@@ -141,14 +146,23 @@ class GeneratorTask(TrainingTask):
 
     def __init__(self, config) -> None:
         super().__init__(config)
-        extra = 1 if config.view_input else 0
+        extra = (1 if config.view_input else 0) + (CATEGORY_PLANES if config.category_input else 0)
         self.condition_generator, self.condition_generator_name = load_first_stage(config)
         self.frozen_exported = False  # its folder is copied beside the trained one at the first checkpoint
-        if self.condition_generator.config.view_input != bool(config.view_input):
-            raise ConfigurationError(f"the condition generator at {config.condition} was trained "
-                                     f"{'with' if self.condition_generator.config.view_input else 'without'} the "
-                                     f"view input; train both stages with the same view_input")
+        for field in ("view_input", "category_input"):
+            trained = bool(getattr(self.condition_generator.config, field))
+            if trained != bool(getattr(config, field)):
+                raise ConfigurationError(f"the condition generator at {config.condition} was trained "
+                                         f"{'with' if trained else 'without'} the {field.split('_')[0]} input; "
+                                         f"train both stages with the same {field}")
+        missing = set(config.categories) - set(self.condition_generator.config.categories)
+        if missing:
+            raise ConfigurationError(f"the condition generator at {config.condition} was trained on "
+                                     f"{', '.join(self.condition_generator.config.categories)}, not on "
+                                     f"{', '.join(sorted(missing))}: train both stages on the same categories")
         self.generator = create_model(config.model, **{"input_channels": 9 + extra, "view_input": config.view_input,
+                                                       "category_input": config.category_input,
+                                                       "categories": tuple(config.categories),
                                                        "num_upsampling_layers": choose_upsampling(*config.size),
                                                        **config.model_options})
         # the try-on module the engine runs: the conditions come from it exactly as at inference
@@ -166,9 +180,11 @@ class GeneratorTask(TrainingTask):
     @torch.no_grad()
     def inputs(self, batch: Batch) -> dict:
         self.condition_generator.to(batch["person"].device)
+        category = batch["category"]
         conditions = self.tryon.conditions(batch["garment"], batch["garment_mask"], batch["parse_agnostic"],
-                                           batch["dense"], batch["view"])
-        x = self.tryon.generator_input(batch["agnostic"], batch["dense"], conditions["warped_cloth"], batch["view"])
+                                           batch["dense"], batch["view"], category)
+        x = self.tryon.generator_input(batch["agnostic"], batch["dense"], conditions["warped_cloth"], batch["view"],
+                                       category)
         return {"x": x, "seg7": conditions["seg7"], "person": batch["person"],
                 "warped_cloth": conditions["warped_cloth"], "agnostic": batch["agnostic"]}
 
@@ -225,7 +241,8 @@ class GMMTask(TrainingTask):
 
     def __init__(self, config) -> None:
         super().__init__(config)
-        self.generator = create_model(config.model, **{"size": tuple(config.size), **config.model_options})
+        self.generator = create_model(config.model, **{"size": tuple(config.size),
+                                                       "categories": tuple(config.categories), **config.model_options})
 
     def inputs(self, batch: Batch) -> dict:
         return cpvton_inputs(batch)
@@ -262,7 +279,12 @@ class TOMTask(TrainingTask):
         super().__init__(config)
         self.gmm, self.gmm_name = load_first_stage(config)
         self.frozen_exported = False  # its folder is copied beside the trained one at the first checkpoint
-        self.generator = create_model(config.model, **config.model_options)
+        self.generator = create_model(config.model, **{"categories": tuple(config.categories),
+                                                       **config.model_options})
+        if tuple(self.gmm.config.categories) != tuple(config.categories):
+            raise ConfigurationError(f"the GMM at {config.condition} was trained on "
+                                     f"{', '.join(self.gmm.config.categories)}, not on "
+                                     f"{', '.join(config.categories)}: train both stages on the same category")
         self.vgg = None
         if config.loss_weights.get("vgg", 0) > 0:
             self.vgg = VGGPerceptualLoss(config.vgg_weights or None)

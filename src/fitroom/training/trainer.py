@@ -133,6 +133,11 @@ class Trainer:
         dataset.keep_views({View(v) for v in self.config.views})
         if not dataset.pairs:
             raise ValueError(f"the {split} split has no samples of the views {', '.join(self.config.views)}")
+        dataset.keep_categories(self.config.categories)
+        if not dataset.pairs:
+            raise ValueError(f"the {split} split has no samples of the garment categories "
+                             f"{', '.join(self.config.categories)} (categories.txt names each sample's; unlisted "
+                             f"samples are tops)")
         return dataset
 
     @property
