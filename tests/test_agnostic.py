@@ -116,3 +116,20 @@ def test_the_lower_agnostic_is_resolution_independent():
                  for r in (render_person(spec.person, spec.garment, "front", size) for size in ((256, 192),
                                                                                                (512, 384)))]
     assert fractions[0] == pytest.approx(fractions[1], rel=0.08)
+
+
+def test_a_body_mask_is_the_union_of_its_parts_even_where_they_overlap():
+    """A thigh's and a shin's capsules overlap at the knee: the leg's mask covers the knee (polygons filled in one
+    call by parity used to leave a hole there)."""
+    from fitroom import geometry
+    from fitroom.labels import Body25, BodyPart
+    from fitroom.preprocess.body import BodyGeometry
+
+    square = np.array([[10, 10], [50, 10], [50, 50], [10, 50]], float)
+    assert geometry.polygon_mask((80, 80), square, square + 20)[35, 35]
+    keypoints = np.zeros((25, 3))
+    for joint, (x, y) in {Body25.R_SHOULDER: (80, 60), Body25.L_SHOULDER: (120, 60), Body25.NECK: (100, 60),
+                          Body25.R_HIP: (90, 130), Body25.R_KNEE: (92, 180), Body25.R_ANKLE: (90, 230)}.items():
+        keypoints[joint] = (x, y, 1.0)
+    leg = BodyGeometry.from_keypoints(keypoints).mask((260, 200), BodyPart.RIGHT_UPPER_LEG, BodyPart.RIGHT_LOWER_LEG)
+    assert leg[175:186, 88:97].all()

@@ -55,8 +55,12 @@ def smooth_closed(points: np.ndarray, iterations: int = 2) -> np.ndarray:
 
 
 def polygon_mask(shape: tuple[int, int], *polygons: np.ndarray) -> np.ndarray:
+    """The union of ``polygons`` (each ``(N, 2)`` x, y, sub-pixel) as an ``(H, W)`` bool mask. Each is filled on
+    its own: one ``fillPoly`` call over several fills by parity, so where two overlap (a thigh's and a shin's
+    capsules at the knee) it would leave a hole."""
     mask = np.zeros(shape, dtype=np.uint8)
-    cv2.fillPoly(mask, [np.round(p * 4).astype(np.int32) for p in polygons], 1, lineType=cv2.LINE_8, shift=2)
+    for polygon in polygons:
+        cv2.fillPoly(mask, [np.round(polygon * 4).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=2)
     return mask.astype(bool)
 
 

@@ -58,3 +58,19 @@ def composite(result: np.ndarray, warped_rgb: np.ndarray, drawn: np.ndarray, fro
     alpha = np.where(allowed, alpha, 0.0)[..., None]
     result = result * (1 - alpha) + np.clip(warped_rgb, 0, 1) * alpha
     return np.clip(result * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+def background_fill(image: np.ndarray, parse: np.ndarray, fill: np.ndarray) -> np.ndarray:
+    """``image`` ``(H, W, 3)`` float with the ``fill`` ``(H, W)`` bool pixels replaced by the nearest background
+    (the parse's), looked for along the row first (floors and walls run across a photo), smoothed: a guess for
+    what a garment hid. Unchanged when the photo shows no background."""
+    from scipy import ndimage
+
+    background = parse == Cihp.BACKGROUND
+    if not fill.any() or not background.any():
+        return image
+    _, (iy, ix) = ndimage.distance_transform_edt(~background, sampling=(8.0, 1.0), return_indices=True)
+    reach = cv2.GaussianBlur(image[iy, ix], (0, 0), max(0.01 * image.shape[0], 1.0))
+    out = image.copy()
+    out[fill] = reach[fill]
+    return out

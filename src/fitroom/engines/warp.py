@@ -28,7 +28,7 @@ from scipy import ndimage
 from fitroom import imaging
 from fitroom import geometry
 from fitroom.engines import register_engine
-from fitroom.engines.compositing import carry_light, composite, skin_colour
+from fitroom.engines.compositing import background_fill, carry_light, composite, skin_colour
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
 from fitroom.labels import (
     ARM_LABELS, UPPER_GARMENT_LABELS, BodyPart, Body25, Cihp, GarmentCategory,
@@ -227,13 +227,13 @@ def torso_targets(frame: BodyFrame, landmarks: GarmentLandmarks) -> tuple[list[n
     """Matching (garment, body) points of the torso: neck sides, shoulders, armpits, hem corners."""
     garment_points, body_points = [], []
     lift = 0.1 * frame.width
+    length_scale = frame.length_scale or frame.scale
     for side, sign in (("a", -1), ("b", 1)):
         garment_points.append(landmarks.neck[side])
         body_points.append(frame.neck + sign * frame.across * 0.17 * frame.width - frame.down * 1.3 * lift)
         garment_points.append(landmarks.shoulder[side])
         body_points.append(frame.shoulder[side] + sign * frame.across * 0.12 * frame.width - frame.down * lift)
         garment_points.append(landmarks.armpit[side])
-        length_scale = frame.length_scale or frame.scale
         depth = (landmarks.armpit[side][1] - frame.garment_top[1]) * length_scale
         body_points.append(frame.neck + frame.down * depth + sign * frame.across * frame.chest_half)
         garment_points.append(landmarks.hem[side])
@@ -304,6 +304,22 @@ def sleeve_strip(mask: np.ndarray, side_value: int, landmarks: GarmentLandmarks,
         body_normal = geometry.perp(direction) * sign
         body_points += [point + body_normal * w * frame.scale, point - body_normal * w * frame.scale]
     return np.array(garment_points), np.array(body_points)
+
+
+def _bodice_grid(garment: list[np.ndarray], body: list[np.ndarray], frame: BodyFrame
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`torso_targets`' points as a 3 x 3 grid ``(9, 2)`` in the garment and on the body: rows shoulders,
+    armpits, hem; columns side "a", the middle, side "b" (the top middle is the neck's centre)."""
+    def rows(points: list[np.ndarray], top_middle: np.ndarray) -> np.ndarray:
+        a, b = points[:4], points[4:]
+        out = []
+        for k in (1, 2, 3):  # shoulder, armpit, hem
+            middle = top_middle if k == 1 else (a[k] + b[k]) / 2
+            out += [a[k], middle, b[k]]
+        return np.array(out, dtype=np.float64)
+
+    lift = 0.1 * frame.width
+    return rows(garment, frame.garment_top), rows(body, frame.neck - frame.down * 1.3 * lift)
 
 
 def _tps_kernel(squared: np.ndarray) -> np.ndarray:
@@ -383,8 +399,9 @@ class WarpEngine:
     def top(self, inputs: TryOnInputs, hem_at: float | None = None, bodice: bool = False,
             shading: bool | None = None) -> TryOnResult:
         """An upper garment on the person of ``inputs``; with ``hem_at``, its hem on that photo row (see
-        :func:`body_frame`); ``bodice``: the garment is a dress's bodice (:func:`bodice_landmarks`);
-        ``shading`` replaces the engine's setting. ``extras["torso_body"]`` holds the torso's body points (neck
+        :func:`body_frame`); ``bodice``: the garment is a dress's bodice (:func:`bodice_landmarks`), and what
+        the old garment covered and it does not is skin on the body's torso and arms and the background beyond
+        (a dress's straps leave bare what a top covered); ``shading`` replaces the engine's setting. ``extras["torso_body"]`` holds the torso's body points (neck
         side, shoulder, armpit, hem corner, for side "a" then "b") and ``extras["scale"]`` body pixels per garment
         pixel."""
         timings: dict[str, float] = {}
@@ -420,7 +437,14 @@ class WarpEngine:
                            hem_at=hem_at)
         torso_garment, torso_body = torso_targets(frame, landmarks)
         torso_source = np.dstack([garment, (garment_mask & (parts == 0)).astype(np.float32)])
-        warped = tps_warp(torso_source, [p * to_canvas for p in torso_garment], torso_body)
+        if bodice:
+            # a bodice by a 3 x 3 grid (shoulders, armpits, hem; sides and middle), piece by piece: its straps'
+            # few pixels pinned to the shoulders would fold a spline over the whole garment
+            grid_garment, grid_body = _bodice_grid(torso_garment, torso_body, frame)
+            warped, _ = geometry.piecewise_affine(torso_source, grid_garment * to_canvas, grid_body,
+                                                  geometry.grid_triangles(3, 3), (height, width))
+        else:
+            warped = tps_warp(torso_source, [p * to_canvas for p in torso_garment], torso_body)
         warped_rgb = np.clip(warped[..., :3], 0, 1)
         # far from its control points a spline folds back onto the garment: keep the torso's own neighbourhood
         hull = cv2.convexHull(np.round(np.array(torso_body) * 4).astype(np.int32))
@@ -461,11 +485,18 @@ class WarpEngine:
         arm_zone = body.mask((height, width), BodyPart.LEFT_UPPER_ARM, BodyPart.RIGHT_UPPER_ARM,
                              BodyPart.LEFT_LOWER_ARM, BodyPart.RIGHT_LOWER_ARM) & ~torso_zone
         skin_zone = arm_zone & uncovered
+        if bodice:  # a dress's straps leave bare what a top covered: skin on the body, the background beyond it
+            torso_core = BodyGeometry.from_keypoints(keypoints).mask((height, width), BodyPart.TORSO)
+            skin_zone |= torso_core & uncovered
         skin = skin_colour(result, parse, arms | neck_skin)
         if skin is not None and skin_zone.any():
             shade = geometry.roundness(skin_zone | (arms & arm_zone), 0.2)
             result[skin_zone] = skin[None] * shade[skin_zone][:, None]
         extend = uncovered & ~skin_zone
+        bare = np.zeros_like(extend)
+        if bodice:
+            bare, extend = extend, bare
+            result = background_fill(result, parse, bare)
         if extend.any() and drawn.any():
             # the nearest drawn garment pixel's colour, smoothed: the new garment reaches over the old one (taken
             # from inside the garment: its edge pixels are mixed with the product photo's background)
@@ -489,6 +520,8 @@ class WarpEngine:
         for label, parts_of_arm in ((Cihp.LEFT_ARM, (BodyPart.LEFT_UPPER_ARM, BodyPart.LEFT_LOWER_ARM)),
                                     (Cihp.RIGHT_ARM, (BodyPart.RIGHT_UPPER_ARM, BodyPart.RIGHT_LOWER_ARM))):
             new_parse[skin_zone & arm_zone & body.mask((height, width), *parts_of_arm)] = label
+        new_parse[skin_zone & ~arm_zone] = Cihp.TORSO_SKIN
+        new_parse[bare] = Cihp.BACKGROUND
         new_parse[drawn] = Cihp.UPPER_CLOTHES
         tick("composite")
         warped_uint8 = np.clip(warped_rgb * 255 + 0.5, 0, 255).astype(np.uint8)
