@@ -401,9 +401,10 @@ class WarpEngine:
         """An upper garment on the person of ``inputs``; with ``hem_at``, its hem on that photo row (see
         :func:`body_frame`); ``bodice``: the garment is a dress's bodice (:func:`bodice_landmarks`), and what
         the old garment covered and it does not is skin on the body's torso and arms and the background beyond
-        (a dress's straps leave bare what a top covered); ``shading`` replaces the engine's setting. ``extras["torso_body"]`` holds the torso's body points (neck
-        side, shoulder, armpit, hem corner, for side "a" then "b") and ``extras["scale"]`` body pixels per garment
-        pixel."""
+        (a dress's straps leave bare what a top covered); ``shading`` replaces the engine's setting.
+        ``extras["torso_body"]`` holds the torso's body points (neck side, shoulder, armpit, hem corner, for side
+        "a" then "b"), ``extras["scale"]`` body pixels per garment pixel across and ``extras["length_scale"]``
+        down."""
         timings: dict[str, float] = {}
         clock = time.perf_counter()
 

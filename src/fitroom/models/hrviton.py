@@ -552,7 +552,8 @@ class HrvitonTryOn(nn.Module):
     ``forward`` takes tensors at the generator's size ``(H, W)``: ``garment`` ``(B, 3, H, W)``, ``garment_mask``
     ``(B, 1, H, W)``, ``parse_agnostic`` ``(B, H, W)`` CIHP int64, ``dense`` and ``agnostic`` ``(B, 3, H, W)``,
     ``view`` ``(B,)`` int64, ``category`` ``(B,)`` int64 or None (tops); images in [-1, 1]. It returns
-    :func:`generator_conditions`'s dict plus ``image`` ``(B, 3, H, W)``. With :meth:`set_noise` ``(False)`` the output depends on the inputs only (for export).
+    :func:`generator_conditions`'s dict plus ``image`` ``(B, 3, H, W)``. With :meth:`set_noise` ``(False)`` the
+    output depends on the inputs only (for export).
     """
 
     def __init__(self, condition_generator: ConditionGenerator, generator: SPADEGenerator,
