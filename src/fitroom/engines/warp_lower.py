@@ -4,9 +4,9 @@ The garment's landmarks are found on its mask: the waistband's corners, the crot
 trousers and shorts) and each leg's hem, or a skirt's hem corners. On the body the waistband sits above the hips
 (by a fifth of the torso), the crotch a quarter of the way from the hips to the knees, and the garment is scaled
 by the ratio of the body's rise to the garment's (a skirt's, whose rise cannot be seen, by its waist width laid
-on the body's waist, estimated from its width at the waistband and from the hip joints): the hem falls as far down the body as the product's
-proportions say, and the legs follow the person's legs (hip, knee, ankle). The product is
-carried piece by piece (two leg strips, or a 3 x 3 grid for a skirt) as the sleeves are.
+on the body's waist, estimated from its width at the waistband and from the hip joints): the hem falls as far
+down the body as the product's proportions say, and the legs follow the person's legs (hip, knee, ankle). The
+product is carried piece by piece (two leg strips, or a 3 x 3 grid for a skirt) as the sleeves are.
 
 The person's top, arms, hands, head and shoes stay in front; the old lower garment that the new one does not cover
 becomes leg skin within the legs (the person's skin colour, shaded) and the surrounding background elsewhere (the
