@@ -1053,6 +1053,8 @@ def main(argv: list[str] | None = None) -> int:
     for flag in ("quiet", "verbose", "strict", "json"):
         setattr(args, flag, getattr(args, flag, False))
     level = logging.DEBUG if args.verbose else logging.ERROR if args.quiet else logging.INFO
+    if int(os.environ.get("RANK", "0")) > 0:  # one of several processes (torchrun, accelerate): the first speaks
+        level = max(level, logging.ERROR)
     root = logging.getLogger()
     fresh = not root.handlers
     # warnings are always made (--strict counts them); -q filters them at the terminal's handler

@@ -153,6 +153,9 @@ class ConditionGenerator(nn.Module):
         # feature-pyramid laterals, one per encoder level 0..3, to the fused width 4n
         self.conv1 = nn.ModuleList(nn.Conv2d(w, 4 * n, 1) for w in widths[:4])
         self.conv2 = nn.ModuleList(nn.Conv2d(w, 4 * n, 1) for w in widths[:4])
+        # never read with warp_feature "T1" (see forward): kept so that released checkpoints load, frozen so that
+        # training (DDP above all, which stops at parameters without a gradient) leaves it alone
+        self.conv2.requires_grad_(False)
         self.flow_conv = nn.ModuleList(nn.Conv2d(8 * n, 2, 3, padding=1) for _ in range(5))
         self.bottleneck = nn.ModuleList(
             nn.Sequential(nn.Conv2d(w, 4 * n, 3, padding=1), nn.ReLU(inplace=True)) for w in (4 * n, 4 * n, 2 * n, n))
@@ -386,6 +389,10 @@ class SPADEGenerator(nn.Module):
             self.up_4 = SPADEResBlock(n + inject, n // 2, s, h)
             last = n // 2
         self.conv_img = nn.Conv2d(last, 3, 3, padding=1)
+        # the injections past the last up-sampling stage are never read (conv_7 without up_4): kept so that
+        # checkpoints of every setting share one layout, frozen so that training (DDP above all) leaves them alone
+        for i in range(2 + 4 + int(c.num_upsampling_layers == "most") + 1, 8):
+            getattr(self, f"conv_{i}").requires_grad_(False)
 
     @property
     def scale(self) -> int:

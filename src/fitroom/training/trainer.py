@@ -19,6 +19,7 @@ resumed run continues the same trajectory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -42,15 +43,22 @@ CHECKPOINT_PREFIX = "step_"
 
 
 class ResumableSampler(Sampler[int]):
-    """A fresh permutation per epoch from ``(seed, epoch)``, able to start mid-epoch (for exact resume)."""
+    """A fresh permutation per epoch from ``(seed, epoch)``, able to start mid-epoch (for exact resume).
 
-    def __init__(self, length: int, seed: int) -> None:
-        self.length, self.seed = length, seed
+    With ``world`` processes, process ``rank`` takes every ``world``-th index of the permutation from its
+    ``rank``-th (each epoch's last ``length % world`` left out, so that every process sees as many): the processes
+    share no sample within an epoch, and together their first batches of B are the one process's first batch of
+    ``world`` x B. ``position`` counts this process's samples."""
+
+    def __init__(self, length: int, seed: int, rank: int = 0, world: int = 1) -> None:
+        self.seed, self.rank, self.world = seed, rank, world
+        self.length = length // world
+        self.total = length
         self.epoch, self.position = 0, 0
 
     def permutation(self) -> list[int]:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        return torch.randperm(self.length, generator=generator).tolist()
+        return torch.randperm(self.total, generator=generator).tolist()[self.rank::self.world][:self.length]
 
     def __iter__(self):
         order = self.permutation()
@@ -71,20 +79,27 @@ class Trainer:
     def __init__(self, config: TrainConfig, progress: bool = True) -> None:
         self.config = config
         self.progress = progress
-        if config.mixed_precision == "fp16" and not torch.cuda.is_available():
-            raise ValueError("fp16 mixed precision needs a GPU; use bf16 (slow, emulated on this CPU) or no")
+        # fp16 on the CPU: accelerate would run it in float32 without a word, so the trainer autocasts to float16
+        # and scales the loss itself (torch's CPU autocast and GradScaler); on a GPU accelerate does both
+        self.cpu_fp16 = config.mixed_precision == "fp16" and not torch.cuda.is_available()
+        self.scaler = torch.amp.GradScaler("cpu") if self.cpu_fp16 else None
         # accelerate keeps one state per process; a second trainer in the same process (a notebook, the tests) may
         # ask for another precision, so the precision part is reset (the distributed part is kept)
         AcceleratorState._reset_state(reset_partial_state=False)
-        self.accelerator = Accelerator(mixed_precision=config.mixed_precision, cpu=not torch.cuda.is_available())
+        self.accelerator = Accelerator(mixed_precision="no" if self.cpu_fp16 else config.mixed_precision,
+                                       cpu=not torch.cuda.is_available())
         torch.manual_seed(config.seed)
         self.out = Path(config.out)
         self.task = TASKS.get(config.stage)(config)
         dataset = self._dataset("train")
-        if len(dataset) < config.batch_size:
-            raise ValueError(f"{len(dataset)} training samples are fewer than one batch of {config.batch_size}")
+        world = self.accelerator.num_processes
+        if len(dataset) < config.batch_size * world:
+            raise ValueError(f"{len(dataset)} training samples are fewer than one batch of {config.batch_size}"
+                             + (f" for each of {world} processes" if world > 1 else ""))
         self.out.mkdir(parents=True, exist_ok=True)  # after the checks: a refused start leaves no folder behind
-        self.sampler = ResumableSampler(len(dataset), config.seed)
+        # each process its own share of every epoch (the models are wrapped for DDP by accelerate; the loader is
+        # not, so that the resumable order stays this trainer's)
+        self.sampler = ResumableSampler(len(dataset), config.seed, self.accelerator.process_index, world)
         # the loader draws its workers' seeds from its own generator: a resumed run creates its iterators at other
         # moments than an uninterrupted one, and must not shift the models' random stream (dropout) by doing so
         self.loader = DataLoader(dataset, batch_size=config.batch_size, sampler=self.sampler, drop_last=True,
@@ -173,7 +188,7 @@ class Trainer:
         values = []
         for batch in loader:
             batch = {k: v.to(self.accelerator.device) if torch.is_tensor(v) else v for k, v in batch.items()}
-            with self.accelerator.autocast():
+            with self._autocast():
                 prediction, truth = self.task.predict(generator, self.task.inputs(batch))
             values.append(ssim(prediction.float().clamp(-1, 1) * 0.5 + 0.5, truth.float() * 0.5 + 0.5, 11)
                           .mean((1, 2, 3)))
@@ -202,11 +217,12 @@ class Trainer:
             **{name: unwrap(model).state_dict() for name, model in self._models().items()},
             **{f"optimizer_{name}": o.state_dict() for name, o in self.optimizers.items()},
             **{f"scheduler_{name}": s.state_dict() for name, s in self.schedulers.items()},
-            "sampler": {"epoch": self.sampler.epoch, "position": self.sampler.position},
+            "sampler": {"epoch": self.sampler.epoch, "position": self.sampler.position,
+                        "processes": self.accelerator.num_processes},
             "rng_cpu": torch.get_rng_state(),
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "ema": self.ema.state_dict() if self.ema is not None else None,
-            "scaler": self.accelerator.scaler.state_dict() if self.accelerator.scaler is not None else None,
+            "scaler": self._scaler.state_dict() if self._scaler is not None else None,
         }
         path = self.out / f"{CHECKPOINT_PREFIX}{self.step}.pt"
         temporary = path.with_suffix(".pt.partial")
@@ -245,14 +261,18 @@ class Trainer:
             for name in self.names:
                 self.optimizers[name].load_state_dict(state[f"optimizer_{name}"])
                 self.schedulers[name].load_state_dict(state[f"scheduler_{name}"])
+            processes = state["sampler"].get("processes", 1)
+            if processes != self.accelerator.num_processes:
+                raise ConfigurationError(f"{path} was written by a run of {processes} process(es): resume it with "
+                                         f"{processes} (each process's place in the data depends on their number)")
             self.sampler.epoch, self.sampler.position = state["sampler"]["epoch"], state["sampler"]["position"]
             torch.set_rng_state(state["rng_cpu"])
             if state["rng_cuda"]:
                 torch.cuda.set_rng_state_all(state["rng_cuda"])
             if self.ema is not None and state["ema"] is not None:
                 self.ema.load_state_dict(state["ema"])
-            if self.accelerator.scaler is not None and state["scaler"] is not None:
-                self.accelerator.scaler.load_state_dict(state["scaler"])
+            if self._scaler is not None and state["scaler"] is not None:
+                self._scaler.load_state_dict(state["scaler"])
             self.step, self.skipped = state["step"], state["skipped"]
             if self.accelerator.is_main_process:  # records after the checkpoint will be written again
                 kept = [r for r in self.history() if r["step"] <= self.step]
@@ -283,32 +303,44 @@ class Trainer:
             window: dict[str, float] = {}
             for micro in range(config.grad_accum):
                 x = task.inputs(next(batches))
-                # the generator's losses, with the discriminator frozen
-                for p in discriminator_parameters:
-                    p.requires_grad_(False)
-                with self.accelerator.autocast():
-                    loss_g, parts = task.generator_losses(x)
-                self.accelerator.backward(loss_g / config.grad_accum)
-                finite &= bool(torch.isfinite(loss_g.detach()))
-                totals = {"generator": float(loss_g.detach())}
-                if adversarial:
+                # under DDP the gradients are all-reduced once per window: at its last micro-batch only
+                with contextlib.ExitStack() as unsynced:
+                    if micro < config.grad_accum - 1:
+                        for model in self._models().values():
+                            unsynced.enter_context(self.accelerator.no_sync(model))
+                    # the generator's losses, with the discriminator frozen
                     for p in discriminator_parameters:
-                        p.requires_grad_(True)
-                    with self.accelerator.autocast():
-                        loss_d = task.discriminator_loss(x)
-                    self.accelerator.backward(loss_d / config.grad_accum)
-                    finite &= bool(torch.isfinite(loss_d.detach()))
-                    totals["discriminator"] = float(loss_d.detach())
+                        p.requires_grad_(False)
+                    with self._autocast():
+                        loss_g, parts = task.generator_losses(x)
+                    self._backward(loss_g / config.grad_accum)
+                    finite &= bool(torch.isfinite(loss_g.detach()))
+                    totals = {"generator": float(loss_g.detach())}
+                    if adversarial:
+                        for p in discriminator_parameters:
+                            p.requires_grad_(True)
+                        with self._autocast():
+                            loss_d = task.discriminator_loss(x)
+                        self._backward(loss_d / config.grad_accum)
+                        finite &= bool(torch.isfinite(loss_d.detach()))
+                        totals["discriminator"] = float(loss_d.detach())
                 for name, value in {**parts, **totals}.items():
                     window[name] = window.get(name, 0.0) + value / config.grad_accum
-            # one optimizer step per window: clip, check, step
+            # one optimizer step per window: (unscale,) clip, check, step
+            if self.scaler is not None:
+                for optimizer in self.optimizers.values():
+                    self.scaler.unscale_(optimizer)
             for model in self._models().values():
                 if config.clip_grad > 0:
                     self.accelerator.clip_grad_norm_(model.parameters(), config.clip_grad)
                 finite &= all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+            finite, window = self._across_processes(finite, window)
             if finite:
                 for name in self.names:
-                    self.optimizers[name].step()
+                    if self.scaler is not None:
+                        self.scaler.step(self.optimizers[name])
+                    else:
+                        self.optimizers[name].step()
                     self.schedulers[name].step()
                 if self.ema is not None:
                     self.ema.update_parameters(self.accelerator.unwrap_model(task.generator))
@@ -316,6 +348,8 @@ class Trainer:
                 self.skipped += 1
                 logger.warning("step %d: a loss or gradient was not finite; the step was skipped (%d so far)",
                                self.step + 1, self.skipped)
+            if self.scaler is not None:
+                self.scaler.update()  # a smaller scale after a non-finite window, a larger one after a long run
             for optimizer in self.optimizers.values():
                 optimizer.zero_grad(set_to_none=True)
             self.step += 1
@@ -341,6 +375,33 @@ class Trainer:
         if self.writer is not None:
             self.writer.flush()
         return logs
+
+    @property
+    def _scaler(self):
+        """The loss scaler of fp16 training (the trainer's on the CPU, accelerate's on a GPU), or None."""
+        return self.scaler if self.scaler is not None else self.accelerator.scaler
+
+    def _autocast(self):
+        if self.cpu_fp16:
+            return torch.autocast("cpu", dtype=torch.float16)
+        return self.accelerator.autocast()
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+        else:
+            self.accelerator.backward(loss)
+
+    def _across_processes(self, finite: bool, window: dict[str, float]) -> tuple[bool, dict[str, float]]:
+        """With several processes: the window is finite only where it is finite on every process (they step or
+        skip together, so their weights stay equal), and each logged loss is the mean over the processes."""
+        if self.accelerator.num_processes == 1:
+            return finite, window
+        names = sorted(window)
+        values = torch.tensor([float(finite)] + [window[n] for n in names], device=self.accelerator.device)
+        gathered = self.accelerator.gather(values[None]).reshape(self.accelerator.num_processes, -1)
+        finite = bool(gathered[:, 0].min() > 0)
+        return finite, dict(zip(names, (float(v) for v in gathered[:, 1:].mean(0))))
 
     def _samples(self, x: dict) -> None:
         """A grid of up to four training samples in TensorBoard, one row per stage of the task."""
