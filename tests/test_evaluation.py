@@ -66,6 +66,37 @@ def test_unpaired_synthetic_pairs_are_scored_against_the_rendered_truth(synth_da
     assert results["protocol"]["real_photos_for_fid"] == 4 and "lpips" in results["protocol"]["backbones"]
 
 
+def test_two_shards_merged_give_the_unsharded_results(synth_dataset, tmp_path, random_backbones, monkeypatch):
+    """--shard 0/2 and 1/2 into one report folder, then --merge: the same per-sample rows and the same summary,
+    FID and KID (recomputed from the shards' features) as one run; a merge before every shard is done is refused."""
+    import fitroom.metrics.perceptual as perceptual
+
+    monkeypatch.setattr(perceptual, "find", lambda name: random_backbones[name])
+    monkeypatch.setattr(perceptual, "verify", lambda known, path: "")
+    common = dict(engine="warp", data=str(synth_dataset), pairs="unpaired")
+    whole = evaluate(EvalConfig(**common, out=str(tmp_path / "whole")), progress=False)
+    out = str(tmp_path / "sharded")
+    assert evaluate(EvalConfig(**common, out=out, shard=(1, 2)), progress=False) == {"shard": [1, 2], "samples": 2}
+    with pytest.raises(ValueError, match="every shard must be done"):
+        evaluate(EvalConfig(**common, out=out, merge=True), progress=False)
+    evaluate(EvalConfig(**common, out=out, shard=(0, 2)), progress=False)
+    merged = evaluate(EvalConfig(**common, out=out, merge=True), progress=False)
+    assert _without_seconds(merged) == _without_seconds(whole)  # the same numbers, to the last bit
+    assert isinstance(merged["summary"]["all"]["fid"], float)
+    assert merged["protocol"]["real_photos_for_fid"] == whole["protocol"]["real_photos_for_fid"] == 4
+
+    def rows(folder):
+        with open(tmp_path / folder / "per_sample.csv") as handle:
+            return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(handle)]
+
+    assert rows("sharded") == rows("whole")
+
+
+def _without_seconds(results):
+    return {group: {k: v for k, v in entry.items() if k != "seconds_per_image"}
+            for group, entry in results["summary"].items()}
+
+
 def test_eval_command(synth_dataset, tmp_path, capsys):
     code = main(["eval", "--engine", "warp", "--data", str(synth_dataset), "--out", str(tmp_path / "r"),
                  "--limit", "2", "-q"])

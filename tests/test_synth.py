@@ -129,3 +129,21 @@ def test_four_identities_give_unpaired_ground_truth(tmp_path):
     pairs = read_pairs(tmp_path / "test_pairs.txt")
     assert len(truths) == 4 and len(pairs) == 4  # 2 test identities x front and back
     assert all(person != cloth for person, cloth in pairs)
+
+
+def test_two_shards_render_the_dataset_one_run_renders(tmp_path):
+    """--shard 0/2 and 1/2 into one folder (two machines sharing it): byte for byte the unsharded dataset, lists
+    included, without a merge step; a shard with another layout is refused in words."""
+    from fitroom.cli import main
+
+    common = ["-q", "synth", "--count", "5", "--size", "64x48", "--categories", "upper,lower", "--workers", "1"]
+    assert main([*common, "--out", str(tmp_path / "whole")]) == 0
+    for shard in ("1/2", "0/2"):
+        assert main([*common, "--out", str(tmp_path / "sharded"), "--shard", shard]) == 0
+
+    def tree(root):
+        return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    whole, sharded = tree(tmp_path / "whole"), tree(tmp_path / "sharded")
+    assert whole.keys() == sharded.keys() and all(whole[k] == sharded[k] for k in whole)
+    assert main([*common, "--out", str(tmp_path / "dc"), "--shard", "0/2", "--layout", "dresscode"]) == 3

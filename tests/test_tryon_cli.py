@@ -161,6 +161,41 @@ def test_prepare_keeps_every_photo_detects_views_and_writes_a_trainable_split(tm
     assert trainer.step == 1
 
 
+def test_two_shards_of_prepare_merged_are_the_unsharded_run(tmp_path):
+    """--shard 0/2 and 1/2 (as two machines would run them) then --merge: the same files, pair list, views and
+    report rows as one run; --merge before every shard is done is refused in words."""
+    import shutil
+
+    persons, garments = tmp_path / "persons", tmp_path / "garments"
+    persons.mkdir()
+    garments.mkdir()
+    shutil.copyfile(sample_path("person_front.jpg"), persons / "a.jpg")
+    shutil.copyfile(sample_path("person_back.jpg"), persons / "b.jpg")
+    shutil.copyfile(sample_path("garment_tee_front.jpg"), garments / "a.jpg")
+    shutil.copyfile(sample_path("garment_long_sleeve_front.jpg"), garments / "c.jpg")
+    common = ["-q", "prepare", "--persons", str(persons), "--garments", str(garments)]
+    assert main([*common, "--out", str(tmp_path / "whole")]) == 0
+    sharded = tmp_path / "sharded"
+    assert main([*common, "--out", str(sharded), "--shard", "1/2"]) == 0
+    assert main([*common, "--out", str(sharded), "--merge"]) == 2  # shard 0 is not done yet
+    assert main([*common, "--out", str(sharded), "--shard", "0/2"]) == 0
+    assert not (sharded / "test_pairs.txt").exists()  # a shard writes its own files only
+    assert main([*common, "--out", str(sharded), "--merge"]) == 0
+
+    def tree(root):
+        return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*"))
+                if p.is_file() and "prepare_report" not in p.name}
+
+    whole, merged = tree(tmp_path / "whole"), tree(sharded)
+    assert whole.keys() == merged.keys() and all(whole[k] == merged[k] for k in whole)
+
+    def report(root):
+        with open(root / "prepare_report.csv") as handle:
+            return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(handle)]
+
+    assert report(tmp_path / "whole") == report(sharded)
+
+
 def test_a_catalogue_is_one_try_on_per_garment_and_a_broken_garment_fails_alone(tmp_path, capsys, caplog):
     """tryon --garments DIR: each product photo's picture is the one a single tryon makes; an unreadable photo is
     named with its reason and the others are still made; --garment and --garments together are refused."""

@@ -87,7 +87,11 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
     categories = args.categories
     config = SynthConfig(out=Path(args.out), count=args.count, size=args.size, views=args.views, seed=args.seed,
-                         test_fraction=args.test_fraction, workers=args.workers, categories=categories)
+                         test_fraction=args.test_fraction, workers=args.workers, categories=categories,
+                         shard=_shard(args.shard))
+    if config.shard[1] > 1 and (args.layout != "viton-hd" or args.problems):
+        raise ConfigurationError("--shard renders the VITON-HD layout's identities only: convert the finished "
+                                 "dataset with `fitroom dataset convert`, and write --problems in one run")
     if args.layout == "aihub":
         from fitroom.data.synthetic.aihub import write_aihub
 
@@ -159,17 +163,21 @@ def cmd_dataset_check(args: argparse.Namespace) -> int:
     return 2 if problems else 0
 
 
+def _shard(text: str) -> tuple[int, int]:
+    """``--shard I/N`` as ``(I, N)``."""
+    index, _, count = text.partition("/")
+    try:
+        return int(index), int(count or 1)
+    except ValueError:
+        raise InputError(f"--shard {text}: give I/N, e.g. 0/4") from None
+
+
 def cmd_import_aihub(args: argparse.Namespace) -> int:
     """Import AI Hub's fashion set into the VITON-HD layout, with a per-record report."""
     from fitroom.data.aihub import AihubConfig, import_aihub
 
-    index, _, count = args.shard.partition("/")
-    try:
-        shard = (int(index), int(count or 1))
-    except ValueError:
-        raise InputError(f"--shard {args.shard}: give I/N, e.g. 0/4") from None
     rows = import_aihub(AihubConfig(root=Path(args.root), out=Path(args.out), category=args.category,
-                                    size=args.size, shard=shard), progress=not args.quiet)
+                                    size=args.size, shard=_shard(args.shard)), progress=not args.quiet)
     skipped = sum(r["status"] == "skipped" for r in rows)
     if args.json:
         _print_json({"imported": sum(r["status"] == "imported" for r in rows),
@@ -505,13 +513,18 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_prepare(args: argparse.Namespace) -> int:
     """Raw photos -> the VITON-HD layout."""
-    from fitroom.data.prepare import PrepareConfig, prepare
+    from fitroom.data.prepare import PrepareConfig, merge, prepare
 
+    if args.merge and args.shard != "0/1":
+        raise InputError("--merge joins the shards once they are all done: give it without --shard")
     config = PrepareConfig(persons=Path(args.persons), garments=Path(args.garments), out=Path(args.out),
                            split=args.split, view=args.view, category=args.category,
                            pairs=Path(args.pairs) if args.pairs else None, workers=args.workers, parser=args.parser,
-                           dense=args.dense, dense_dir=Path(args.dense_dir) if args.dense_dir else None)
-    rows = prepare(config, progress=not args.quiet)
+                           dense=args.dense, dense_dir=Path(args.dense_dir) if args.dense_dir else None,
+                           shard=_shard(args.shard))
+    rows = merge(config) if args.merge else prepare(config, progress=not args.quiet)
+    if config.shard[1] > 1:
+        return 0
     if args.json:
         _print_json({"report": str(Path(args.out) / "prepare_report.csv"), "files": rows})
     if not any(r["status"] != "failed" for r in rows if r["kind"] == "person"):
@@ -670,10 +683,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate an engine on a dataset split: results, protocol, per-sample CSV and a sample grid."""
     from fitroom.evaluation import EvalConfig, evaluate, markdown
 
-    results = evaluate(EvalConfig(engine=args.engine, data=args.data, out=args.out, pairs=args.pairs,
-                                  checkpoint=args.checkpoint or "", split=args.split, limit=args.limit,
-                                  device=args.device, options=_engine_options(args)),
-                       progress=not args.quiet)
+    try:
+        config = EvalConfig(engine=args.engine, data=args.data, out=args.out, pairs=args.pairs,
+                            checkpoint=args.checkpoint or "", split=args.split, limit=args.limit,
+                            device=args.device, options=_engine_options(args), shard=_shard(args.shard),
+                            merge=args.merge)
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    results = evaluate(config, progress=not args.quiet)
+    if "shard" in results:  # one shard's share, kept for the merge
+        return 0
     if args.json:
         _print_json(results)
     else:
@@ -793,8 +812,10 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--categories", type=_categories, default=(GarmentCategory.UPPER,),
                        help="garment categories tried on, identities taking turns: upper, lower or upper,lower "
                             "(trousers, shorts and skirts; dresses are not drawn yet)")
+    synth.add_argument("--shard", default="0/1", help="I/N: render the identities i with i %% N == I (one "
+                                                       "machine's share; every shard writes the same lists)")
     synth.add_argument("--layout", choices=["viton-hd", "dresscode", "aihub"], default="viton-hd",
-                       help="the dataset layout to write (dresscode: upper_body/ and lower_body/ with NNNNNN_0.jpg "
+                       help="the dataset layout to write (dresscode: upper_body/, lower_body/ and dresses/ with NNNNNN_0.jpg "
                             "persons and NNNNNN_1.jpg garments; aihub: AI Hub's fashion set with tops (main_top), "
                             "9:16 model photos with polygon parses, 17 keypoints, _F/_B product photos and pairing "
                             "files, --size being the 3:4 render padded to 9:16)")
@@ -948,6 +969,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--split", choices=["train", "test"], default="test")
     evaluation.add_argument("--limit", type=int, default=0, help="only the first N pairs")
     evaluation.add_argument("--out", required=True, help="report folder")
+    evaluation.add_argument("--shard", default="0/1", help="I/N: evaluate the pairs whose position is I modulo N, "
+                                                           "keeping their scores and features for --merge")
+    evaluation.add_argument("--merge", action="store_true", help="join the finished shards (the same --out) into "
+                                                                 "the results, FID and KID from their features")
     _sampling_options(evaluation, "diffusion engine: ")
     _speed_options(evaluation)
     evaluation.add_argument("--size", type=_size, help="hrviton and diffusion engines: the working HEIGHTxWIDTH")
@@ -1015,6 +1040,10 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--split", choices=["train", "test"], default="test")
     prepare.add_argument("--pairs", help="file of 'person garment' lines (default: same name, else in turn)")
     prepare.add_argument("--workers", type=int, default=1)
+    prepare.add_argument("--shard", default="0/1", help="I/N: prepare the photos whose position is I modulo N (one "
+                                                         "machine's share; then --merge)")
+    prepare.add_argument("--merge", action="store_true", help="join the finished shards' reports into the "
+                                                              "dataset's report, pair list and views")
     _preprocessing_options(prepare)
     _json_option(prepare, "every file's outcome as JSON")
     prepare.set_defaults(func=cmd_prepare)

@@ -57,10 +57,17 @@ class EvalConfig:
     seed: int = 0  # KID's subset sampling
     device: str = "auto"  # where a learned engine runs (fitroom.devices.resolve_device)
     options: dict = dataclasses.field(default_factory=dict)  # the engine's own options (e.g. diffusion steps)
+    shard: tuple[int, int] = (0, 1)  # (I, N): the pairs whose position is I modulo N, kept for a merge
+    merge: bool = False  # join the finished shards' samples and features into the results
 
     def __post_init__(self) -> None:
         if self.pairs not in ("paired", "unpaired"):
             raise ValueError(f"pairs must be paired or unpaired, got {self.pairs!r}")
+        self.shard = tuple(self.shard)  # type: ignore[assignment]
+        if not 0 <= self.shard[0] < self.shard[1]:
+            raise ValueError(f"shard {self.shard[0]}/{self.shard[1]}: give I/N with 0 <= I < N")
+        if self.merge and self.shard[1] > 1:
+            raise ValueError("merge joins the shards once they are all done: give it without a shard")
 
 
 def _versions() -> dict[str, str]:
@@ -141,7 +148,7 @@ def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
     """Run the evaluation ``config`` describes (``engine`` overrides ``config.engine``); returns the results."""
     from fitroom.engines import create_engine
     from fitroom.fitting import try_on
-    from fitroom.metrics import FeatureDistances, psnr, ssim_gray_hrviton, ssim_rgb
+    from fitroom.metrics import psnr, ssim_gray_hrviton, ssim_rgb
 
     from fitroom.data.dresscode import DressCodeSplit, is_dresscode
 
@@ -180,14 +187,17 @@ def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
                 path.unlink()
     marker.write_text(json.dumps(identity) + "\n")
     metrics = _Metrics()
-    distances = FeatureDistances(extractor=metrics.extractor, seed=config.seed) if metrics.extractor else None
-    per_view_distances: dict[str, object] = {}
+    if config.merge:
+        rows, fake, real, reused = _load_shards(out)
+        return _finish(config, layout, rows, fake, real, reused, metrics, identity, weights)
+    index, count = config.shard
+    fake: dict[int, torch.Tensor] = {}  # Inception features by pair position
+    real: dict[str, tuple[torch.Tensor, str, str]] = {}  # by person: features, view, category
     rows: list[dict] = []
-    grid: list[list[np.ndarray]] = []
     reused = 0
-    resolution: tuple[int, ...] = (0, 0)
-    for person, cloth in tqdm(pairs, desc=f"evaluating {config.engine} ({config.pairs})", unit="pair",
-                              disable=not progress):
+    for position, (person, cloth) in tqdm(list(enumerate(pairs))[index::count],
+                                          desc=f"evaluating {config.engine} ({config.pairs})", unit="pair",
+                                          disable=not progress):
         view = layout.view(person).value
         path = images / f"{person}__{cloth}.png"
         seconds = float("nan")
@@ -203,12 +213,13 @@ def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
             except (ValueError, RuntimeError) as error:  # one sample the engine cannot handle: listed, not fatal
                 logger.warning("%s / %s: %s", person, cloth, error)
                 rows.append({"person": person, "garment": cloth, "view": view, "category": category,
-                             "seconds": float("nan"), "error": str(error)})
+                             "seconds": float("nan"), "error": str(error), "position": position})
                 continue
             seconds = time.perf_counter() - start
             _save_png(result, path)
         truth = inputs.person if config.pairs == "paired" else layout.unpaired_ground_truth(person, cloth)
-        row: dict = {"person": person, "garment": cloth, "view": view, "category": category, "seconds": seconds}
+        row: dict = {"person": person, "garment": cloth, "view": view, "category": category, "seconds": seconds,
+                     "position": position}
         generated = _tensor(result)
         if truth is not None:
             target = _tensor(imaging.resize(truth, result.shape[:2], "image"))
@@ -217,28 +228,90 @@ def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
             row["psnr"] = float(psnr(generated, target)[0])
             if metrics.lpips is not None:
                 row["lpips"] = float(metrics.lpips(generated, target)[0])
-        if distances is not None:
-            features = distances.extractor(generated)
+        if metrics.extractor is not None:
+            fake[position] = metrics.extractor(generated).cpu()
+        rows.append(row)
+    if metrics.extractor is not None:  # the split's real photos, every person once (a shard: its share of them)
+        for name in tqdm(sorted({p for p, _ in listed})[index::count], desc="real photos", unit="photo",
+                         disable=not progress):
+            sample = layout.read(name)
+            real[name] = (metrics.extractor(_tensor(sample.person)).cpu(), layout.view(name).value,
+                          sample.category.value)
+    if count > 1:
+        shards = out / "shards"
+        shards.mkdir(parents=True, exist_ok=True)
+        temporary = shards / f"{index}-of-{count}.pt.partial"
+        torch.save({"rows": rows, "fake": fake, "real": real, "reused": reused}, temporary)
+        os.replace(temporary, shards / f"{index}-of-{count}.pt")
+        logger.info("shard %d of %d: %d pairs evaluated, kept in %s; run with --merge once every shard is done",
+                    index, count, len(rows), shards)
+        return {"shard": [index, count], "samples": len(rows)}
+    return _finish(config, layout, rows, fake, real, reused, metrics, identity, weights)
+
+
+def _load_shards(out: Path) -> tuple[list[dict], dict, dict, int]:
+    """Every shard's rows, generated and real features and reused count (``OUT/shards/I-of-N.pt``)."""
+    files = sorted((out / "shards").glob("*-of-*.pt"))
+    counts = {int(f.name.split("-of-")[1].split(".")[0]) for f in files}
+    if not files or len(counts) != 1 or len(files) != next(iter(counts)):
+        raise ValueError(f"{out / 'shards'} holds {len(files)} shard file(s) of {sorted(counts) or 'no'} shards: "
+                         f"every shard must be done (and of one run) before the merge")
+    rows: list[dict] = []
+    fake: dict = {}
+    real: dict = {}
+    reused = 0
+    for file in files:
+        part = torch.load(file, map_location="cpu", weights_only=True)
+        rows += part["rows"]
+        fake.update(part["fake"])
+        real.update(part["real"])
+        reused += part["reused"]
+    return rows, fake, real, reused
+
+
+def _finish(config: EvalConfig, layout, rows: list[dict], fake: dict, real: dict, reused: int, metrics,
+            identity: dict, weights: str) -> dict:
+    """The results of a whole evaluation from every pair's row and features (one run's or the shards' merged):
+    FID and KID over the features in the pairs' order, then the real photos' by name, as one run adds them."""
+    from fitroom.metrics import FeatureDistances
+
+    out = Path(config.out)
+    rows = sorted(rows, key=lambda r: r["position"])
+    distances = FeatureDistances(extractor=metrics.extractor, seed=config.seed) if metrics.extractor else None
+    per_view_distances: dict[str, object] = {}
+    if distances is not None:
+        for row in rows:
+            if row["position"] not in fake:
+                continue
+            features = fake[row["position"]]
             distances.add_features(features, real=False)
+            view, category = row["view"], row["category"]
             for group in (view, category, f"{category} {view}"):
                 per_view_distances.setdefault(group, FeatureDistances(extractor=metrics.extractor,
                                                                       seed=config.seed))
                 per_view_distances[group].add_features(features, real=False)
-        rows.append(row)
-        resolution = result.shape[:2]
-        if len(grid) < GRID_SAMPLES:
-            grid.append([inputs.garment, inputs.person, result, truth if truth is not None else result * 0])
-    real_count = 0
-    if distances is not None:  # the split's real photos, every person once
-        for name in tqdm(sorted({p for p, _ in listed}), desc="real photos", unit="photo", disable=not progress):
-            sample = layout.read(name)
-            features = distances.extractor(_tensor(sample.person))
+        for name in sorted(real):
+            features, view, category = real[name]
             distances.add_features(features, real=True)
-            view, category = layout.view(name).value, sample.category.value
             for group in (view, category, f"{category} {view}"):
                 if group in per_view_distances:
                     per_view_distances[group].add_features(features, real=True)
-            real_count += 1
+    real_count = len(real)
+    # the grid and the resolution from the results written
+    images = out / "images"
+    grid: list[list[np.ndarray]] = []
+    resolution: tuple[int, ...] = (0, 0)
+    for row in rows:
+        if "error" in row:
+            continue
+        result = imaging.load_image(images / f"{row['person']}__{row['garment']}.png")
+        resolution = result.shape[:2]
+        if len(grid) < GRID_SAMPLES:
+            inputs = layout.read(row["person"], row["garment"])
+            truth = inputs.person if config.pairs == "paired" else \
+                layout.unpaired_ground_truth(row["person"], row["garment"])
+            grid.append([inputs.garment, inputs.person, result, truth if truth is not None else result * 0])
+    rows = [{k: v for k, v in row.items() if k != "position"} for row in rows]
 
     results = _summarise(config, rows, metrics, distances, per_view_distances)
     results["protocol"] = {

@@ -4,6 +4,11 @@ Each person photo gets every per-person modality (pose JSON and drawing, parse, 
 agnostic person); each product photo its mask. Work is resumable (a photo whose outputs all exist is skipped),
 spread over worker processes with a progress bar, and reported per file in ``prepare_report.csv``: a photo that
 fails (no person, two people, corrupt, ...) is listed with the reason and never stops the batch.
+
+Across machines: ``--shard I/N`` prepares the photos whose position (persons then garments, by name) is I modulo
+N, writing only their files and its own report (``prepare_report.I-of-N.csv``); once every shard is done,
+``--merge`` (the same folders, no ``--shard``) joins the reports into ``prepare_report.csv`` and writes the pair
+list and views from them, as one unsharded run would have.
 """
 
 from __future__ import annotations
@@ -73,8 +78,12 @@ class PrepareConfig:
     parser: str = "builtin"
     dense: str = "builtin"
     dense_dir: Path | None = None
+    shard: tuple[int, int] = (0, 1)  # (I, N): the photos whose position is I modulo N
 
     def __post_init__(self) -> None:
+        index, count = self.shard
+        if not 0 <= index < count:
+            raise InputError(f"--shard {index}/{count}: give I/N with 0 <= I < N")
         if self.view is not None:
             object.__setattr__(self, "view", View(self.view))
         if self.category is not None:
@@ -190,13 +199,20 @@ def _listed_pairs(path: Path, person_name: dict[Path, str], garment_name: dict[P
     return pairs
 
 
+def shard_report(index: int, count: int) -> str:
+    return f"prepare_report.{index}-of-{count}.csv"
+
+
 def prepare(config: PrepareConfig, progress: bool = True) -> list[dict]:
-    """Run the preparation; returns the report rows (also written to ``OUT/prepare_report.csv``)."""
+    """Run the preparation (or this shard of it); returns the report rows (also written to
+    ``OUT/prepare_report.csv``, or the shard's report)."""
     persons, garments = _files(config.persons), _files(config.garments)
     if not persons or not garments:
         raise InputError(f"{config.persons if not persons else config.garments} holds no photos")
     person_name, garment_name = output_names(persons), output_names(garments)
     tasks = [("person", p, person_name[p]) for p in persons] + [("garment", g, garment_name[g]) for g in garments]
+    index, count = config.shard
+    tasks = tasks[index::count]
     rows: list[dict] = []
     bar = tqdm(total=len(tasks), desc="preparing photos", unit="photo", disable=not progress)
     if config.workers > 1:
@@ -215,7 +231,44 @@ def prepare(config: PrepareConfig, progress: bool = True) -> list[dict]:
             _worker.pop("pre").close()
     bar.close()
     rows.sort(key=lambda r: (r["kind"], r["file"]))
+    if count > 1:
+        config.out.mkdir(parents=True, exist_ok=True)
+        _write_report(config.out / shard_report(index, count), rows)
+        logger.info("shard %d of %d: %d photos (%d failed); run --merge once every shard is done", index, count,
+                    len(rows), sum(r["status"] == "failed" for r in rows))
+        return rows
+    return _finish(config, rows, persons, garments, person_name, garment_name)
 
+
+def merge(config: PrepareConfig) -> list[dict]:
+    """Join the shards' reports (``prepare_report.I-of-N.csv``) into the dataset's report, pair list and views."""
+    reports = sorted(config.out.glob("prepare_report.*-of-*.csv"))
+    if not reports:
+        raise InputError(f"{config.out} holds no shard reports (prepare_report.I-of-N.csv): run the shards first")
+    counts = {int(r.name.split("-of-")[1].split(".")[0]) for r in reports}
+    if len(counts) != 1 or len(reports) != next(iter(counts)):
+        raise InputError(f"{config.out} holds {len(reports)} shard reports of {sorted(counts)} shards: every shard "
+                         f"must be done (and of one run) before --merge")
+    rows = []
+    for report in reports:
+        with report.open(newline="") as handle:
+            rows += [{**row, "seconds": float(row["seconds"])} for row in csv.DictReader(handle)]
+    rows.sort(key=lambda r: (r["kind"], r["file"]))
+    persons, garments = _files(config.persons), _files(config.garments)
+    return _finish(config, rows, persons, garments, output_names(persons), output_names(garments))
+
+
+def _write_report(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["kind", "file", "name", "status", "reason", "seconds"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "seconds": f"{row['seconds']:.3f}"})
+
+
+def _finish(config: PrepareConfig, rows: list[dict], persons: list[Path], garments: list[Path],
+            person_name: dict[Path, str], garment_name: dict[Path, str]) -> list[dict]:
+    """The pair list, the views and the report of a whole run, from every photo's report row."""
     done = {(r["kind"], r["name"]) for r in rows if r["status"] in ("ok", "skipped")}
     person_names = [person_name[p] for p in persons if ("person", person_name[p]) in done]
     garment_names = [garment_name[g] for g in garments if ("garment", garment_name[g]) in done]
@@ -234,11 +287,7 @@ def prepare(config: PrepareConfig, progress: bool = True) -> list[dict]:
     views = {n: config.view or detected.get(n) or before.get(n, View.FRONT) for n in person_names}
     write_pairs(config.out / PAIRS_FILE.format(split=config.split), pairs)
     (split_dir / VIEWS_FILE).write_text("".join(f"{n} {views[n].value}\n" for n in person_names))
-    with (config.out / REPORT).open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["kind", "file", "name", "status", "reason", "seconds"])
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, "seconds": f"{row['seconds']:.3f}"})
+    _write_report(config.out / REPORT, rows)
     failed = [r for r in rows if r["status"] == "failed"]
     for row in failed:
         logger.warning("%s: %s", row["file"], row["reason"])

@@ -25,7 +25,7 @@ from fitroom import imaging
 import numpy as np
 
 from fitroom.data.layout import (
-    CATEGORIES_FILE, UNPAIRED_GT, VIEWS_FILE, PAIRS_FILE, unpaired_name, write_pairs, write_sample,
+    CATEGORIES_FILE, UNPAIRED_GT, VIEWS_FILE, PAIRS_FILE, unpaired_name, write_sample,
 )
 from fitroom.data.synthetic.lower import render_lower_product, sample_lower
 from fitroom.data.synthetic.render import render_garment, render_person
@@ -56,8 +56,11 @@ class SynthConfig:
     test_fraction: float = 0.25
     workers: int = 1
     categories: tuple[GarmentCategory, ...] = (GarmentCategory.UPPER,)
+    shard: tuple[int, int] = (0, 1)  # (I, N): render the identities i with i % N == I (one machine's share)
 
     def __post_init__(self) -> None:
+        if not 0 <= self.shard[0] < self.shard[1]:
+            raise ValueError(f"shard {self.shard[0]}/{self.shard[1]}: give I/N with 0 <= I < N")
         if not self.categories:
             raise ValueError("at least one garment category is needed")
         height, width = self.size
@@ -167,8 +170,9 @@ def synthesize(config: SynthConfig, progress: bool = True) -> SynthReport:
     start = time.perf_counter()
     config.out.mkdir(parents=True, exist_ok=True)
     report = SynthReport()
-    tasks = [(config, index) for index in range(config.count)]
-    bar = tqdm(total=config.count, desc="rendering identities", unit="id", disable=not progress)
+    index, count = config.shard
+    tasks = [(config, i) for i in range(index, config.count, count)]
+    bar = tqdm(total=len(tasks), desc="rendering identities", unit="id", disable=not progress)
     if config.workers > 1:
         # spawn: no fork of a process that may hold torch/OpenMP threads
         context = multiprocessing.get_context("spawn")
@@ -183,13 +187,15 @@ def synthesize(config: SynthConfig, progress: bool = True) -> SynthReport:
             report.unpaired += len(config.views) if _partner(config, task[1]) is not None else 0
     bar.close()
 
+    # every shard writes the whole lists (they follow from the settings alone), each file at once: the dataset is
+    # complete when the last shard ends, with no merge step
     for split in ("train", "test"):
         indices = [i for i in range(config.count) if config.split_of(i) == split]
         (config.out / split).mkdir(parents=True, exist_ok=True)
         names = [(sample_name(i, v), v) for i in indices for v in config.views]
-        (config.out / split / VIEWS_FILE).write_text("".join(f"{n} {v.value}\n" for n, v in names))
+        _write_at_once(config.out / split / VIEWS_FILE, "".join(f"{n} {v.value}\n" for n, v in names))
         if config.categories != (GarmentCategory.UPPER,):
-            (config.out / split / CATEGORIES_FILE).write_text("".join(
+            _write_at_once(config.out / split / CATEGORIES_FILE, "".join(
                 f"{sample_name(i, v)} {config.category_of(i).value}\n" for i in indices for v in config.views))
         if split == "train":
             pairs = [(n, n) for n, _ in names]
@@ -199,15 +205,27 @@ def synthesize(config: SynthConfig, progress: bool = True) -> SynthReport:
                 partner = _partner(config, i)
                 for v in config.views:
                     pairs.append((sample_name(i, v), sample_name(partner if partner is not None else i, v)))
-        write_pairs(config.out / PAIRS_FILE.format(split=split), pairs)
+        _write_at_once(config.out / PAIRS_FILE.format(split=split), "".join(f"{a} {b}\n" for a, b in pairs))
         report.samples[split] = len(names)
     report.seconds = time.perf_counter() - start
     if config.test_count < 2 and report.samples["test"]:
         logger.warning("one test identity only: the test split has no unpaired pairs with ground truth (use "
                        "--count 3 or more)")
-    logger.info("wrote %d train and %d test samples (%d unpaired ground truths) to %s in %.1f s",
-                report.samples["train"], report.samples["test"], report.unpaired, config.out, report.seconds)
+    if count > 1:
+        logger.info("shard %d of %d: rendered %d of %d identities to %s in %.1f s (the lists name all of them)",
+                    index, count, len(tasks), config.count, config.out, report.seconds)
+    else:
+        logger.info("wrote %d train and %d test samples (%d unpaired ground truths) to %s in %.1f s",
+                    report.samples["train"], report.samples["test"], report.unpaired, config.out, report.seconds)
     return report
+
+
+def _write_at_once(path: Path, text: str) -> None:
+    """``text`` into ``path`` through a temporary file renamed over it: shards writing the same list at once never
+    leave a mixed one."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    temporary.write_text(text)
+    os.replace(temporary, path)
 
 
 def _init_worker() -> None:
