@@ -69,7 +69,7 @@ def warp_dress(engine, inputs: TryOnInputs) -> TryOnResult:
     keypoints = np.asarray(inputs.keypoints, float)
     frame = hip_frame(keypoints, inputs.parse, "a dress")  # the hips, neck and legs before anything
     leg_joints(keypoints, "a dress")
-    # below the waistband every garment the person wears goes with the skirt: the top pass leaves it alone
+    # below the natural waist every garment the person wears goes with the skirt: the top pass leaves it alone
     parse = inputs.parse.copy()
     neck_y = keypoints[Body25.NECK, 1]
     waist = neck_y + NATURAL_WAIST * (frame.hip_y - neck_y)
