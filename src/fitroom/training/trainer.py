@@ -299,7 +299,7 @@ class Trainer:
         adversarial = "discriminator" in self.names
         discriminator_parameters = list(task.discriminator.parameters()) if adversarial else []
         while self.step < target:
-            finite = True
+            finite = losses_finite = True
             window: dict[str, float] = {}
             for micro in range(config.grad_accum):
                 x = task.inputs(next(batches))
@@ -314,7 +314,7 @@ class Trainer:
                     with self._autocast():
                         loss_g, parts = task.generator_losses(x)
                     self._backward(loss_g / config.grad_accum)
-                    finite &= bool(torch.isfinite(loss_g.detach()))
+                    losses_finite &= bool(torch.isfinite(loss_g.detach()))
                     totals = {"generator": float(loss_g.detach())}
                     if adversarial:
                         for p in discriminator_parameters:
@@ -322,7 +322,7 @@ class Trainer:
                         with self._autocast():
                             loss_d = task.discriminator_loss(x)
                         self._backward(loss_d / config.grad_accum)
-                        finite &= bool(torch.isfinite(loss_d.detach()))
+                        losses_finite &= bool(torch.isfinite(loss_d.detach()))
                         totals["discriminator"] = float(loss_d.detach())
                 for name, value in {**parts, **totals}.items():
                     window[name] = window.get(name, 0.0) + value / config.grad_accum
@@ -334,7 +334,7 @@ class Trainer:
                 if config.clip_grad > 0:
                     self.accelerator.clip_grad_norm_(model.parameters(), config.clip_grad)
                 finite &= all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
-            finite, window = self._across_processes(finite, window)
+            finite, window = self._across_processes(finite and losses_finite, window)
             if finite:
                 for name in self.names:
                     if self.scaler is not None:
@@ -346,8 +346,12 @@ class Trainer:
                     self.ema.update_parameters(self.accelerator.unwrap_model(task.generator))
             else:
                 self.skipped += 1
-                logger.warning("step %d: a loss or gradient was not finite; the step was skipped (%d so far)",
-                               self.step + 1, self.skipped)
+                if self._scaler is not None and losses_finite:  # fp16 overflow: the scale is lowered, as usual
+                    logger.info("step %d: the fp16 gradients overflowed; the step was skipped and the loss scale "
+                                "lowered (%d skipped so far)", self.step + 1, self.skipped)
+                else:
+                    logger.warning("step %d: a loss or gradient was not finite; the step was skipped (%d so far)",
+                                   self.step + 1, self.skipped)
             if self.scaler is not None:
                 self.scaler.update()  # a smaller scale after a non-finite window, a larger one after a long run
             for optimizer in self.optimizers.values():
