@@ -470,9 +470,10 @@ def test_workers_in_processes_of_their_own_share_the_queue_and_survive_a_kill(tm
                    "FITROOM_API_KEY": API_KEY, "FITROOM_DATABASE_URL": database_url, "FITROOM_LEASE_S": "3",
                    "FITROOM_POLL_S": "0.05"}
 
-    def worker() -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, "-m", "fitroom.cli", "-q", "worker", "--data-dir", str(data)],
-                                env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    def worker(*extra: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "fitroom.cli", "-q", "worker", "--data-dir", str(data),
+                                 *extra], env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True)
 
     def states(ids) -> list[dict]:
         return [httpx.get(f"{base}/v1/tryons/{i}").json() for i in ids]
@@ -509,12 +510,19 @@ def test_workers_in_processes_of_their_own_share_the_queue_and_survive_a_kill(tm
                 killed = running[0]
             time.sleep(0.01)
         assert killed is not None, "the worker never ran a try-on"
-        workers += [worker(), worker()]
+        scraped = [_free_port(), _free_port()]  # the two new workers serve their own /metrics
+        workers += [worker("--metrics-port", str(p)) for p in scraped]
         documents = wait(jobs)
         assert [d["status"] for d in documents] == ["done"] * 6, documents
         assert {d["id"]: d["attempts"] for d in documents}[killed] == 2  # run again, by another worker
         metrics = httpx.get(f"{base}/metrics").text
         assert "fitroom_workers 2.0" in metrics and "fitroom_queue_depth 0.0" in metrics
+        done = 0.0
+        for port_ in scraped:  # what each worker finished is counted where it ran, not in the API
+            text = httpx.get(f"http://127.0.0.1:{port_}/metrics").text
+            assert "fitroom_workers 2.0" in text and "fitroom_queue_depth 0.0" in text
+            done += float(text.split('fitroom_tryons_total{outcome="done"} ')[1].split()[0])
+        assert done == 6  # the five left, and the killed one again
         # SIGTERM while a try-on runs: it is finished, then the worker stops
         last = submit()
         deadline = time.time() + 60

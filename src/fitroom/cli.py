@@ -760,7 +760,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
                                  device=args.device)
     _open_service_storage(settings)
     configure(settings.log_format)
-    run_worker(settings, max_jobs=args.max_jobs)
+    run_worker(settings, max_jobs=args.max_jobs, metrics_port=args.metrics_port, metrics_host=args.metrics_host)
     return 0
 
 
@@ -1008,6 +1008,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the service's data folder (default ./fitroom-data; FITROOM_DATA_DIR): its SQLite "
                              "database and images unless FITROOM_DATABASE_URL / FITROOM_STORAGE say otherwise")
     worker.add_argument("--max-jobs", type=int, default=None, help="stop after this many try-ons")
+    worker.add_argument("--metrics-port", type=int, default=None,
+                        help="serve this worker's /metrics (Prometheus text) on this port")
+    worker.add_argument("--metrics-host", default="127.0.0.1",
+                        help="the address for --metrics-port (0.0.0.0: reachable from other machines)")
     worker.set_defaults(func=cmd_worker)
 
     feedback = sub.add_parser("feedback", help="export shoppers' shared, rated try-ons for fine-tuning")

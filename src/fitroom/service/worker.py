@@ -191,10 +191,13 @@ class WorkerLoop:
 
 
 def run_worker(settings: Settings, engine=None, preprocessor=None, max_jobs: int | None = None,
-               stop: threading.Event | None = None) -> int:
+               stop: threading.Event | None = None, metrics_port: int | None = None,
+               metrics_host: str = "127.0.0.1") -> int:
     """``fitroom worker``: one worker process on the service's database and image storage until SIGTERM or
     SIGINT (the job at hand is finished first; a second signal hands it back to the queue at once). Returns the
-    number of jobs run."""
+    number of jobs run. With ``metrics_port`` it serves its own ``/metrics`` (Prometheus text: the try-ons this
+    worker finished and their latency, with the queue depth and live workers of the database) on
+    ``metrics_host:metrics_port``, for a worker on a machine of its own."""
     from fitroom.engines import create_engine
     from fitroom.preprocess.pipeline import Preprocessor
     from fitroom.service.objects import open_store
@@ -209,7 +212,16 @@ def run_worker(settings: Settings, engine=None, preprocessor=None, max_jobs: int
     preprocessor = preprocessor or Preprocessor(allow_several_people=True)
     stop = stop or threading.Event()
     catalogue = Catalogue(db, store)
-    runner = TryOnRunner(settings, queue, store, catalogue, engine, preprocessor)
+    metrics, server = None, None
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        from fitroom.service.metrics import ServiceMetrics
+
+        metrics = ServiceMetrics(queue.depth, queue.alive)
+        server, _ = start_http_server(metrics_port, metrics_host, registry=metrics.registry)
+        logger.info("worker metrics on http://%s:%d/metrics", metrics_host, server.server_port)
+    runner = TryOnRunner(settings, queue, store, catalogue, engine, preprocessor, metrics=metrics)
     loop = WorkerLoop(runner, stop, poll_s=settings.poll_s)
     handlers = {}
     if threading.current_thread() is threading.main_thread():
@@ -232,6 +244,8 @@ def run_worker(settings: Settings, engine=None, preprocessor=None, max_jobs: int
             signal.signal(number, handler)
         if own_preprocessor:
             preprocessor.close()
+        if server is not None:
+            server.shutdown()
         db.dispose()
     logger.info("worker %s stopped after %d try-ons", loop.id, jobs)
     return jobs
