@@ -55,7 +55,8 @@ def test_compose_runs_the_api_on_postgresql_with_settings_the_service_reads():
     assert api["depends_on"]["db"]["condition"] == "service_healthy"
     # the try-ons run in worker containers on the same database and images
     worker = compose["services"]["worker"]
-    assert api["environment"]["FITROOM_WORKERS"] == "0" and worker["command"] == ["fitroom", "worker"]
+    assert api["environment"]["FITROOM_WORKERS"] == "0" and worker["command"][:2] == ["fitroom", "worker"]
+    assert worker["command"][2:] == ["--metrics-port", "9101", "--metrics-host", "0.0.0.0"]
     assert worker["environment"]["FITROOM_DATABASE_URL"] == url and worker["volumes"] == api["volumes"]
     for name in worker["environment"]:
         assert name.removeprefix("FITROOM_").lower() in Settings.model_fields, name

@@ -817,8 +817,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--layout", choices=["viton-hd", "dresscode", "aihub"], default="viton-hd",
                        help="the dataset layout to write (dresscode: upper_body/, lower_body/ and dresses/ with "
                             "NNNNNN_0.jpg persons and NNNNNN_1.jpg garments; aihub: AI Hub's fashion set with tops "
-                            "(main_top), 9:16 model photos with polygon parses, 17 keypoints, _F/_B product photos and pairing "
-                            "files, --size being the 3:4 render padded to 9:16)")
+                            "(main_top), 9:16 model photos with polygon parses, 17 keypoints, _F/_B product photos "
+                            "and pairing files, --size being the 3:4 render padded to 9:16)")
     synth.add_argument("--damaged", action="store_true",
                        help="aihub: break a few records on purpose, each in one way an importer must name")
     synth.add_argument("--problems", type=int, default=0, metavar="N",
