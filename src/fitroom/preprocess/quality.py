@@ -354,8 +354,9 @@ def shoulder_ratio(keypoints: np.ndarray) -> float:
         return float("nan")
     width = float(np.hypot(*(k[Body25.L_SHOULDER, :2] - k[Body25.R_SHOULDER, :2])))
     if min(k[j, 2] for j in (Body25.R_HIP, Body25.L_HIP)) > 0:
-        height = float(np.hypot(*((k[Body25.L_HIP, :2] + k[Body25.R_HIP, :2]) / 2 - (k[Body25.L_SHOULDER, :2]
-                                                                                       + k[Body25.R_SHOULDER, :2]) / 2)))
+        hips = (k[Body25.L_HIP, :2] + k[Body25.R_HIP, :2]) / 2
+        shoulders = (k[Body25.L_SHOULDER, :2] + k[Body25.R_SHOULDER, :2]) / 2
+        height = float(np.hypot(*(hips - shoulders)))
         return width / max(height, 1.0)
     return float("nan")
 

@@ -3,8 +3,8 @@
 Defects (the causes of bad try-on results that the Virton team lists): ``blur``, ``dark``, ``bright``,
 ``second_person``, ``cropped`` (cut off above the knees), ``crossed_arms``, ``crossed_legs``, ``low_contrast``
 (person colours close to the background), ``sideways`` (body turned to the side), ``back_view`` (back to the
-camera, for a front try-on), ``monochrome`` (top and bottom of one colour), and ``clean`` photos as negatives. ``labels.csv`` names each photo's
-defect and the parameter that made it.
+camera, for a front try-on), ``monochrome`` (top and bottom of one colour), and ``clean`` photos as negatives.
+``labels.csv`` names each photo's defect and the parameter that made it.
 """
 
 from __future__ import annotations
