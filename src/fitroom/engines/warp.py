@@ -38,6 +38,9 @@ from fitroom.preprocess.body import BodyGeometry
 #: labels that stay in front of the new garment
 FRONT_LABELS = (Cihp.HAT, Cihp.HAIR, Cihp.SUNGLASSES, Cihp.FACE, Cihp.GLOVE, Cihp.SCARF)
 TORSO_PART, SLEEVE_PART = 1, 2
+#: a garment whose shoulders span less than this share of its chest hangs from straps (a tank top, a sleeveless
+#: dress): the renderer's tanks measure 0.6, its tees and shirts more than 1
+STRAPPED = 0.8
 
 
 @dataclass
@@ -419,6 +422,9 @@ class WarpEngine:
 
         # 2. garment landmarks, measured on the garment's own mask (stretching it would change its angles)
         landmarks = (bodice_landmarks if bodice else garment_landmarks)(inputs.garment_mask)
+        # straps, not shoulder seams (a dress's bodice, a tank top): carried piece by piece, bare shoulders
+        strapped = bodice or (np.hypot(*(landmarks.shoulder["b"] - landmarks.shoulder["a"]))
+                              < STRAPPED * np.hypot(*(landmarks.armpit["b"] - landmarks.armpit["a"])))
         native_parts = sleeve_side(inputs.garment_mask, landmarks.shoulder, landmarks.armpit)
         garment_height, garment_width = inputs.garment_mask.shape
         to_canvas = np.array([width / garment_width, height / garment_height])
@@ -438,7 +444,7 @@ class WarpEngine:
                            hem_at=hem_at)
         torso_garment, torso_body = torso_targets(frame, landmarks)
         torso_source = np.dstack([garment, (garment_mask & (parts == 0)).astype(np.float32)])
-        if bodice:
+        if strapped:
             # a bodice by a 3 x 3 grid (shoulders, armpits, hem; sides and middle), piece by piece: its straps'
             # few pixels pinned to the shoulders would fold a spline over the whole garment
             grid_garment, grid_body = _bodice_grid(torso_garment, torso_body, frame)
@@ -486,7 +492,7 @@ class WarpEngine:
         arm_zone = body.mask((height, width), BodyPart.LEFT_UPPER_ARM, BodyPart.RIGHT_UPPER_ARM,
                              BodyPart.LEFT_LOWER_ARM, BodyPart.RIGHT_LOWER_ARM) & ~torso_zone
         skin_zone = arm_zone & uncovered
-        if bodice:  # a dress's straps leave bare what a top covered: skin on the body, the background beyond it
+        if strapped:  # straps leave bare what a top covered: skin on the body, the background beyond it
             torso_core = BodyGeometry.from_keypoints(keypoints).mask((height, width), BodyPart.TORSO)
             skin_zone |= torso_core & uncovered
         skin = skin_colour(result, parse, arms | neck_skin)
@@ -495,7 +501,7 @@ class WarpEngine:
             result[skin_zone] = skin[None] * shade[skin_zone][:, None]
         extend = uncovered & ~skin_zone
         bare = np.zeros_like(extend)
-        if bodice:
+        if strapped:
             bare, extend = extend, bare
             result = background_fill(result, parse, bare)
         if extend.any() and drawn.any():
