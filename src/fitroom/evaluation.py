@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from fitroom import imaging
 from fitroom.data.layout import DatasetError, VitonLayout
+from fitroom.data.shards import check_shard, finished_shards
 from fitroom.weights import sha256
 
 logger = logging.getLogger(__name__)
@@ -63,9 +64,7 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if self.pairs not in ("paired", "unpaired"):
             raise ValueError(f"pairs must be paired or unpaired, got {self.pairs!r}")
-        self.shard = tuple(self.shard)  # type: ignore[assignment]
-        if not 0 <= self.shard[0] < self.shard[1]:
-            raise ValueError(f"shard {self.shard[0]}/{self.shard[1]}: give I/N with 0 <= I < N")
+        self.shard = check_shard(self.shard)
         if self.merge and self.shard[1] > 1:
             raise ValueError("merge joins the shards once they are all done: give it without a shard")
 
@@ -251,11 +250,7 @@ def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
 
 def _load_shards(out: Path) -> tuple[list[dict], dict, dict, int]:
     """Every shard's rows, generated and real features and reused count (``OUT/shards/I-of-N.pt``)."""
-    files = sorted((out / "shards").glob("*-of-*.pt"))
-    counts = {int(f.name.split("-of-")[1].split(".")[0]) for f in files}
-    if not files or len(counts) != 1 or len(files) != next(iter(counts)):
-        raise ValueError(f"{out / 'shards'} holds {len(files)} shard file(s) of {sorted(counts) or 'no'} shards: "
-                         f"every shard must be done (and of one run) before the merge")
+    files = finished_shards(out / "shards", "*-of-*.pt", "shard files")
     rows: list[dict] = []
     fake: dict = {}
     real: dict = {}

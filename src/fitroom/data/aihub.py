@@ -44,6 +44,7 @@ from fitroom import imaging
 from fitroom.data.layout import (
     FOLDERS, PAIRS_FILE, VIEWS_FILE, file_name, read_views, write_pairs, write_sample,
 )
+from fitroom.data.shards import check_shard
 from fitroom.errors import InputError
 from fitroom.inputs import TryOnInputs
 from fitroom.labels import Body25, Cihp, GarmentCategory, View
@@ -220,9 +221,7 @@ class AihubConfig:
     def __post_init__(self) -> None:
         self.root, self.out = Path(self.root), Path(self.out)
         self.category = GarmentCategory(self.category)
-        index, count = self.shard
-        if not (count >= 1 and 0 <= index < count):
-            raise InputError(f"--shard {index}/{count}: give I/N with 0 <= I < N")
+        self.shard = check_shard(self.shard)
 
 
 @dataclass

@@ -27,6 +27,7 @@ from fitroom import imaging
 from fitroom.data.layout import (
     FOLDERS, PAIRS_FILE, VIEWS_FILE, file_name, read_views, write_keypoints, write_pairs,
 )
+from fitroom.data.shards import check_shard, finished_shards
 from fitroom.errors import InputError
 from fitroom.labels import CIHP_PALETTE, GarmentCategory, View
 
@@ -81,9 +82,7 @@ class PrepareConfig:
     shard: tuple[int, int] = (0, 1)  # (I, N): the photos whose position is I modulo N
 
     def __post_init__(self) -> None:
-        index, count = self.shard
-        if not 0 <= index < count:
-            raise InputError(f"--shard {index}/{count}: give I/N with 0 <= I < N")
+        object.__setattr__(self, "shard", check_shard(self.shard))
         if self.view is not None:
             object.__setattr__(self, "view", View(self.view))
         if self.category is not None:
@@ -242,15 +241,8 @@ def prepare(config: PrepareConfig, progress: bool = True) -> list[dict]:
 
 def merge(config: PrepareConfig) -> list[dict]:
     """Join the shards' reports (``prepare_report.I-of-N.csv``) into the dataset's report, pair list and views."""
-    reports = sorted(config.out.glob("prepare_report.*-of-*.csv"))
-    if not reports:
-        raise InputError(f"{config.out} holds no shard reports (prepare_report.I-of-N.csv): run the shards first")
-    counts = {int(r.name.split("-of-")[1].split(".")[0]) for r in reports}
-    if len(counts) != 1 or len(reports) != next(iter(counts)):
-        raise InputError(f"{config.out} holds {len(reports)} shard reports of {sorted(counts)} shards: every shard "
-                         f"must be done (and of one run) before --merge")
     rows = []
-    for report in reports:
+    for report in finished_shards(config.out, "prepare_report.*-of-*.csv", "shard reports"):
         with report.open(newline="") as handle:
             rows += [{**row, "seconds": float(row["seconds"])} for row in csv.DictReader(handle)]
     rows.sort(key=lambda r: (r["kind"], r["file"]))

@@ -19,14 +19,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from fitroom import imaging
-import numpy as np
-
 from fitroom.data.layout import (
     CATEGORIES_FILE, UNPAIRED_GT, VIEWS_FILE, PAIRS_FILE, unpaired_name, write_sample,
 )
+from fitroom.data.shards import check_shard
 from fitroom.data.synthetic.lower import render_lower_product, sample_lower
 from fitroom.data.synthetic.render import render_garment, render_person
 from fitroom.data.synthetic.spec import sample_dress, sample_spec
@@ -59,8 +59,7 @@ class SynthConfig:
     shard: tuple[int, int] = (0, 1)  # (I, N): render the identities i with i % N == I (one machine's share)
 
     def __post_init__(self) -> None:
-        if not 0 <= self.shard[0] < self.shard[1]:
-            raise ValueError(f"shard {self.shard[0]}/{self.shard[1]}: give I/N with 0 <= I < N")
+        object.__setattr__(self, "shard", check_shard(self.shard))
         if not self.categories:
             raise ValueError("at least one garment category is needed")
         height, width = self.size
@@ -109,6 +108,7 @@ def worn_garment(seed: int, index: int, category: GarmentCategory):
     """What identity ``index`` wears on top in a dataset of ``seed``: a dress for the dress category, else its
     sampled top."""
     return dress_spec(seed, index) if category is GarmentCategory.DRESS else sample_spec(seed, index).garment
+
 
 @dataclass
 class SynthReport:
