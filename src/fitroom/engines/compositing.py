@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from fitroom import imaging
+from fitroom import geometry, imaging
 from fitroom.labels import Cihp
 from fitroom.preprocess.parsing import lower_face
 
@@ -18,6 +18,17 @@ def skin_colour(image: np.ndarray, parse: np.ndarray, fallback: np.ndarray) -> n
     if middle.sum() > 50:
         return np.median(image[middle], axis=0)
     return np.median(image[fallback], axis=0) if fallback.any() else None
+
+
+def paint_skin(image: np.ndarray, parse: np.ndarray, zone: np.ndarray, around: np.ndarray,
+               samples: np.ndarray) -> None:
+    """Paint ``zone`` ``(H, W)`` bool of ``image`` ``(H, W, 3)`` float, in place, with the person's skin colour
+    (:func:`skin_colour`, ``samples`` its fallback), shaded as a limb across ``zone | around`` (the skin the photo
+    already shows beside it); nothing when there is no zone or no skin to take the colour from."""
+    skin = skin_colour(image, parse, samples)
+    if skin is not None and zone.any():
+        shade = geometry.roundness(zone | around, 0.2)
+        image[zone] = skin[None] * shade[zone][:, None]
 
 
 def apply_tone(rgb: np.ndarray, tint: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from scipy import ndimage
 from fitroom import imaging
 from fitroom import geometry
 from fitroom.engines import register_engine
-from fitroom.engines.compositing import background_fill, carry_light, composite, skin_colour
+from fitroom.engines.compositing import background_fill, carry_light, composite, paint_skin
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
 from fitroom.labels import (
     ARM_LABELS, UPPER_GARMENT_LABELS, BodyPart, Body25, Cihp, GarmentCategory,
@@ -495,10 +495,7 @@ class WarpEngine:
         if strapped:  # straps leave bare what a top covered: skin on the body, the background beyond it
             torso_core = BodyGeometry.from_keypoints(keypoints).mask((height, width), BodyPart.TORSO)
             skin_zone |= torso_core & uncovered
-        skin = skin_colour(result, parse, arms | neck_skin)
-        if skin is not None and skin_zone.any():
-            shade = geometry.roundness(skin_zone | (arms & arm_zone), 0.2)
-            result[skin_zone] = skin[None] * shade[skin_zone][:, None]
+        paint_skin(result, parse, skin_zone, arms & arm_zone, arms | neck_skin)
         extend = uncovered & ~skin_zone
         bare = np.zeros_like(extend)
         if strapped:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fitroom import geometry
-from fitroom.engines.compositing import background_fill, carry_light, composite, skin_colour
+from fitroom.engines.compositing import background_fill, carry_light, composite, paint_skin
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
 from fitroom.labels import LOWER_GARMENT_LABELS, Body25, BodyPart, Cihp
 from fitroom.preprocess.agnostic import waist_y
@@ -263,11 +263,8 @@ def warp_lower(inputs: TryOnInputs, shading: bool = True, frame: HipFrame | None
                          BodyPart.LEFT_LOWER_LEG, BodyPart.RIGHT_LOWER_LEG)
     below = np.arange(height)[:, None] > hip_y
     skin_zone = uncovered & leg_zone & below
-    skin = skin_colour(result, parse, np.isin(parse, (Cihp.LEFT_LEG, Cihp.RIGHT_LEG, Cihp.LEFT_ARM,
-                                                      Cihp.RIGHT_ARM)))
-    if skin is not None and skin_zone.any():
-        shade = geometry.roundness(skin_zone | (np.isin(parse, (Cihp.LEFT_LEG, Cihp.RIGHT_LEG)) & leg_zone), 0.2)
-        result[skin_zone] = skin[None] * shade[skin_zone][:, None]
+    legs = np.isin(parse, (Cihp.LEFT_LEG, Cihp.RIGHT_LEG))
+    paint_skin(result, parse, skin_zone, legs & leg_zone, legs | np.isin(parse, (Cihp.LEFT_ARM, Cihp.RIGHT_ARM)))
     fill = uncovered & ~skin_zone
     result = background_fill(result, parse, fill)
     warped_rgb = carry_light(person, old, drawn, warped_rgb, shading)

@@ -174,8 +174,7 @@ def lower_body_mesh(spec: LowerSpec, sk, body) -> list[np.ndarray]:
     hu = sk.hu
     w = sk.width_scale
     limb = 0.9 + 0.1 * body.limb
-    waist_y = sk.neck[1] + 2.2 * hu
-    crotch_y = sk.mid_hip[1] + 0.45 * hu
+    waist_y, crotch_y = sk.waist_y, sk.crotch_y
     ease = (0.06 + 0.3 * spec.looseness) * hu
     waist_half = (body.waist + 0.05) * hu * w + 0.5 * spec.looseness * hu
 

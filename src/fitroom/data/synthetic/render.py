@@ -71,6 +71,15 @@ class Skeleton:
     forearm_behind: dict[str, bool]  # hidden behind the torso (arms across the body, seen from the back)
     out: dict[str, float]  # -1 for side a, +1 for side b: the direction away from the body
 
+    @property
+    def waist_y(self) -> float:
+        """Where a lower garment's waistband (and the pelvis) begins."""
+        return float(self.neck[1] + 2.2 * self.hu)
+
+    @property
+    def crotch_y(self) -> float:
+        return float(self.mid_hip[1] + 0.45 * self.hu)
+
 
 def _two_bone(start: np.ndarray, target: np.ndarray, first: float, second: float, away_x: float,
               centre_x: float) -> tuple[np.ndarray, np.ndarray]:
@@ -449,8 +458,7 @@ def render_person(person: PersonSpec, garment: GarmentSpec, view: View, size: tu
             leg = geometry.capsule(sk.hip[side], end, 0.42 * hu * limb, (0.2 if look.bottom is Bottom.TROUSERS else 0.3)
                                * hu * limb)
             canvas.paint(geometry.polygon_mask(shape, leg), bottom, Cihp.PANTS, shade=0.28)
-    waist_y = sk.neck[1] + 2.2 * hu
-    crotch_y = sk.mid_hip[1] + 0.45 * hu
+    waist_y, crotch_y = sk.waist_y, sk.crotch_y
     pelvis = geometry.smooth_closed(np.array([
         [sk.centre_x - (body.waist + 0.05) * hu * sk.width_scale, waist_y],
         [sk.centre_x + (body.waist + 0.05) * hu * sk.width_scale, waist_y],
