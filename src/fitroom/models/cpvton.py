@@ -132,7 +132,7 @@ class GMMConfig:
 
     def __post_init__(self) -> None:
         self.size = tuple(self.size)  # type: ignore[assignment]
-        self.categories = _one_category(self.categories)
+        self.categories = one_category(self.categories)
         if self.size[0] % 64 or self.size[1] % 64:
             raise ValueError(f"the GMM needs a size that is a multiple of 64, got {self.size}")
 
@@ -232,16 +232,17 @@ class TOMConfig:
     categories: tuple[str, ...] = ("upper",)  # as GMMConfig's
 
     def __post_init__(self) -> None:
-        self.categories = _one_category(self.categories)
+        self.categories = one_category(self.categories)
 
 
-def _one_category(categories) -> tuple[str, ...]:
+def one_category(categories) -> tuple[str, ...]:
+    """``categories`` checked to be exactly one garment category (a CP-VTON network's)."""
     from fitroom.labels import GarmentCategory
 
     names = tuple(dict.fromkeys(GarmentCategory(c).value for c in categories))
     if len(names) != 1:
-        raise ValueError(f"a CP-VTON network is trained on one garment category (it has no input for it), got "
-                         f"{', '.join(names) or 'none'}: train one per category")
+        raise ValueError(f"CP-VTON has no input for the garment category: train one gmm and tom per category "
+                         f"(categories=upper, lower or dress), not {', '.join(names) or 'none'}")
     return names
 
 

@@ -90,10 +90,11 @@ def trained_categories(categories, category_input: bool) -> tuple[str, ...]:
     names = {GarmentCategory(c).value for c in categories}
     if not names:
         raise ValueError("a model is trained on at least one garment category")
+    ordered = tuple(c.value for c in GarmentCategory if c.value in names)
     if len(names) > 1 and not category_input:
-        raise ValueError(f"a model of several garment categories ({', '.join(sorted(names))}) needs "
-                         f"category_input: true")
-    return tuple(c.value for c in GarmentCategory if c.value in names)
+        raise ValueError(f"training on several garment categories ({', '.join(ordered)}) needs category_input=true "
+                         f"(one network then takes the category as an input)")
+    return ordered
 
 
 @dataclass

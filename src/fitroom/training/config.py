@@ -89,12 +89,18 @@ class TrainConfig:
                                      f"{', '.join(map(str, self.categories))}") from None
         if not self.categories:
             raise ConfigurationError("categories must name at least one garment category")
-        if len(self.categories) > 1 and not self.category_input and self.stage in ("condition", "generator"):
-            raise ConfigurationError(f"training on several garment categories ({', '.join(self.categories)}) "
-                                     f"needs category_input=true (one network then takes the category as an input)")
-        if len(self.categories) > 1 and self.stage in ("gmm", "tom"):
-            raise ConfigurationError(f"CP-VTON has no input for the garment category: train one gmm and tom per "
-                                     f"category (categories=upper, lower or dress), not {', '.join(self.categories)}")
+        # what the stage's networks accept (their own configs check it again when built): refused here, before
+        # anything is loaded
+        from fitroom.models.cpvton import one_category
+        from fitroom.models.hrviton import trained_categories
+
+        try:
+            if self.stage in ("condition", "generator"):
+                trained_categories(self.categories, self.category_input)
+            elif self.stage in ("gmm", "tom"):
+                one_category(self.categories)
+        except ValueError as error:
+            raise ConfigurationError(str(error)) from None
         self.betas = tuple(self.betas)  # type: ignore[assignment]
         if self.mixed_precision in (False, None):  # YAML 1.1 reads a bare `no` as false
             self.mixed_precision = "no"
