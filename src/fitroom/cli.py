@@ -810,8 +810,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--workers", type=int, default=max(1, min(os.cpu_count() or 1, 8)))
     synth.add_argument("--test-fraction", type=float, default=0.25, help="share of identities in the test split")
     synth.add_argument("--categories", type=_categories, default=(GarmentCategory.UPPER,),
-                       help="garment categories tried on, identities taking turns: upper, lower or upper,lower "
-                            "(trousers, shorts and skirts; dresses are not drawn yet)")
+                       help="garment categories tried on, identities taking turns: upper, lower, dress or a list "
+                            "such as upper,lower,dress (lower: trousers, shorts and skirts)")
     synth.add_argument("--shard", default="0/1", help="I/N: render the identities i with i %% N == I (one "
                                                        "machine's share; every shard writes the same lists)")
     synth.add_argument("--layout", choices=["viton-hd", "dresscode", "aihub"], default="viton-hd",
