@@ -218,7 +218,7 @@ def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
             _save_png(result, path)
         truth = inputs.person if config.pairs == "paired" else layout.unpaired_ground_truth(person, cloth)
         row: dict = {"person": person, "garment": cloth, "view": view, "category": category, "seconds": seconds,
-                     "position": position}
+                     "position": position, "resolution": result.shape[:2]}
         generated = _tensor(result)
         if truth is not None:
             target = _tensor(imaging.resize(truth, result.shape[:2], "image"))
@@ -292,21 +292,18 @@ def _finish(config: EvalConfig, layout, rows: list[dict], fake: dict, real: dict
                 if group in per_view_distances:
                     per_view_distances[group].add_features(features, real=True)
     real_count = len(real)
-    # the grid and the resolution from the results written
-    images = out / "images"
+    # the resolution of the last result, and the grid from the first results written (read back: a merge has
+    # only the files)
+    scored = [row for row in rows if "error" not in row]
+    resolution = tuple(scored[-1]["resolution"]) if scored else (0, 0)
     grid: list[list[np.ndarray]] = []
-    resolution: tuple[int, ...] = (0, 0)
-    for row in rows:
-        if "error" in row:
-            continue
-        result = imaging.load_image(images / f"{row['person']}__{row['garment']}.png")
-        resolution = result.shape[:2]
-        if len(grid) < GRID_SAMPLES:
-            inputs = layout.read(row["person"], row["garment"])
-            truth = inputs.person if config.pairs == "paired" else \
-                layout.unpaired_ground_truth(row["person"], row["garment"])
-            grid.append([inputs.garment, inputs.person, result, truth if truth is not None else result * 0])
-    rows = [{k: v for k, v in row.items() if k != "position"} for row in rows]
+    for row in scored[:GRID_SAMPLES]:
+        result = imaging.load_image(out / "images" / f"{row['person']}__{row['garment']}.png")
+        inputs = layout.read(row["person"], row["garment"])
+        truth = inputs.person if config.pairs == "paired" else \
+            layout.unpaired_ground_truth(row["person"], row["garment"])
+        grid.append([inputs.garment, inputs.person, result, truth if truth is not None else result * 0])
+    rows = [{k: v for k, v in row.items() if k not in ("position", "resolution")} for row in rows]
 
     results = _summarise(config, rows, metrics, distances, per_view_distances)
     results["protocol"] = {
