@@ -117,3 +117,32 @@ def test_one_hot():
     labels = torch.tensor([[0, 2], [1, 2]])
     encoded = imaging.one_hot(labels, 3)
     assert encoded.shape == (3, 2, 2) and encoded.sum(0).eq(1).all() and encoded[2, 0, 1] == 1
+
+
+def test_dilate_distance_and_nearest_fill_equal_the_whole_image_versions():
+    """The box-limited dilation, OpenCV's distance transform and the box-limited nearest fill give what the
+    plain whole-image operations give (scipy's exact transform), on random blobs."""
+    import cv2
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    for _ in range(4):
+        blobs = np.zeros((300, 200), np.uint8)
+        for _ in range(3):
+            cv2.ellipse(blobs, (int(rng.integers(0, 200)), int(rng.integers(0, 300))),
+                        (int(rng.integers(3, 60)), int(rng.integers(3, 60))), float(rng.integers(0, 180)), 0, 360, 1,
+                        -1)
+        mask = blobs.astype(bool)
+        for radius in (1, 7, 30):
+            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+            assert (imaging.dilate(mask, radius) == cv2.dilate(blobs, kernel).astype(bool)).all()
+        assert np.abs(imaging.distance_to(mask) - ndimage.distance_transform_edt(~mask)).max() < 1e-3
+        labels = (blobs * rng.integers(1, 5, blobs.shape)).astype(np.uint8)
+        holes = mask & (rng.random(mask.shape) < 0.3)
+        labels[holes] = 0
+        _, (iy, ix) = ndimage.distance_transform_edt(labels == 0, return_indices=True)
+        expected = labels.copy()
+        expected[holes] = labels[iy[holes], ix[holes]]
+        assert (imaging.fill_nearest(labels, holes) == expected).all()
+    empty = np.zeros((20, 30), bool)
+    assert not imaging.dilate(empty, 5).any() and (imaging.distance_to(empty) >= 1e9).all()

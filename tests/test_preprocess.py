@@ -177,3 +177,37 @@ def test_the_category_of_rendered_products_is_guessed_from_the_mask():
             assert guess_category(mask) is GarmentCategory.LOWER, (lower_spec(1, index).kind, view)
             _, mask = render_garment(sample_spec(1, index).garment, view, (256, 192))
             assert guess_category(mask) is GarmentCategory.UPPER, (sample_spec(1, index).garment.kind, view)
+
+
+def test_a_check_then_its_findings_make_the_same_analysis_as_analysing_anew(preprocessor, tmp_path):
+    """The checks look at a quick observation; the analysis finished from their detections (in this process, or
+    after a round trip through the bytes the service stores) is the one ``analyse_person`` makes, array for array.
+    A file of another kind is refused, not misread."""
+    from fitroom import fitting, imaging
+    from fitroom.demo import sample_path
+    from fitroom.preprocess.pipeline import analysis_bytes, detections_bytes, load_detections
+    from fitroom.preprocess.quality import check_photo
+
+    photo = imaging.load_image(sample_path("person_front.jpg"))
+    checked = fitting.check(preprocessor, photo, "upper", None)
+    assert checked.analysis is None and checked.detections.shoulders_found and not checked.failed
+    fresh = preprocessor.analyse_person(photo, checked.view)
+    restored = load_detections(detections_bytes(checked.detections))
+    for analysis in (fitting.analyse(preprocessor, photo, checked), preprocessor.finish(photo, restored,
+                                                                                          checked.view)):
+        for name in ("keypoints", "mask", "parse", "dense", "agnostic", "parse_agnostic", "keep"):
+            assert np.array_equal(getattr(analysis, name), getattr(fresh, name)), name
+        assert np.array_equal(analysis.regions.head, fresh.regions.head)
+    # the quick observation's verdicts are the full one's on this photo, its figures close
+    quick = checked.report.to_dict()["checks"]
+    full = check_photo(preprocessor.observe(photo, None)[0], "upper", None).to_dict()["checks"]
+    assert [c["status"] for c in quick] == [c["status"] for c in full]
+    for a, b in zip(quick, full):
+        if a["value"] is not None:
+            assert a["value"] == pytest.approx(b["value"], rel=0.02, abs=0.01), a["name"]
+    with pytest.raises(ValueError, match="not a file of detections"):
+        load_detections(analysis_bytes(fresh))
+    nobody = fitting.check(preprocessor, np.full((300, 200, 3), 128, np.uint8), "upper")
+    assert not nobody.keypoints_found and load_detections(detections_bytes(nobody.detections)).pose is None
+    with pytest.raises(NoPersonError):
+        fitting.admit(nobody, force=True)

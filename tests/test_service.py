@@ -92,9 +92,9 @@ def test_health_docs_and_checks(tmp_path, preprocessor, photos, astronaut):
 
 
 def test_a_try_on_from_upload_to_rating_and_deletion(tmp_path, preprocessor, photos, monkeypatch, database_url):
-    analysed = []
-    original = preprocessor.analyse_person
-    monkeypatch.setattr(preprocessor, "analyse_person", lambda *a, **k: analysed.append(1) or original(*a, **k))
+    detected = []  # the models' runs
+    original = preprocessor.detect
+    monkeypatch.setattr(preprocessor, "detect", lambda *a, **k: detected.append(1) or original(*a, **k))
     with make_client(tmp_path, preprocessor, database_url=database_url) as client:
         garment = add_garment(client, photos)
         listed = client.get("/v1/garments").json()
@@ -107,7 +107,7 @@ def test_a_try_on_from_upload_to_rating_and_deletion(tmp_path, preprocessor, pho
         assert job["status"] in ("queued", "running", "done") and job["expires_at"] is not None
         done = wait_done(client, job["id"])
         assert done["status"] == "done", done
-        assert analysed == []  # the job reused the analysis the upload's check made
+        assert detected == [1]  # the check ran the models; the job finished the analysis from their findings
         result = client.get(done["result_url"])
         assert result.status_code == 200
         assert imaging.load_image(result.content).shape == imaging.load_image(photos["person"]).shape
@@ -175,21 +175,21 @@ def test_jobs_and_ratings_survive_a_restart(tmp_path, preprocessor, photos, data
                                             "photo": "photos/interrupted.png"}
         connection.execute(storage.tryons.insert().values(**interrupted))
     (tmp_path / "data" / "photos" / "interrupted.png").write_bytes(photos["person"])
-    # the analysis its upload's check made waits beside the photo: the job after the restart uses it
-    from fitroom.preprocess.pipeline import save_analysis
+    # the findings its upload's check made wait beside the photo: the job after the restart uses them
+    from fitroom.preprocess.pipeline import detections_bytes
 
     saved = tmp_path / "data" / "photos" / "interrupted.analysis.npz"
-    save_analysis(preprocessor.analyse_person(imaging.load_image(photos["person"])), saved)
+    saved.write_bytes(detections_bytes(preprocessor.detect(imaging.load_image(photos["person"]))))
     database.dispose()
-    analysed = []
-    original = preprocessor.analyse_person
-    preprocessor.analyse_person = lambda *a, **k: analysed.append(1) or original(*a, **k)
+    detected = []
+    original = preprocessor.detect
+    preprocessor.detect = lambda *a, **k: detected.append(1) or original(*a, **k)
     try:
         with make_client(tmp_path, preprocessor, engine=TinyEngine(), database_url=database_url) as client:
             assert wait_done(client, interrupted["id"])["status"] == "done"
-            assert analysed == [] and not saved.exists()  # used, then removed with the job
+            assert detected == [] and not saved.exists()  # used, then removed with the job
     finally:
-        del preprocessor.analyse_person
+        del preprocessor.detect
     with make_client(tmp_path, preprocessor, engine=TinyEngine(), database_url=database_url) as client:
         stats = client.get("/v1/stats", headers=SHOP).json()
         assert stats["ratings"] == 1 and stats["success_rate"] == 0.0 and stats["tryons"]["done"] == 2
@@ -798,16 +798,16 @@ def test_every_answer_carries_a_request_id_and_json_logs_hold_it(tmp_path, prepr
 
 def test_checks_in_processes_of_their_own_answer_as_the_server_does(tmp_path, preprocessor, photos, monkeypatch):
     """FITROOM_CHECK_PROCESSES=2: photo checks run in two spawned processes (each with its own mediapipe graphs),
-    side by side; the reports equal the in-server ones, and the try-on uses the analysis a checker made (the server
-    analyses nothing itself)."""
+    side by side; the reports equal the in-server ones, and the try-on finishes the analysis from the findings a
+    checker made (the server runs no model on the person photo itself)."""
     from concurrent.futures import ThreadPoolExecutor
 
     upload = {"photo": ("me.jpg", photos["person"], "image/jpeg")}
     with make_client(tmp_path / "here", preprocessor) as client:
         expected = client.post("/v1/checks", files=upload).json()
     analysed = []
-    monkeypatch.setattr(preprocessor, "analyse_person", lambda *a, **k: analysed.append(1))
-    monkeypatch.setattr(preprocessor, "observe", lambda *a, **k: analysed.append(1))
+    for name in ("detect", "analyse_person", "observe", "glance"):
+        monkeypatch.setattr(preprocessor, name, lambda *a, **k: analysed.append(1))
     with make_client(tmp_path / "there", preprocessor, check_processes=2) as client:
         assert client.app.state.room._checkers.processes == 2
         with ThreadPoolExecutor(4) as pool:
@@ -956,7 +956,7 @@ def test_the_garments_category_drives_the_check_the_agnostic_person_and_what_the
     assert not np.isin(inputs.parse_agnostic, LOWER_GARMENT_LABELS).any()
 
 
-def test_a_damaged_saved_analysis_is_made_again_and_the_try_on_done(tmp_path, preprocessor, photos):
+def test_damaged_saved_findings_are_made_again_and_the_try_on_done(tmp_path, preprocessor, photos):
     with make_client(tmp_path, preprocessor, workers=0) as client:  # no worker: the job waits for the test
         garment = add_garment(client, photos)
         job = client.post("/v1/tryons", files={"photo": ("a.png", photos["person"], "image/png")},
@@ -965,12 +965,12 @@ def test_a_damaged_saved_analysis_is_made_again_and_the_try_on_done(tmp_path, pr
         assert saved.is_file()
         saved.write_bytes(b"PK\x03\x04 not really a zip")
         room = client.app.state.room
-        analysed = []
-        original = preprocessor.analyse_person
-        preprocessor.analyse_person = lambda *a, **k: analysed.append(1) or original(*a, **k)
+        detected = []
+        original = preprocessor.detect
+        preprocessor.detect = lambda *a, **k: detected.append(1) or original(*a, **k)
         try:
             assert room.runner.run(room.queue.claim("test-worker")) == "done"
         finally:
-            del preprocessor.analyse_person
-        assert analysed == [1] and not saved.exists()
+            del preprocessor.detect
+        assert detected == [1] and not saved.exists()
         assert client.get(f"/v1/tryons/{job['id']}").json()["status"] == "done"

@@ -3,10 +3,11 @@ the try-on in a job) and the evaluation:
 
     observe the photo -> check it -> refuse it, or go on (``force``) -> engine inputs -> engine
 
-:func:`check` observes and checks (the report, the analysis made on the way, the view to use), :func:`admit`
-refuses a failing photo unless forced, :func:`prepare` makes the engine's inputs, :func:`try_on` runs the engine;
-:func:`check_and_prepare` is the first three in one call. :func:`target_pose` and :func:`dress_views` turn a
-person (dressed or not) to other views with a pose-transfer model, for a try-on seen from the front and the back.
+:func:`check` observes and checks (the report, the models' findings, the view to use), :func:`admit` refuses a
+failing photo unless forced, :func:`analyse` finishes the person's analysis from the check's findings,
+:func:`prepare` makes the engine's inputs, :func:`try_on` runs the engine; :func:`check_and_prepare` is the first
+four in one call. :func:`target_pose` and :func:`dress_views` turn a person (dressed or not) to other views with a
+pose-transfer model, for a try-on seen from the front and the back.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from fitroom.preprocess.quality import PhotoReport, Status, Thresholds, check_ph
 
 if TYPE_CHECKING:
     from fitroom.inputs import TryOnInputs, TryOnResult
-    from fitroom.preprocess.pipeline import PersonAnalysis, Preprocessor
+    from fitroom.preprocess.pipeline import Detections, PersonAnalysis, Preprocessor
 
 
 class PhotoRefusedError(InputError):
@@ -42,15 +43,18 @@ class Checked:
 
     Attributes:
         report: every check's verdict (and the view seen).
-        analysis: the full person analysis, or None when there is nobody to dress (no person, hidden shoulders).
+        analysis: the full person analysis; None when there is nobody to dress (no person, hidden shoulders) or when
+            it was not made yet (:func:`analyse` finishes it from ``detections``).
         view: the view to try on with: the one asked for, else the one the photo seems to show.
         keypoints_found: whether a person was found at all.
+        detections: the models' findings the checks were made from.
     """
 
     report: PhotoReport
     analysis: PersonAnalysis | None
     view: View
     keypoints_found: bool
+    detections: Detections | None = None
 
     @property
     def failed(self) -> bool:
@@ -58,22 +62,38 @@ class Checked:
 
 
 def check(preprocessor: Preprocessor, person: np.ndarray, category: GarmentCategory | str,
-          view: View | str | None = None, name: str = "", thresholds: Thresholds | None = None) -> Checked:
-    """Observe ``person`` ``(H, W, 3)`` uint8 and run the photo checks for a garment of ``category``, as the
-    ``view`` asked for (None: the view the photo seems to show)."""
-    observation, analysis = preprocessor.observe(person, None if view is None else View(view), name)
+          view: View | str | None = None, name: str = "", thresholds: Thresholds | None = None,
+          analyse: bool = False) -> Checked:
+    """Check ``person`` ``(H, W, 3)`` uint8 for a garment of ``category``, as the ``view`` asked for (None: the
+    view the photo seems to show), on :meth:`~fitroom.preprocess.pipeline.Preprocessor.glance`'s quick
+    observation; with ``analyse``, the full analysis is then finished from the same detections when the photo
+    allows one (else :func:`analyse` does it once the photo is admitted; the service leaves it to the try-on job)."""
+    observation, detections = preprocessor.glance(person, None if view is None else View(view), name)
     report = check_photo(observation, category, view, thresholds)
-    return Checked(report, analysis, report.view_used, observation.keypoints is not None)
+    analysis = None
+    if analyse and detections.shoulders_found:
+        analysis = preprocessor.finish(person, detections, report.view_used, name)
+    return Checked(report, analysis, report.view_used, observation.keypoints is not None, detections)
 
 
-def admit(checked: Checked, force: bool = False) -> PersonAnalysis:
-    """The analysis to dress, or :class:`PhotoRefusedError` when a check failed (unless ``force``); with
-    ``force``, a photo with nobody to dress is still a :class:`~fitroom.preprocess.errors.PhotoError`."""
+def admit(checked: Checked, force: bool = False) -> PersonAnalysis | None:
+    """The analysis to dress (None when the check did not make it: see :func:`analyse`), or
+    :class:`PhotoRefusedError` when a check failed (unless ``force``); with ``force``, a photo with nobody to dress
+    is still a :class:`~fitroom.preprocess.errors.PhotoError`."""
     if checked.failed and not force:
         raise PhotoRefusedError(checked.report)
-    if checked.analysis is None:
-        raise NoPersonError() if not checked.keypoints_found else MissingBodyPartError("shoulders")
+    if not checked.keypoints_found:
+        raise NoPersonError()
+    if checked.analysis is None and (checked.detections is None or not checked.detections.shoulders_found):
+        raise MissingBodyPartError("shoulders")
     return checked.analysis
+
+
+def analyse(preprocessor: Preprocessor, person: np.ndarray, checked: Checked, name: str = "") -> PersonAnalysis:
+    """The full analysis of an admitted photo: the one its check made, else finished from its detections."""
+    if checked.analysis is not None:
+        return checked.analysis
+    return preprocessor.finish(person, checked.detections, checked.view, name)
 
 
 def prepare(preprocessor: Preprocessor, analysis: PersonAnalysis, person: np.ndarray, garment: np.ndarray,
@@ -114,8 +134,10 @@ def check_and_prepare(preprocessor: Preprocessor, person: np.ndarray, garment: n
     checked = check(preprocessor, person, chosen, view, name)
     if on_checked is not None:
         on_checked(checked, chosen)
-    analysis = admit(checked, force)
-    inputs = prepare(preprocessor, analysis, person, garment, garment_mask, chosen, checked.view, name, garment_name)
+    admit(checked, force)
+    checked.analysis = analyse(preprocessor, person, checked, name)
+    inputs = prepare(preprocessor, checked.analysis, person, garment, garment_mask, chosen, checked.view, name,
+                     garment_name)
     return Prepared(checked, chosen, category is not None, inputs)
 
 
@@ -271,6 +293,7 @@ def dress_catalogue(engine, preprocessor: Preprocessor, person: np.ndarray, garm
                         on_checked(checked, chosen)
                     try:
                         admit(checked, force)
+                        checked.analysis = analyse(preprocessor, person, checked, name)
                         checks[chosen] = checked
                     except PhotoRefusedError as refused:
                         checks[chosen] = refused

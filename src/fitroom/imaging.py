@@ -305,9 +305,54 @@ def colorize_labels(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
 
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     """``mask`` ``(H, W)`` widened by ``radius`` pixels with a disc (round corners, unlike a square kernel):
-    ``(H, W)`` bool."""
+    ``(H, W)`` bool. Only the mask's bounding box, grown by ``radius``, is worked on (the same result: nothing
+    farther can change), which is most of the speed on a face or a hand in a large photo."""
+    box = bounds(mask, radius)
+    out = np.zeros(mask.shape, bool)
+    if box is None:
+        return out
+    y0, y1, x0, x1 = box
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+    out[y0:y1, x0:x1] = cv2.dilate(mask[y0:y1, x0:x1].astype(np.uint8), kernel).astype(bool)
+    return out
+
+
+def bounds(mask: np.ndarray, margin: int = 0) -> tuple[int, int, int, int] | None:
+    """``(y0, y1, x0, x1)``: the bounding box of ``mask``'s true pixels grown by ``margin`` within the array
+    (None when there are none)."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    if len(rows) == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    height, width = mask.shape[:2]
+    return (max(int(rows[0]) - margin, 0), min(int(rows[-1]) + margin + 1, height),
+            max(int(cols[0]) - margin, 0), min(int(cols[-1]) + margin + 1, width))
+
+
+def distance_to(region: np.ndarray) -> np.ndarray:
+    """``(H, W)`` float32: each pixel's Euclidean distance to the nearest pixel of ``region`` ``(H, W)`` bool (0
+    inside it; 1e9 everywhere when it is empty). Exact (OpenCV's precise transform, within float32 rounding of
+    scipy's ``distance_transform_edt``) and several times faster."""
+    if not region.any():
+        return np.full(region.shape, 1e9, np.float32)
+    return cv2.distanceTransform((~region).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+
+
+def fill_nearest(values: np.ndarray, holes: np.ndarray) -> np.ndarray:
+    """``values`` ``(H, W)`` with each pixel of ``holes`` set to the value of the nearest pixel whose value is not 0
+    (unchanged when there is none). Worked on the bounding box of the holes and the known pixels only."""
+    known = values != 0
+    if not holes.any() or not known.any():
+        return values
+    from scipy import ndimage
+
+    y0, y1, x0, x1 = bounds(known | holes)
+    crop = values[y0:y1, x0:x1]
+    _, (iy, ix) = ndimage.distance_transform_edt(crop == 0, return_indices=True)
+    out = values.copy()
+    inside = holes[y0:y1, x0:x1]
+    out[y0:y1, x0:x1][inside] = crop[iy[inside], ix[inside]]
+    return out
 
 
 def photo_tint(image: np.ndarray, max_chroma: float = 6.0) -> np.ndarray | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from scipy import ndimage
 
 from fitroom import imaging
 from fitroom.labels import DENSE_COLORMAP, DENSE_PART_BY_VIEW, BodyPart, View
@@ -51,11 +50,7 @@ class BuiltinDenseMapper:
             region = body.mask(shape, part)
             parts[region] = DENSE_PART_BY_VIEW[part][View(view).surface.index]
         parts[~mask] = 0
-        holes = mask & (parts == 0)
-        if holes.any() and parts.any():
-            _, (iy, ix) = ndimage.distance_transform_edt(parts == 0, return_indices=True)
-            parts[holes] = parts[iy[holes], ix[holes]]
-        return parts_to_render(parts)
+        return parts_to_render(imaging.fill_nearest(parts, mask & (parts == 0)))
 
 
 class FileDenseMapper:

@@ -17,8 +17,8 @@ import logging
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
+from fitroom import imaging
 from fitroom.labels import BodyPart, Body25, Cihp, View
 from fitroom.preprocess.backends import PARSERS, create_parser  # noqa: F401  (create_parser: here too)
 from fitroom.preprocess.body import BodyGeometry
@@ -179,8 +179,7 @@ class BuiltinParser:
         above = skin_left & (ys < hip_y)
         if above.any():  # the nearest of: left arm, right arm, neck and chest
             regions = [arm_parts[Cihp.LEFT_ARM], arm_parts[Cihp.RIGHT_ARM], torso]
-            distances = np.stack([ndimage.distance_transform_edt(~r) if r.any() else np.full(shape, 1e9)
-                                  for r in regions])
+            distances = np.stack([imaging.distance_to(r) for r in regions])
             nearest = np.array([Cihp.LEFT_ARM, Cihp.RIGHT_ARM, Cihp.TORSO_SKIN], np.uint8)[distances.argmin(0)]
             labels[above] = nearest[above]
         for label, region in arm_parts.items():
@@ -200,19 +199,12 @@ class BuiltinParser:
         # 6. tidy: a median filter removes speckle, the silhouette stays exact
         smoothed = cv2.medianBlur(labels, 5)
         labels = np.where(mask, np.where(smoothed > 0, smoothed, labels), 0).astype(np.uint8)
-        holes = mask & (labels == 0)
-        if holes.any():
-            _, (iy, ix) = ndimage.distance_transform_edt(labels == 0, return_indices=True)
-            labels[holes] = labels[iy[holes], ix[holes]]
-        return labels
+        return imaging.fill_nearest(labels, mask & (labels == 0))
 
     @staticmethod
     def _nearest_side(where: np.ndarray, regions: dict[int, np.ndarray], left: int, right: int) -> np.ndarray:
         """Label each pixel with the side whose region is nearer."""
-        far = 1e9
-        d_left = ndimage.distance_transform_edt(~regions[left]) if regions[left].any() else np.full(where.shape, far)
-        d_right = ndimage.distance_transform_edt(~regions[right]) if regions[right].any() else np.full(where.shape,
-                                                                                                        far)
+        d_left, d_right = imaging.distance_to(regions[left]), imaging.distance_to(regions[right])
         return np.where(d_left <= d_right, left, right).astype(np.uint8)
 
     @staticmethod

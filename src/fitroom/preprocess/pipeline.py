@@ -17,16 +17,17 @@ from pathlib import Path
 
 import numpy as np
 
+from fitroom import imaging
 from fitroom.inputs import TryOnInputs
 from fitroom.labels import Body25, GarmentCategory, View
 from fitroom.preprocess.agnostic import agnostic_person, parse_agnostic
 from fitroom.preprocess.backends import create_dense_mapper, create_parser
 from fitroom.preprocess.errors import MissingBodyPartError, MultiplePeopleError, NoPersonError
 from fitroom.preprocess.garment import garment_mask, guess_category
-from fitroom.preprocess.quality import PhotoObservation, ViewGuess, guess_view
+from fitroom.preprocess.quality import WORKING_HEIGHT, PhotoObservation, ViewGuess, guess_view
 from fitroom.preprocess.pose import (
-    FaceDetector, FaceMesh, HandLandmarks, PoseEstimator, SelfieSegmenter, count_people, mediapipe_to_body25,
-    person_mask, unexplained_share,
+    FaceDetector, FaceMesh, HandLandmarks, PoseEstimator, PoseResult, SelfieSegmenter, count_people,
+    mediapipe_to_body25, near, person_mask, unexplained_share,
 )
 from fitroom.preprocess.regions import PersonRegions, find_regions, keep_mask, with_parsed_hair
 
@@ -53,6 +54,106 @@ class PersonAnalysis:
     view_guess: ViewGuess | None = None  # the view the photo seems to show
 
 
+@dataclass
+class Detections:
+    """What the models found in a person photo (:meth:`Preprocessor.detect`), in its pixels: all the photo checks
+    need, and what the rest of the analysis starts from. The service keeps them with an upload
+    (:func:`detections_bytes`), so that its try-on job finishes the analysis without running the models again.
+
+    Attributes:
+        pose: the main person's pose and segmentation, or None when nobody was found.
+        faces: ``(N, 5)`` face boxes ``(x0, y0, x1, y1, score)``.
+        people: how many people the photo shows (:func:`~fitroom.preprocess.pose.count_people`).
+        others: the share of the any-person segmentation the main person leaves unexplained
+            (:func:`~fitroom.preprocess.pose.unexplained_share`; 0 when nobody was found).
+        meshes: the face meshes found, ``(468, 2)`` each (not looked for when nobody was found).
+        everyone: ``(H, W)`` float32 probability of any person, kept only when the pose has no segmentation (the
+            silhouette is made from it then; nothing else needs it once ``people`` and ``others`` are known).
+        seconds: the models' time.
+    """
+
+    pose: PoseResult | None
+    faces: np.ndarray
+    people: int
+    others: float = 0.0
+    meshes: list[np.ndarray] = field(default_factory=list)
+    everyone: np.ndarray | None = None
+    seconds: float = 0.0
+
+    @property
+    def shoulders_found(self) -> bool:
+        """Whether both shoulders were found: the least a try-on needs."""
+        return self.pose is not None and all(self.pose.keypoints[j, 2] > 0
+                                             for j in (Body25.R_SHOULDER, Body25.L_SHOULDER))
+
+    @property
+    def silhouette_source(self) -> np.ndarray:
+        """``(H, W)`` float32: the person probability the silhouette is refined from."""
+        if self.pose is not None and self.pose.segmentation is not None:
+            return self.pose.segmentation
+        if self.everyone is None:
+            raise ValueError("these detections have neither the pose's segmentation nor the any-person one")
+        return self.everyone
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray], meta: dict) -> bytes:
+    """One ``.npz`` file's bytes: ``arrays`` as arrays, ``meta`` as JSON (no pickle), written member by member at
+    zlib level 1 (np.savez_compressed's level 6 took 0.26 s of an upload for a 1024x768 photo)."""
+    import io
+    import json
+    import zipfile
+
+    arrays = {**arrays, "meta": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for name, value in arrays.items():
+            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _npz_load(source: str | Path | bytes) -> tuple[dict[str, np.ndarray], dict]:
+    """The arrays and the JSON ``meta`` of a file :func:`_npz_bytes` made."""
+    import io
+    import json
+
+    with np.load(io.BytesIO(source) if isinstance(source, bytes) else Path(source), allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    return arrays, json.loads(arrays.pop("meta").tobytes().decode())
+
+
+def detections_bytes(detections: Detections) -> bytes:
+    """``detections`` as the bytes of one ``.npz`` file (:func:`load_detections` reads them back)."""
+    d = detections
+    arrays: dict[str, np.ndarray] = {"faces": np.asarray(d.faces, np.float32)}
+    if d.pose is not None:
+        arrays.update(keypoints=d.pose.keypoints, landmarks=d.pose.landmarks)
+        if d.pose.segmentation is not None:
+            arrays["segmentation"] = d.pose.segmentation
+    if d.everyone is not None:
+        arrays["everyone"] = d.everyone
+    for i, mesh in enumerate(d.meshes):
+        arrays[f"mesh.{i}"] = np.asarray(mesh)
+    meta = {"kind": "detections", "people": int(d.people), "others": float(d.others), "meshes": len(d.meshes),
+            "seconds": float(d.seconds)}
+    return _npz_bytes(arrays, meta)
+
+
+def load_detections(source: str | Path | bytes) -> Detections:
+    """The detections :func:`detections_bytes` made (an ``OSError``, ``KeyError`` or ``ValueError`` when the file
+    is missing, damaged or of another kind)."""
+    arrays, meta = _npz_load(source)
+    if meta.get("kind") != "detections":
+        raise ValueError("not a file of detections")
+    pose = None
+    if "keypoints" in arrays:
+        pose = PoseResult(keypoints=arrays["keypoints"], landmarks=arrays["landmarks"],
+                          segmentation=arrays.get("segmentation"))
+    return Detections(pose=pose, faces=arrays["faces"], people=int(meta["people"]), others=float(meta["others"]),
+                      meshes=[arrays[f"mesh.{i}"] for i in range(int(meta["meshes"]))],
+                      everyone=arrays.get("everyone"), seconds=float(meta["seconds"]))
+
+
 def save_analysis(analysis: PersonAnalysis, path: str | Path) -> Path:
     """Write ``analysis`` to one ``.npz`` file (:func:`analysis_bytes`), atomically."""
     import os
@@ -66,13 +167,7 @@ def save_analysis(analysis: PersonAnalysis, path: str | Path) -> Path:
 
 
 def analysis_bytes(analysis: PersonAnalysis) -> bytes:
-    """``analysis`` as the bytes of one ``.npz`` file (arrays as arrays, the rest as JSON; no pickle): the service
-    keeps the analysis its upload check made, so that the try-on job never repeats it, even in another process, on
-    another machine or after a restart."""
-    import io
-    import json
-    import zipfile
-
+    """``analysis`` as the bytes of one ``.npz`` file (arrays as arrays, the rest as JSON; no pickle)."""
     arrays: dict[str, np.ndarray] = {}
     meta: dict = {}
     for name in ("keypoints", "landmarks", "mask", "parse", "dense", "agnostic", "parse_agnostic", "faces", "keep"):
@@ -90,26 +185,13 @@ def analysis_bytes(analysis: PersonAnalysis) -> bytes:
         if regions.face_landmarks is not None:
             arrays["regions.face_landmarks"] = np.asarray(regions.face_landmarks)
         meta["regions"] = {"chin_y": float(regions.chin_y), "face_found": bool(regions.face_found)}
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    # an .npz written member by member at zlib level 1: np.savez_compressed's level 6 took 0.26 s of an upload for a
-    # 1024x768 photo
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        for name, value in arrays.items():
-            with archive.open(f"{name}.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
-    return buffer.getvalue()
+    return _npz_bytes(arrays, meta)
 
 
 def load_analysis(source: str | Path | bytes) -> PersonAnalysis:
     """The analysis :func:`save_analysis` wrote to a file, or :func:`analysis_bytes` made (an ``OSError`` or
     ``ValueError`` when the file is missing or damaged)."""
-    import io
-    import json
-
-    with np.load(io.BytesIO(source) if isinstance(source, bytes) else Path(source), allow_pickle=False) as data:
-        arrays = {name: data[name] for name in data.files}
-    meta = json.loads(arrays.pop("meta").tobytes().decode())
+    arrays, meta = _npz_load(source)
     regions = None
     if "regions" in meta:
         regions = PersonRegions(face=arrays.pop("regions.face"), head=arrays.pop("regions.head"),
@@ -123,6 +205,25 @@ def load_analysis(source: str | Path | bytes) -> PersonAnalysis:
         faces=arrays["faces"], people=meta["people"], regions=regions, keep=arrays.get("keep"),
         timings=meta.get("timings", {}), view=View(meta["view"]),
         view_guess=ViewGuess(guess["seen"], View(guess["view"]), guess["reason"]) if guess else None)
+
+
+#: the height of the parse the photo checks take the garments' colours from (:meth:`Preprocessor.glance`)
+PARSE_HEIGHT = 256
+
+
+def _shrunk(image: np.ndarray, height: int) -> tuple[np.ndarray, float]:
+    """``image`` no taller than ``height`` (area-averaged) and the scale from the photo to it."""
+    scale = min(1.0, height / image.shape[0])
+    if scale == 1:
+        return image, 1.0
+    return imaging.resize(image, (height, max(round(image.shape[1] * scale), 1))), scale
+
+
+def _scaled(points: np.ndarray, scale: float) -> np.ndarray:
+    """``points`` ``(..., >= 2)`` with their x and y multiplied by ``scale`` (a float64 copy)."""
+    points = np.array(points, dtype=np.float64)
+    points[..., :2] *= scale
+    return points
 
 
 class Preprocessor:
@@ -155,29 +256,35 @@ class Preprocessor:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _detect(self, image: np.ndarray):
-        """Pose, faces, every person's probability and the people count."""
+    def detect(self, image: np.ndarray) -> Detections:
+        """Run the models on a person photo ``(H, W, 3)`` uint8 RGB: pose and silhouette, faces, anyone else, and
+        (when there is a person) the face meshes; never raises for the photo's content."""
         start = time.perf_counter()
         pose = self.pose(image)
         faces = self.faces(image)
         everyone = self.selfie(image)
         main = pose.segmentation if pose is not None else None
-        return pose, faces, everyone, count_people(faces, everyone, main), time.perf_counter() - start
+        around = near(main > 0.5) if main is not None else None  # the main person widened: both counts use it
+        people = count_people(faces, everyone, main, around=around)
+        others = unexplained_share(everyone, main, around) if main is not None else 0.0
+        meshes = self.face_mesh(image) if pose is not None else []
+        return Detections(pose=pose, faces=faces, people=people, others=others, meshes=meshes,
+                          everyone=everyone if main is None else None, seconds=time.perf_counter() - start)
 
-    def _complete(self, image: np.ndarray, view: View | None, name: str, pose, faces: np.ndarray,
-                  everyone: np.ndarray, people: int, timings: dict[str, float]) -> PersonAnalysis:
+    def _complete(self, image: np.ndarray, view: View | None, name: str, found: Detections) -> PersonAnalysis:
+        pose = found.pose
         keypoints = pose.keypoints
-        if not all(keypoints[j, 2] > 0 for j in (Body25.R_SHOULDER, Body25.L_SHOULDER)):
+        if not found.shoulders_found:
             raise MissingBodyPartError("shoulders")
+        timings = {"detect": found.seconds}
         clock = time.perf_counter()
-        mask = person_mask(image, pose.segmentation if pose.segmentation is not None else everyone, keypoints)
+        mask = person_mask(image, found.silhouette_source, keypoints)
         timings["mask"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        meshes, hands = self.face_mesh(image), self.hands(image)
-        regions = find_regions(mask.shape, mask, keypoints, pose.landmarks, meshes, hands, face_boxes=faces,
-                               image=image)
+        regions = find_regions(mask.shape, mask, keypoints, pose.landmarks, found.meshes, self.hands(image),
+                               face_boxes=found.faces, image=image)
         timings["regions"] = time.perf_counter() - clock
-        guess = guess_view(mediapipe_to_body25(pose.landmarks, threshold=0.0), faces, regions.face_found)
+        guess = guess_view(mediapipe_to_body25(pose.landmarks, threshold=0.0), found.faces, regions.face_found)
         view = guess.view if view is None else View(view)
         clock = time.perf_counter()
         parse = self.parser(image, keypoints, mask, view, face=regions.face if regions.face_found else None)
@@ -192,8 +299,9 @@ class Preprocessor:
         agnostic_labels = parse_agnostic(parse, keypoints)
         timings["agnostic"] = time.perf_counter() - clock
         return PersonAnalysis(keypoints=keypoints, landmarks=pose.landmarks, mask=mask, parse=parse, dense=dense,
-                              agnostic=agnostic, parse_agnostic=agnostic_labels, faces=faces, people=people,
-                              regions=regions, keep=keep, timings=timings, view=view, view_guess=guess)
+                              agnostic=agnostic, parse_agnostic=agnostic_labels, faces=found.faces,
+                              people=found.people, regions=regions, keep=keep, timings=timings, view=view,
+                              view_guess=guess)
 
     def analyse_person(self, image: np.ndarray, view: View | None = View.FRONT, name: str = "") -> PersonAnalysis:
         """Analyse a person photo ``(H, W, 3)`` uint8 RGB as seen from ``view`` (None: the view it seems to show,
@@ -202,39 +310,77 @@ class Preprocessor:
         Raises:
             NoPersonError, MultiplePeopleError, MissingBodyPartError: with a message for the shopper.
         """
-        pose, faces, everyone, people, seconds = self._detect(image)
-        if pose is None:
+        found = self.detect(image)
+        if found.pose is not None and found.people > 1 and not self.allow_several_people:
+            raise MultiplePeopleError(found.people)
+        return self.finish(image, found, view, name)
+
+    def finish(self, image: np.ndarray, detections: Detections, view: View | None = View.FRONT, name: str = ""
+               ) -> PersonAnalysis:
+        """The full analysis of a photo whose models' findings were made already (:meth:`detect`, :meth:`glance`,
+        or :func:`load_detections`), as :meth:`analyse_person` makes it, whoever else is in the photo (the checks
+        report them).
+
+        Raises:
+            NoPersonError, MissingBodyPartError: with a message for the shopper.
+        """
+        if detections.pose is None:
             raise NoPersonError()
-        if people > 1 and not self.allow_several_people:
-            raise MultiplePeopleError(people)
-        return self._complete(image, None if view is None else View(view), name, pose, faces, everyone, people,
-                              {"detect": seconds})
+        return self._complete(image, None if view is None else View(view), name, detections)
 
     def observe(self, image: np.ndarray, view: View | None = View.FRONT, name: str = ""
                 ) -> tuple[PhotoObservation, PersonAnalysis | None]:
-        """What the photo checks need, and the full analysis when the photo allows one (never raises for content:
-        no person, several people or hidden shoulders are for the checks to report). ``view`` None: analysed as
-        the view the photo seems to show (``observation.view_guess``)."""
-        pose, faces, everyone, people, seconds = self._detect(image)
+        """The photo checks' observation made from the full analysis, and the analysis when the photo allows one
+        (never raises for content: no person, several people or hidden shoulders are for the checks to report).
+        ``view`` None: analysed as the view the photo seems to show (``observation.view_guess``). The checks
+        themselves look at :meth:`glance`'s quicker observation."""
+        found = self.detect(image)
+        if not found.shoulders_found:
+            return self._observation(image, found, None), None
+        analysis = self._complete(image, None if view is None else View(view), name, found)
+        return self._observation(image, found, analysis.mask, analysis.parse, analysis.regions.face_found,
+                                 analysis.view_guess), analysis
+
+    def glance(self, image: np.ndarray, view: View | None = View.FRONT, name: str = ""
+               ) -> tuple[PhotoObservation, Detections]:
+        """What the photo checks need, quickly, and the models' findings to finish the analysis with later
+        (:meth:`finish`). The models see the photo as in :meth:`analyse_person`; the silhouette the checks look at
+        is made on a copy ``WORKING_HEIGHT`` pixels tall (they measure at that height anyway), and the parse, of
+        which they only take the garments' median colours, on one ``PARSE_HEIGHT`` tall: a seventh of the work on a
+        1024x768 photo, and far less on a phone's."""
+        found = self.detect(image)
+        if not found.shoulders_found:
+            return self._observation(image, found, None), found
+        pose = found.pose
+        small, scale = _shrunk(image, WORKING_HEIGHT)
+        keypoints = _scaled(pose.keypoints, scale)
+        source = found.silhouette_source
+        mask = person_mask(small, imaging.resize(source, small.shape[:2]), keypoints)
+        tiny, tiny_scale = _shrunk(image, PARSE_HEIGHT)
+        tiny_mask = imaging.resize(mask, tiny.shape[:2], "mask")
+        tiny_keypoints = _scaled(pose.keypoints, tiny_scale)
+        regions = find_regions(tiny_mask.shape, tiny_mask, tiny_keypoints, _scaled(pose.landmarks, tiny_scale),
+                               [_scaled(m, tiny_scale) for m in found.meshes], [],
+                               face_boxes=_scaled(found.faces, tiny_scale), image=tiny)
+        guess = guess_view(mediapipe_to_body25(pose.landmarks, threshold=0.0), found.faces, regions.face_found)
+        parse = self.parser(tiny, tiny_keypoints, tiny_mask, guess.view if view is None else View(view),
+                            face=regions.face if regions.face_found else None)
+        return self._observation(image, found, mask, parse, regions.face_found, guess), found
+
+    @staticmethod
+    def _observation(image: np.ndarray, found: Detections, mask: np.ndarray | None, parse: np.ndarray | None = None,
+                     face_found: bool | None = None, guess: ViewGuess | None = None) -> PhotoObservation:
+        """The checks' observation; without a mask (nobody, or no shoulders) the silhouette is made here."""
+        pose = found.pose
         if pose is None:
-            return PhotoObservation(image=image, keypoints=None, mask=None, faces=faces, people=0,
-                                    view_guess=guess_view(None, faces, None)), None
+            return PhotoObservation(image=image, keypoints=None, mask=None, faces=found.faces, people=0,
+                                    view_guess=guess_view(None, found.faces, None))
         raw = mediapipe_to_body25(pose.landmarks, threshold=0.0)
-        try:
-            analysis = self._complete(image, None if view is None else View(view), name, pose, faces, everyone,
-                                      people, {"detect": seconds})
-        except MissingBodyPartError:
-            mask = person_mask(image, pose.segmentation if pose.segmentation is not None else everyone,
-                               pose.keypoints)
-            return PhotoObservation(image=image, keypoints=pose.keypoints, mask=mask, faces=faces,
-                                    people=people, raw_keypoints=raw,
-                                    others=unexplained_share(everyone, pose.segmentation),
-                                    view_guess=guess_view(raw, faces, None)), None
-        observation = PhotoObservation(image=image, keypoints=analysis.keypoints, mask=analysis.mask, faces=faces,
-                                       people=people, parse=analysis.parse, raw_keypoints=raw,
-                                       others=unexplained_share(everyone, pose.segmentation),
-                                       face_found=analysis.regions.face_found, view_guess=analysis.view_guess)
-        return observation, analysis
+        if mask is None:
+            mask = person_mask(image, found.silhouette_source, pose.keypoints)
+        return PhotoObservation(image=image, keypoints=pose.keypoints, mask=mask, faces=found.faces,
+                                people=found.people, parse=parse, raw_keypoints=raw, others=found.others,
+                                face_found=face_found, view_guess=guess or guess_view(raw, found.faces, None))
 
     def inputs(self, analysis: PersonAnalysis, person: np.ndarray, garment: np.ndarray, garment_mask: np.ndarray,
                category: GarmentCategory | str, view: View = View.FRONT, name: str = "", garment_name: str = ""

@@ -308,13 +308,13 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     return mask | ((regions > 0) & ~np.isin(regions, border))
 
 
-def _near(person: np.ndarray) -> np.ndarray:
-    """``person`` ``(H, W)`` bool widened by 2 % of the photo's longer side."""
+def near(person: np.ndarray) -> np.ndarray:
+    """``person`` ``(H, W)`` bool widened by 2 % of the photo's longer side: what counts as touching them."""
     return imaging.dilate(person, max(int(round(0.02 * max(person.shape))), 2))
 
 
 def count_people(faces: np.ndarray, everyone: np.ndarray, main: np.ndarray | None = None, min_area: float = 0.02,
-                 min_face_height: float = 0.03) -> int:
+                 min_face_height: float = 0.03, around: np.ndarray | None = None) -> int:
     """How many people a photo shows, counting what is certain.
 
     Without ``main``: the larger of the number of faces and of separate person regions. With ``main`` (the
@@ -329,6 +329,7 @@ def count_people(faces: np.ndarray, everyone: np.ndarray, main: np.ndarray | Non
         main: ``(H, W)`` probability of the main person, or None.
         min_area: smallest person region, as a fraction of the photo, that counts as a person.
         min_face_height: smallest face, as a fraction of the photo's height, that counts.
+        around: :func:`near` of ``main > 0.5`` when the caller has it already.
     """
     height, width = everyone.shape
     big = faces[(faces[:, 3] - faces[:, 1]) >= min_face_height * height] if len(faces) else faces
@@ -338,21 +339,22 @@ def count_people(faces: np.ndarray, everyone: np.ndarray, main: np.ndarray | Non
     person = main > 0.5 if main is not None else None
     if person is None or not person.any():
         return max(len(big), len(large))
-    near = _near(person)
+    near_person = near(person) if around is None else around
     off = sum(1 for x0, y0, x1, y1, _ in big
-              if not near[int(np.clip((y0 + y1) / 2, 0, height - 1)), int(np.clip((x0 + x1) / 2, 0, width - 1))])
+              if not near_person[int(np.clip((y0 + y1) / 2, 0, height - 1)), int(np.clip((x0 + x1) / 2, 0, width - 1))])
     apart = sum(1 for i in large if person[labels == i].mean() < 0.2)
     return 1 + max(off, apart)
 
 
-def unexplained_share(everyone: np.ndarray, main: np.ndarray) -> float:
+def unexplained_share(everyone: np.ndarray, main: np.ndarray, around: np.ndarray | None = None) -> float:
     """The largest part of the any-person segmentation ``everyone`` that the main person ``main`` (both ``(H, W)``
     probabilities) does not explain, as a share of the main person's area: about 0 for one person alone, large
-    when someone stands close enough to merge with them, turned away, cut by the frame or behind them."""
+    when someone stands close enough to merge with them, turned away, cut by the frame or behind them. ``around``:
+    :func:`near` of ``main > 0.5`` when the caller has it already."""
     person = main > 0.5
     area = float(person.sum())
     if area == 0:
         return 0.0
-    residual = ((everyone > 0.5) & ~_near(person)).astype(np.uint8)
+    residual = ((everyone > 0.5) & ~(near(person) if around is None else around)).astype(np.uint8)
     count, _, stats, _ = cv2.connectedComponentsWithStats(residual, connectivity=8)
     return float(stats[1:, cv2.CC_STAT_AREA].max() / area) if count > 1 else 0.0

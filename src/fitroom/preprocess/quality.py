@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from importlib import resources
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from fitroom import imaging
 from fitroom.labels import Body25, Cihp, GarmentCategory, View
 
 #: BODY_25 joints that must be in the picture for each garment category (fail) and that should be (warn)
@@ -36,6 +37,8 @@ REQUIRED_JOINTS = {
 BLEND_DISTANCE = 10.0
 #: the photo is analysed at this height, so sharpness does not depend on the camera's resolution
 WORKING_HEIGHT = 512
+#: how far (working pixels) the silhouette contrast's blur (sigma 6) and its 7x7 erosion reach
+SILHOUETTE_REACH = 4 * 6 + 3 + 1
 
 
 class Status(str, enum.Enum):
@@ -116,14 +119,16 @@ class Intersection:
 
 @dataclass
 class PhotoObservation:
-    """What the checks look at, all in the photo's pixels.
+    """What the checks look at, in the photo's pixels (the silhouette and the parse may be smaller: the checks
+    scale them to the photo).
 
     Attributes:
         image: ``(H, W, 3)`` uint8. keypoints: ``(25, 3)`` BODY_25 or None when no person was found.
-        mask: ``(H, W)`` bool silhouette of the main person, or None. faces: ``(N, 5)`` boxes. people: count.
-        parse: ``(H, W)`` CIHP labels, or None. raw_keypoints: ``(25, 3)`` with every joint's position even when
-        its visibility is low (crossed arms hide the wrists, but their geometry still tells). others: see
-        :func:`fitroom.preprocess.pose.unexplained_share`. face_found: the face mesh found a face on the person.
+        mask: ``(H, W)`` or ``(h, w)`` bool silhouette of the main person, or None. faces: ``(N, 5)`` boxes.
+        people: count. parse: ``(H, W)`` or ``(h, w)`` CIHP labels, or None. raw_keypoints: ``(25, 3)`` with every
+        joint's position even when its visibility is low (crossed arms hide the wrists, but their geometry still
+        tells). others: see :func:`fitroom.preprocess.pose.unexplained_share`. face_found: the face mesh found a
+        face on the person.
     """
 
     image: np.ndarray
@@ -237,11 +242,20 @@ def silhouette_contrast(image: np.ndarray, mask: np.ndarray) -> float:
     inside and just outside the silhouette are closer than ``BLEND_DISTANCE`` in CIELAB (the photo at a 512-pixel
     height). 0 is a person who stands out everywhere."""
     small, small_mask = _working(image, mask)
-    lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
     kernel = np.ones((7, 7), np.uint8)
-    inner = cv2.erode(small_mask.astype(np.uint8), kernel).astype(bool)
-    outer = ~cv2.dilate(small_mask.astype(np.uint8), kernel).astype(bool)
     edge = cv2.dilate(small_mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~small_mask
+    # the local means are only read on the outline: the outline's box, grown by the blur's reach (and the erosion's
+    # and dilation's), is all that is worked on (the same values as on the whole photo)
+    box = imaging.bounds(edge, SILHOUETTE_REACH)
+    if box is None:
+        return float("nan")
+    y0, y1, x0, x1 = box
+    crop = small[y0:y1, x0:x1]
+    crop_mask = small_mask[y0:y1, x0:x1]
+    edge = edge[y0:y1, x0:x1]
+    lab = cv2.cvtColor(crop.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    inner = cv2.erode(crop_mask.astype(np.uint8), kernel).astype(bool)
+    outer = ~cv2.dilate(crop_mask.astype(np.uint8), kernel).astype(bool)
 
     def local_mean(region: np.ndarray) -> np.ndarray:
         weight = cv2.GaussianBlur(region.astype(np.float32), (0, 0), 6)
@@ -257,12 +271,15 @@ def silhouette_contrast(image: np.ndarray, mask: np.ndarray) -> float:
 
 def outfit_contrast(image: np.ndarray, parse: np.ndarray) -> float | None:
     """CIELAB distance between the median colours of the upper and the lower garment (None if either is absent)."""
-    lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
     upper = np.isin(parse, [Cihp.UPPER_CLOTHES, Cihp.COAT, Cihp.DRESS])
     lower = np.isin(parse, [Cihp.PANTS, Cihp.SKIRT])
     if upper.sum() < 200 or lower.sum() < 200:
         return None
-    return float(np.linalg.norm(np.median(lab[upper], axis=0) - np.median(lab[lower], axis=0)))
+
+    def lab(where: np.ndarray) -> np.ndarray:  # only those pixels converted, not the whole photo
+        return cv2.cvtColor(image[where][:, None].astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)[:, 0]
+
+    return float(np.linalg.norm(np.median(lab(upper), axis=0) - np.median(lab(lower), axis=0)))
 
 
 def _segments_cross(p1: np.ndarray, p2: np.ndarray, q1: np.ndarray, q2: np.ndarray) -> np.ndarray | None:
@@ -417,6 +434,10 @@ def check_photo(observation: PhotoObservation, category: GarmentCategory | str =
     (``observation.view_guess``, else the front)."""
     t = thresholds or Thresholds.load()
     o = observation
+    shape = o.image.shape[:2]
+    if o.mask is not None and o.mask.shape != shape or o.parse is not None and o.parse.shape != shape:
+        o = replace(o, mask=None if o.mask is None else imaging.resize(o.mask, shape, "mask"),
+                    parse=None if o.parse is None else imaging.resize(o.parse, shape, "labels"))
     guess = o.view_guess
     asked = view is not None
     category = GarmentCategory(category)

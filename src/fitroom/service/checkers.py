@@ -3,7 +3,8 @@ checks run side by side instead of one at a time behind the server's lock.
 
 The processes are started with ``spawn`` (a fork of a threaded server could inherit held locks); each builds its
 :class:`~fitroom.preprocess.pipeline.Preprocessor` once, on its first check. A check sends the decoded photo and
-gets back the report and the person analysis (:class:`~fitroom.fitting.Checked`), which the try-on then uses.
+gets back the report and the models' findings (:class:`~fitroom.fitting.Checked`), from which the try-on job
+finishes the analysis.
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ def _start() -> None:
     _preprocessor = Preprocessor(allow_several_people=True)
 
 
-def _check(photo: np.ndarray, category, view, name: str):
+def _check(photo: np.ndarray, category, view, name: str, findings: bool):
     from fitroom import fitting
 
-    return fitting.check(_preprocessor, photo, category, view, name)
+    checked = fitting.check(_preprocessor, photo, category, view, name)
+    if not findings:  # not sent back when only the report is wanted (a photo-sized segmentation)
+        checked.detections = None
+    return checked
 
 
 def _ready() -> bool:
@@ -45,9 +49,10 @@ class CheckerPool:
         for future in [self.pool.submit(_ready) for _ in range(processes)]:
             future.result()
 
-    def check(self, photo: np.ndarray, category, view, name: str = "upload"):
-        """:func:`fitroom.fitting.check` in one of the processes (``category`` and ``view`` as it takes them)."""
-        return self.pool.submit(_check, photo, category, view, name).result()
+    def check(self, photo: np.ndarray, category, view, name: str = "upload", findings: bool = True):
+        """:func:`fitroom.fitting.check` in one of the processes (``category`` and ``view`` as it takes them);
+        without ``findings`` the result's ``detections`` are None."""
+        return self.pool.submit(_check, photo, category, view, name, findings).result()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from fitroom import fitting, imaging
 from fitroom.labels import GarmentCategory, View
 from fitroom.preprocess.errors import PhotoError
-from fitroom.preprocess.pipeline import analysis_bytes
+from fitroom.preprocess.pipeline import detections_bytes
 from fitroom.service import stats, storage
 from fitroom.service.catalogue import Catalogue
 from fitroom.service.checkers import CheckerPool
@@ -126,17 +126,19 @@ class FittingRoom:
     def check(self, photo: np.ndarray, category: GarmentCategory = GarmentCategory.UPPER,
               view: View = View.FRONT) -> dict:
         """The guidance report (``PhotoReport.to_dict()``) for a person photo."""
-        return self._check(photo, category, view).report.to_dict()
+        return self._check(photo, category, view, findings=False).report.to_dict()
 
     def _segment(self, image: np.ndarray, category: str | None):
         with self._preprocess_lock:
             return self.preprocessor.analyse_garment(image, category)
 
-    def _check(self, photo: np.ndarray, category: GarmentCategory, view: View) -> fitting.Checked:
-        """The checks, and the person analysis made on the way (see :func:`fitroom.fitting.check`)."""
+    def _check(self, photo: np.ndarray, category: GarmentCategory, view: View, findings: bool = True
+               ) -> fitting.Checked:
+        """The checks, and the models' findings they were made from (:func:`fitroom.fitting.check` without the full
+        analysis: the try-on job finishes it from those)."""
         with self.metrics.check_seconds.time():
             if self._checkers is not None:
-                return self._checkers.check(photo, category, view)
+                return self._checkers.check(photo, category, view, findings=findings)
             with self._preprocess_lock:
                 return fitting.check(self.preprocessor, photo, category, view, "upload")
 
@@ -155,11 +157,11 @@ class FittingRoom:
         checked = self._check(photo, GarmentCategory(garment["category"]), view)
         report = checked.report.to_dict()
         try:
-            analysis = fitting.admit(checked, force)
+            fitting.admit(checked, force)
         except fitting.PhotoRefusedError as error:
             raise PhotoRefused(str(error), report) from None
-        except PhotoError:  # forced, but nobody to dress: the job analyses the photo again and says why
-            analysis = None
+        except PhotoError:  # forced, but nobody to dress: the job says why
+            pass
         waiting = self.queue.depth()  # in all processes; a burst from several API processes may pass it by a few
         if waiting >= self.settings.queue_size:
             raise QueueFull(f"{waiting} try-ons are already waiting; try again shortly")
@@ -167,8 +169,9 @@ class FittingRoom:
         photo_key = f"photos/{tryon_id}.png"
         try:
             self.store.put_image(photo_key, photo)
-            if analysis is not None:  # the job reuses it instead of analysing the photo again, on any machine
-                self.store.put(storage.analysis_file(photo_key), analysis_bytes(analysis))
+            # the job finishes the analysis from the check's findings instead of running the models again, on any
+            # machine
+            self.store.put(storage.analysis_file(photo_key), detections_bytes(checked.detections))
             row = {"id": tryon_id, "garment_id": garment_id, "view": view.value, "status": "queued",
                    "photo": photo_key, "guidance": report["status"], "engine": self.settings.engine,
                    "model_version": self.model_version, "share": bool(share), "created_at": storage.now()}

@@ -212,8 +212,9 @@ def aware(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def analysis_file(photo: str | None) -> str | None:
-    """Where the person analysis of an uploaded photo (``photos/ID.png``) waits for its try-on job (deleted when
-    the job ends, and with the photo)."""
+    """Where the models' findings on an uploaded photo (``photos/ID.png``; see
+    :class:`~fitroom.preprocess.pipeline.Detections`) wait for its try-on job, which finishes the analysis from them
+    (deleted when the job ends, and with the photo)."""
     return None if photo is None else photo.removesuffix(".png") + ".analysis.npz"
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from fitroom import fitting
 from fitroom.labels import View
 from fitroom.preprocess.errors import PhotoError
-from fitroom.preprocess.pipeline import load_analysis
+from fitroom.preprocess.pipeline import load_detections
 from fitroom.service.catalogue import Catalogue
 from fitroom.service.errors import ServiceError, public_message
 from fitroom.service.metrics import ServiceMetrics
@@ -79,10 +79,11 @@ class TryOnRunner:
                 person = self.store.get_image(row.photo)
             except MissingObject:
                 raise ServiceError("the try-on's person photo is missing on the server") from None
-            analysis = self._saved_analysis(row.photo)
+            detections = self._saved_detections(row.photo)
             with self.preprocess_lock:
-                if analysis is None:  # a forced photo with nobody found, or a damaged file
-                    analysis = self.preprocessor.analyse_person(person, View(row.view), claim.id)
+                if detections is None:  # a missing or damaged file: the models run again
+                    detections = self.preprocessor.detect(person)
+                analysis = self.preprocessor.finish(person, detections, View(row.view), claim.id)
                 inputs = fitting.prepare(self.preprocessor, analysis, person, garment_image, garment_mask,
                                          garment.category, row.view, claim.id, garment.id)
             with self.engine_lock:
@@ -124,15 +125,15 @@ class TryOnRunner:
             return public_message(error, Path(self.settings.data_dir))
         return "an unexpected error (it was logged on the server)"
 
-    def _saved_analysis(self, photo: str):
-        """The analysis the upload's check made, or None."""
+    def _saved_detections(self, photo: str):
+        """The models' findings the upload's check was made from, or None."""
         try:
-            return load_analysis(self.store.get(analysis_file(photo)))
+            return load_detections(self.store.get(analysis_file(photo)))
         except MissingObject:
             return None
         except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as error:  # damaged or unreadable:
             # analysed again, nothing lost
-            logger.warning("the saved analysis of %s cannot be read (%s); analysing the photo again",
+            logger.warning("the saved detections of %s cannot be read (%s); running the models again",
                            Path(photo).stem, type(error).__name__)
             return None
 
