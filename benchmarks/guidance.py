@@ -98,8 +98,9 @@ def observe_all(preprocess, photos) -> list:
     rows = []
     for image, labels in photos:
         start = time.perf_counter()
-        observation, _ = preprocess.observe(image)
+        observation, _ = preprocess.glance(image)  # what the checks look at (fitroom.fitting.check)
         seconds = time.perf_counter() - start
+        observation = observation.at_photo_size()
         features = {"sharpness": sharpness(image, observation.mask), "highlights": highlights(image),
                     "clipped": clipped(image, observation.mask, observation.faces),
                     "face_score": float(observation.faces[:, 4].max()) if len(observation.faces) else 0.0,

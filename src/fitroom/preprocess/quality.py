@@ -145,6 +145,15 @@ class PhotoObservation:
     #: the view the photo seems to show (see :func:`guess_view`), when it was guessed
     view_guess: "ViewGuess | None" = None
 
+    def at_photo_size(self) -> "PhotoObservation":
+        """This observation with its silhouette and parse at the photo's size (nearest neighbour), as the checks
+        measure it."""
+        shape = self.image.shape[:2]
+        if (self.mask is None or self.mask.shape == shape) and (self.parse is None or self.parse.shape == shape):
+            return self
+        return replace(self, mask=None if self.mask is None else imaging.resize(self.mask, shape, "mask"),
+                       parse=None if self.parse is None else imaging.resize(self.parse, shape, "labels"))
+
 
 @dataclass(frozen=True)
 class ViewGuess:
@@ -433,11 +442,7 @@ def check_photo(observation: PhotoObservation, category: GarmentCategory | str =
     """Run every check on one photo. ``view`` is the view asked for; None: the one the photo seems to show
     (``observation.view_guess``, else the front)."""
     t = thresholds or Thresholds.load()
-    o = observation
-    shape = o.image.shape[:2]
-    if o.mask is not None and o.mask.shape != shape or o.parse is not None and o.parse.shape != shape:
-        o = replace(o, mask=None if o.mask is None else imaging.resize(o.mask, shape, "mask"),
-                    parse=None if o.parse is None else imaging.resize(o.parse, shape, "labels"))
+    o = observation.at_photo_size()
     guess = o.view_guess
     asked = view is not None
     category = GarmentCategory(category)
