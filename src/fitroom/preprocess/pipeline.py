@@ -346,8 +346,8 @@ class Preprocessor:
         """What the photo checks need, quickly, and the models' findings to finish the analysis with later
         (:meth:`finish`). The models see the photo as in :meth:`analyse_person`; the silhouette the checks look at
         is made on a copy ``WORKING_HEIGHT`` pixels tall (they measure at that height anyway), and the parse, of
-        which they only take the garments' median colours, on one ``PARSE_HEIGHT`` tall: a seventh of the work on a
-        1024x768 photo, and far less on a phone's."""
+        which they only take the garments' median colours, on one ``PARSE_HEIGHT`` tall (0.12 s instead of 0.54 s for
+        the checks on a 1024x768 photo, and far less of the work grows with the photo's size)."""
         found = self.detect(image)
         if not found.shoulders_found:
             return self._observation(image, found, None), found
