@@ -5,8 +5,8 @@ the largest level) as a separate process on 127.0.0.1, adds one garment, then fo
 bounded number of requests from that many client threads:
 
 * checks: ``POST /v1/checks`` with the bundled full-length photo;
-* try-ons: ``POST /v1/tryons`` then polling ``GET /v1/tryons/{id}`` every 0.2 s until done (latency = submit to
-  result).
+* try-ons: ``POST /v1/tryons`` then polling ``GET /v1/tryons/{id}`` every ``--poll-s`` seconds (0.7 s, as the
+  shopper page does) until done (latency = submit to result).
 
 With ``--worker-processes 1,2,4`` the try-ons run in that many ``fitroom worker`` processes beside a server without
 workers (``--workers 0``), one configuration after the other. Prints requests per second and p50/p95 latency per
@@ -120,7 +120,7 @@ class Service:
         self.server.wait(30)
 
 
-def clients(base: str):
+def clients(base: str, poll_s: float = 0.7):
     import httpx
 
     from fitroom.demo import sample_path
@@ -149,7 +149,7 @@ def clients(base: str):
                 document = {"status": "queued"}
             if document.get("status") not in ("queued", "running", None):
                 return document
-            time.sleep(0.2)
+            time.sleep(poll_s)
 
     def tryon() -> bool:
         job = submit()
@@ -335,6 +335,8 @@ def main() -> None:
     parser.add_argument("--check-processes", type=int, default=0,
                         help="the server's photo-check processes (0: checks in the server, one at a time)")
     parser.add_argument("--kinds", default="checks,tryons", help="what to load: checks, tryons or both")
+    parser.add_argument("--poll-s", type=float, default=0.7,
+                        help="how often a client asks for its try-on's status (the shopper page: every 0.7 s)")
     parser.add_argument("--database-url", default="", help="a PostgreSQL server to use (a new database on it)")
     parser.add_argument("--fault", action="store_true", help="run the fault drill instead")
     parser.add_argument("--fault-tryons", type=int, default=40)
@@ -369,7 +371,7 @@ def main() -> None:
             try:
                 for _ in range(processes):
                     service.add_worker()
-                client, check, _, _, tryon = clients(service.base)
+                client, check, _, _, tryon = clients(service.base, args.poll_s)
                 where = f"{processes} worker proc" if processes else f"{threads} worker thr"
                 if "checks" in args.kinds:
                     errors += load(f"checks, {where}", check, levels, args.requests)

@@ -5,10 +5,10 @@
    after a warm-up, variants interleaved run by run so that the machine's drift hits them alike:
    ``before`` (the networks as trained: spectral norms recomputed, separate SPADE convolutions, the engine's
    path before the exact path existed), ``exact`` (the engine's default: :func:`~fitroom.models.hrviton.
-   prepare_generator`), ``compiled`` (exact + ``torch.compile``), ``bf16`` (exact under bf16 autocast), ``bf16
-   compiled`` (both) and ``onnxruntime`` (the exported graph). Each with its ratio to ``before`` and its largest
-   difference from ``before``'s output (``[-1, 1]``), beside the float32 noise floor (``before`` in float64 against
-   float32).
+   prepare_generator`), ``compiled`` (exact + ``torch.compile`` of both networks, weights frozen), ``bf16``
+   (exact under bf16 autocast), ``bf16 compiled`` (both) and ``onnxruntime`` (the exported graph). Each with its
+   ratio to ``before`` and its largest difference from ``before``'s output (``[-1, 1]``), beside the float32 noise
+   floor (``before`` in float64 against float32).
 2. **Fidelity on a trained checkpoint** (``--checkpoint``, e.g. one made by ``fitroom train condition`` and
    ``fitroom train generator``; ``--data`` its dataset): on ``--pairs`` held-out test pairs at ``--size``, each
    variant's picture against float32's (SSIM, largest difference; noise off), and the paired evaluation's SSIM
@@ -67,8 +67,9 @@ def networks(args: argparse.Namespace) -> dict:
         start = time.perf_counter()
         runner = OnnxTryOn(export_onnx(before, size, Path(folder) / "hrviton.onnx"))
         export_seconds = time.perf_counter() - start
-    # the exact module with its image generator compiled (as the engine's compile option does)
-    compiled = HrvitonTryOn(condition, torch.compile(exact.generator)).eval()
+    # the exact module with both networks compiled, their weights frozen (as the engine's compile option does)
+    compiled = HrvitonTryOn(torch.compile(condition, options={"freezing": True}),
+                            torch.compile(exact.generator, options={"freezing": True})).eval()
 
     def in_bf16(module):
         def run(*v):
@@ -124,25 +125,30 @@ def fidelity(args: argparse.Namespace) -> dict:
     size = tuple(args.size)
     layout = VitonLayout(args.data, "test")
     pairs = layout.pairs()[:args.pairs]
+    variants = {"fp32": {}, "bf16": {"precision": "bf16"}, "onnxruntime": {"runtime": "onnxruntime"},
+                "compiled": {"compile": True}, "bf16 compiled": {"precision": "bf16", "compile": True}}
     engines = {name: create_engine("hrviton", checkpoint=args.checkpoint, size=size, **options)
-               for name, options in {"fp32": {}, "bf16": {"precision": "bf16"},
-                                     "onnxruntime": {"runtime": "onnxruntime"}}.items()}
+               for name, options in variants.items()}
     for engine in engines.values():
         for each in engine.per_view.values() or [engine]:
             each.model.set_noise(False)
-    scores: dict[str, list[tuple[float, float]]] = {"bf16": [], "onnxruntime": []}
+    scores: dict[str, list[tuple[float, float]]] = {name: [] for name in variants if name != "fp32"}
     # the exact path against the networks as trained (the engine before it), on the same tensors
     parts = load_parts(args.checkpoint, ("condition_generator", "generator"))
     before = HrvitonTryOn(parts["condition_generator"].eval(), parts["generator"].eval()).eval().set_noise(False)
     exact = HrvitonTryOn(before.condition_generator, prepare_generator(before.generator)).eval().set_noise(False)
-    exact_difference = 0.0
+    compiled = HrvitonTryOn(torch.compile(exact.condition_generator, options={"freezing": True}),
+                            torch.compile(exact.generator, options={"freezing": True})).eval()
+    exact_difference = compiled_difference = 0.0
     for person, _ in pairs:
         inputs = layout.read(person, person)
         tensors = {k: v[None] if v.ndim else v.reshape(1) for k, v in inputs.to_tensors(size).items()}
         with torch.no_grad():
             values = tuple(tensors[k] for k in INPUTS)
-            exact_difference = max(exact_difference, float((exact(*values)["image"] - before(*values)["image"])
-                                                           .abs().max()))
+            exact_image = exact(*values)["image"]
+            exact_difference = max(exact_difference, float((exact_image - before(*values)["image"]).abs().max()))
+            compiled_difference = max(compiled_difference, float((compiled(*values)["image"] - exact_image)
+                                                                 .abs().max()))
         pictures = {name: imaging.image_to_tensor(engine(inputs).image)[None] * 0.5 + 0.5
                     for name, engine in engines.items()}
         for name in scores:
@@ -152,7 +158,8 @@ def fidelity(args: argparse.Namespace) -> dict:
                      "max_abs_diff": max(d for _, d in rows)} for name, rows in scores.items()}
     evals = {}
     with tempfile.TemporaryDirectory() as folder:
-        for name, options in {"fp32": {}, "bf16": {"precision": "bf16"}}.items():
+        for name, options in {"fp32": {}, "bf16": {"precision": "bf16"},
+                              "bf16 compiled": {"precision": "bf16", "compile": True}}.items():
             config = EvalConfig(engine="hrviton", data=args.data, out=str(Path(folder) / name), pairs="paired",
                                 checkpoint=args.checkpoint, limit=args.pairs, device="cpu",
                                 options={"size": size, **options})
@@ -160,13 +167,15 @@ def fidelity(args: argparse.Namespace) -> dict:
             evals[name] = evaluate(config, progress=False)["summary"]["all"]["ssim"]
     print(f"\n2. fidelity on {args.checkpoint} at {size[0]}x{size[1]}, {len(pairs)} held-out pairs (noise off)")
     print(f"   exact path against the networks as trained: max |diff| {exact_difference:.2e} (output in [-1, 1])")
+    print(f"   compiled (frozen weights) against the exact path: max |diff| {compiled_difference:.2e}")
     for name, row in result.items():
         print(f"   {name:12} SSIM vs fp32 min {row['ssim_min']:.4f} mean {row['ssim_mean']:.4f}, max |diff| "
               f"{row['max_abs_diff']:.3f} (picture in [0, 1])")
     print(f"   paired eval SSIM against the photos: fp32 {evals['fp32']:.4f}, bf16 {evals['bf16']:.4f} "
-          f"(difference {evals['bf16'] - evals['fp32']:+.4f})")
-    return {"pairs": len(pairs), "exact_vs_before_max_abs_diff": exact_difference, "against_fp32": result,
-            "eval_ssim": evals}
+          f"({evals['bf16'] - evals['fp32']:+.4f}), bf16 compiled {evals['bf16 compiled']:.4f} "
+          f"({evals['bf16 compiled'] - evals['fp32']:+.4f})")
+    return {"pairs": len(pairs), "exact_vs_before_max_abs_diff": exact_difference,
+            "compiled_vs_exact_max_abs_diff": compiled_difference, "against_fp32": result, "eval_ssim": evals}
 
 
 def catalogue(args: argparse.Namespace) -> dict:

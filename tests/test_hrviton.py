@@ -424,3 +424,25 @@ def test_a_batch_of_try_ons_is_each_one_alone():
         alone = engine(inputs)
         assert np.abs(alone.image.astype(int) - result.image.astype(int)).max() <= 1
         np.testing.assert_array_equal(alone.warped_mask, result.warped_mask)
+
+
+def test_compiled_engine_freezes_both_networks_and_draws_the_same_picture():
+    """``compile=True``: both networks run compiled with their weights frozen into the code, and the picture is the
+    uncompiled engine's within float rounding (tiny random networks, noise off)."""
+    from fitroom.bench import rendered_inputs
+    from fitroom.engines import create_engine
+
+    torch.manual_seed(0)
+    networks = {"condition_generator": create_model("test_hrviton_condition").eval(),
+                "generator": create_model("test_hrviton_generator").eval(), "size": (128, 64)}
+    inputs = rendered_inputs((128, 64)).replace(keep=None)
+    exact = create_engine("hrviton", **networks)
+    compiled = create_engine("hrviton", compile=True, **networks)
+    for engine in (exact, compiled):
+        engine.model.set_noise(False)
+    calls = []
+    original = compiled.compiled_condition.forward
+    compiled.compiled_condition.forward = lambda *a, **k: calls.append(1) or original(*a, **k)
+    difference = np.abs(compiled(inputs).image.astype(int) - exact(inputs).image.astype(int))
+    assert calls == [1] and difference.max() <= 1
+    assert compiled.compiled._orig_mod is compiled.model.generator  # compiled, not the plain network

@@ -627,11 +627,13 @@ class HrvitonTryOn(nn.Module):
         return cloth_input(low(garment, "bilinear"), low(garment_mask, "nearest")), pose
 
     def conditions(self, garment: torch.Tensor, garment_mask: torch.Tensor, parse_agnostic: torch.Tensor,
-                   dense: torch.Tensor, view: torch.Tensor, category: torch.Tensor | None = None
-                   ) -> dict[str, torch.Tensor]:
-        """The layout and the warped garment at full size (:func:`generator_conditions`)."""
+                   dense: torch.Tensor, view: torch.Tensor, category: torch.Tensor | None = None,
+                   network: nn.Module | None = None) -> dict[str, torch.Tensor]:
+        """The layout and the warped garment at full size (:func:`generator_conditions`); ``network``: the
+        condition generator to run instead of ``condition_generator`` (its compiled form)."""
         cloth_low, pose_low = self.condition_inputs(garment, garment_mask, parse_agnostic, dense, view, category)
-        return generator_conditions(self.condition_generator, cloth_low, pose_low, cloth_input(garment, garment_mask))
+        return generator_conditions(self.condition_generator if network is None else network, cloth_low, pose_low,
+                                    cloth_input(garment, garment_mask))
 
     def generator_input(self, agnostic: torch.Tensor, dense: torch.Tensor, warped_cloth: torch.Tensor,
                         view: torch.Tensor, category: torch.Tensor | None = None) -> torch.Tensor:
