@@ -43,8 +43,8 @@ class Checked:
 
     Attributes:
         report: every check's verdict (and the view seen).
-        analysis: the full person analysis; None when there is nobody to dress (no person, hidden shoulders) or when
-            it was not made yet (:func:`analyse` finishes it from ``detections``).
+        analysis: the full person analysis once :func:`analyse` made it from ``detections`` (:func:`check_and_prepare`
+            and :func:`dress_catalogue` keep it here); None before that, and when there is nobody to dress.
         view: the view to try on with: the one asked for, else the one the photo seems to show.
         keypoints_found: whether a person was found at all.
         detections: the models' findings the checks were made from.
@@ -62,35 +62,30 @@ class Checked:
 
 
 def check(preprocessor: Preprocessor, person: np.ndarray, category: GarmentCategory | str,
-          view: View | str | None = None, name: str = "", thresholds: Thresholds | None = None,
-          analyse: bool = False) -> Checked:
+          view: View | str | None = None, name: str = "", thresholds: Thresholds | None = None) -> Checked:
     """Check ``person`` ``(H, W, 3)`` uint8 for a garment of ``category``, as the ``view`` asked for (None: the
     view the photo seems to show), on :meth:`~fitroom.preprocess.pipeline.Preprocessor.glance`'s quick
-    observation; with ``analyse``, the full analysis is then finished from the same detections when the photo
-    allows one (else :func:`analyse` does it once the photo is admitted; the service leaves it to the try-on job)."""
+    observation. The full analysis is not made here: :func:`analyse` finishes it from the same findings once the
+    photo is admitted (the service leaves it to the try-on job)."""
     observation, detections = preprocessor.glance(person, None if view is None else View(view), name)
     report = check_photo(observation, category, view, thresholds)
-    analysis = None
-    if analyse and detections.shoulders_found:
-        analysis = preprocessor.finish(person, detections, report.view_used, name)
-    return Checked(report, analysis, report.view_used, observation.keypoints is not None, detections)
+    return Checked(report, None, report.view_used, observation.keypoints is not None, detections)
 
 
-def admit(checked: Checked, force: bool = False) -> PersonAnalysis | None:
-    """The analysis to dress (None when the check did not make it: see :func:`analyse`), or
-    :class:`PhotoRefusedError` when a check failed (unless ``force``); with ``force``, a photo with nobody to dress
-    is still a :class:`~fitroom.preprocess.errors.PhotoError`."""
+def admit(checked: Checked, force: bool = False) -> None:
+    """Refuse a photo a check failed (:class:`PhotoRefusedError`) unless ``force``; with ``force``, a photo with
+    nobody to dress is still refused (a :class:`~fitroom.preprocess.errors.PhotoError`)."""
     if checked.failed and not force:
         raise PhotoRefusedError(checked.report)
     if not checked.keypoints_found:
         raise NoPersonError()
     if checked.analysis is None and (checked.detections is None or not checked.detections.shoulders_found):
         raise MissingBodyPartError("shoulders")
-    return checked.analysis
 
 
 def analyse(preprocessor: Preprocessor, person: np.ndarray, checked: Checked, name: str = "") -> PersonAnalysis:
-    """The full analysis of an admitted photo: the one its check made, else finished from its detections."""
+    """The full analysis of an admitted photo, finished from its check's findings (or the one already kept on
+    ``checked``)."""
     if checked.analysis is not None:
         return checked.analysis
     return preprocessor.finish(person, checked.detections, checked.view, name)

@@ -105,9 +105,10 @@ class HrvitonEngine:
             ``$FITROOM_ONNX_CACHE``, default ``~/.cache/fitroom/onnx``); float32 only, and without SPADE's noise.
         compile: run both networks through ``torch.compile`` (inductor) with their weights frozen into the
             compiled code (``freezing``: constants folded, oneDNN's convolution weights packed once). The first
-            picture pays the compilation (about 50 s at 512x384 on 2 cores in float32, 80 s under bf16; each
-            precision compiles its own); afterwards the networks measured 0.77x the time of the exact path in
-            float32 and 0.31x under bf16 (on a CPU with AMX). For a service or a catalogue, not a single try-on.
+            picture pays the compilation (about 50 s at 512x384 on 2 cores in float32, 80 s under bf16, 15 s with
+            inductor's cache warm; each precision compiles its own); afterwards the networks measured 0.70x the
+            time of the exact path in float32 and 0.75x of bf16's under bf16 (benchmarks/speed.py, a CPU with
+            AMX). For a service or a catalogue, not a single try-on.
 
     The image generator always runs in its prepared form (:func:`~fitroom.models.hrviton.prepare_generator`:
     spectral norms folded, SPADE convolutions fused, channels-last): the same function as the trained network
@@ -186,8 +187,7 @@ class HrvitonEngine:
             logger.info("precision auto: float32 on torch (bf16 is not native on %s%s)", self._device_name(),
                         "; onnxruntime is not installed: pip install 'fitroom[onnx]'" if onnx_possible else "")
             self.precision = "fp32"
-        # frozen weights: what makes compiling pay on the CPU (7-17 % without it, 23 % with it in float32, 35 % under
-        # bf16 on AMX; benchmarks/speed.py)
+        # frozen weights are what makes compiling pay on the CPU (6-17 % faster without, 30 % with them in float32)
         self.compiled = torch.compile(self.model.generator, options={"freezing": True}) if compile else None
         self.compiled_condition = (torch.compile(self.model.condition_generator, options={"freezing": True})
                                    if compile else None)
