@@ -426,23 +426,41 @@ def test_a_batch_of_try_ons_is_each_one_alone():
         np.testing.assert_array_equal(alone.warped_mask, result.warped_mask)
 
 
-def test_compiled_engine_freezes_both_networks_and_draws_the_same_picture():
-    """``compile=True``: both networks run compiled with their weights frozen into the code, and the picture is the
-    uncompiled engine's within float rounding (tiny random networks, noise off)."""
+def _compiled_and_exact(monkeypatch=None):
+    """The tiny-network engine with ``compile=True`` and without (noise off); with ``monkeypatch``, torch.compile
+    runs dynamo's eager backend instead of inductor (the engine's compiled path in seconds)."""
     from fitroom.bench import rendered_inputs
     from fitroom.engines import create_engine
 
+    if monkeypatch is not None:
+        real = torch.compile
+        monkeypatch.setattr(torch, "compile", lambda module, **options: real(module, backend="eager"))
     torch.manual_seed(0)
     networks = {"condition_generator": create_model("test_hrviton_condition").eval(),
                 "generator": create_model("test_hrviton_generator").eval(), "size": (128, 64)}
-    inputs = rendered_inputs((128, 64)).replace(keep=None)
     exact = create_engine("hrviton", **networks)
     compiled = create_engine("hrviton", compile=True, **networks)
     for engine in (exact, compiled):
         engine.model.set_noise(False)
+    return compiled, exact, rendered_inputs((128, 64)).replace(keep=None)
+
+
+def test_compiled_engine_runs_both_networks_compiled(monkeypatch):
+    """``compile=True``: both networks run in their compiled form (dynamo's eager backend here, so it takes
+    seconds; the slow test below compiles with inductor) and the picture is the uncompiled engine's."""
+    compiled, exact, inputs = _compiled_and_exact(monkeypatch)
     calls = []
-    original = compiled.compiled_condition.forward
-    compiled.compiled_condition.forward = lambda *a, **k: calls.append(1) or original(*a, **k)
+    for name in ("compiled", "compiled_condition"):
+        original = getattr(compiled, name).forward
+        getattr(compiled, name).forward = lambda *a, _o=original, **k: calls.append(1) or _o(*a, **k)
+    np.testing.assert_array_equal(compiled(inputs).image, exact(inputs).image)
+    assert calls == [1, 1] and compiled.compiled._orig_mod is compiled.model.generator
+
+
+@pytest.mark.slow
+def test_compiled_engine_freezes_both_networks_and_draws_the_same_picture():
+    """With inductor and frozen weights (what ``compile=True`` does), the picture is the uncompiled engine's
+    within float rounding (tiny random networks, noise off)."""
+    compiled, exact, inputs = _compiled_and_exact()
     difference = np.abs(compiled(inputs).image.astype(int) - exact(inputs).image.astype(int))
-    assert calls == [1] and difference.max() <= 1
-    assert compiled.compiled._orig_mod is compiled.model.generator  # compiled, not the plain network
+    assert difference.max() <= 1
