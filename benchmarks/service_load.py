@@ -23,8 +23,8 @@ service is cut (``pg_terminate_backend``). Afterwards every accepted try-on must
 reason, with exactly one result file per finished try-on; it prints what happened to each.
 
 Run: ``python benchmarks/service_load.py [--requests 16] [--levels 1,4,16] [--workers 1] [--check-processes N]
-[--kinds checks,tryons] [--worker-processes 1,2,4] [--database-url URL] [--fault] [--drain N]``. A PostgreSQL URL
-gets a new database of its own on that server (dropped afterwards).
+[--kinds checks,tryons] [--worker-processes 1,2,4] [--database-url URL] [--fault] [--drain N] [--poll-s 0.7]``. A
+PostgreSQL URL gets a new database of its own on that server (dropped afterwards).
 """
 
 from __future__ import annotations
