@@ -66,3 +66,22 @@ def test_an_address_that_is_not_a_store_is_a_clear_error(address, tmp_path):
 
     with pytest.raises(ConfigurationError, match="FITROOM_STORAGE"):
         open_store(address, tmp_path)
+
+
+def test_a_file_is_written_whole_or_not_at_all(tmp_path):
+    """fitroom.files.written_at_once: the target changes only when the block ends; a block that raises leaves the
+    old file and no temporary one."""
+    from fitroom.files import written_at_once
+
+    target = tmp_path / "list.txt"
+    target.write_text("old\n")
+    with pytest.raises(RuntimeError):
+        with written_at_once(target) as temporary:
+            temporary.write_text("half")
+            raise RuntimeError("killed")
+    assert target.read_text() == "old\n" and list(tmp_path.iterdir()) == [target]
+    with written_at_once(target, keep_suffix=True) as temporary:
+        assert temporary.suffix == ".txt" and temporary.parent == tmp_path
+        temporary.write_text("new\n")
+        assert target.read_text() == "old\n"
+    assert target.read_text() == "new\n" and list(tmp_path.iterdir()) == [target]

@@ -24,7 +24,6 @@ import importlib.metadata
 import inspect
 import json
 import logging
-import os
 import platform
 import time
 from collections import defaultdict
@@ -38,6 +37,7 @@ from tqdm import tqdm
 from fitroom import imaging
 from fitroom.data.layout import DatasetError, VitonLayout
 from fitroom.data.shards import check_shard, finished_shards
+from fitroom.files import written_at_once
 from fitroom.weights import sha256
 
 logger = logging.getLogger(__name__)
@@ -138,9 +138,9 @@ class _Metrics:
 
 
 def _save_png(image: np.ndarray, path: Path) -> None:
-    temporary = path.with_name(path.stem + ".partial.png")
-    imaging.save_image(temporary, image)
-    os.replace(temporary, path)  # a killed run never leaves a half-written result that a resumed run would score
+    # a killed run never leaves a half-written result that a resumed run would score
+    with written_at_once(path, keep_suffix=True) as temporary:
+        imaging.save_image(temporary, image)
 
 
 def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
@@ -239,9 +239,8 @@ def evaluate(config: EvalConfig, engine=None, progress: bool = True) -> dict:
     if count > 1:
         shards = out / "shards"
         shards.mkdir(parents=True, exist_ok=True)
-        temporary = shards / f"{index}-of-{count}.pt.partial"
-        torch.save({"rows": rows, "fake": fake, "real": real, "reused": reused}, temporary)
-        os.replace(temporary, shards / f"{index}-of-{count}.pt")
+        with written_at_once(shards / f"{index}-of-{count}.pt") as temporary:
+            torch.save({"rows": rows, "fake": fake, "real": real, "reused": reused}, temporary)
         logger.info("shard %d of %d: %d pairs evaluated, kept in %s; run with --merge once every shard is done",
                     index, count, len(rows), shards)
         return {"shard": [index, count], "samples": len(rows)}

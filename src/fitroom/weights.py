@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fitroom.errors import InputError, MissingWeightsError
+from fitroom.files import written_at_once
 
 logger = logging.getLogger(__name__)
 
@@ -134,9 +135,8 @@ def import_file(name: str, source: str | Path) -> Path:
             raise InputError(f"{source} is not a loadable tensor file ({error})") from None
     target = weights_dir() / known.filename
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(target.name + ".partial")
-    shutil.copyfile(source, temporary)
-    os.replace(temporary, target)
+    with written_at_once(target) as temporary:
+        shutil.copyfile(source, temporary)
     logger.info("%s -> %s (sha256 %s)", source, target, digest)
     return target
 
@@ -176,24 +176,18 @@ def _download(url: str, target: Path, timeout: float, label: str, advice: str, c
     from tqdm import tqdm
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    temporary = target.with_name(target.name + ".partial")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(temporary, "wb") as out:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=label) as bar:
-                for block in iter(lambda: response.read(1 << 20), b""):
-                    out.write(block)
-                    bar.update(len(block))
-    except (urllib.error.URLError, OSError) as error:
-        temporary.unlink(missing_ok=True)
-        raise MissingWeightsError(f"could not download {url} ({error}); {advice}") from None
-    try:
+    with written_at_once(target) as temporary:
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response, open(temporary, "wb") as out:
+                total = int(response.headers.get("Content-Length") or 0) or None
+                with tqdm(total=total, unit="B", unit_scale=True, desc=label) as bar:
+                    for block in iter(lambda: response.read(1 << 20), b""):
+                        out.write(block)
+                        bar.update(len(block))
+        except (urllib.error.URLError, OSError) as error:
+            raise MissingWeightsError(f"could not download {url} ({error}); {advice}") from None
         if check is not None:
             check(temporary)
-    except Exception:
-        temporary.unlink(missing_ok=True)
-        raise
-    os.replace(temporary, target)
 
 
 def fetch_hub(name: str, timeout: float = 30.0) -> Path:

@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
 import torch
 
 from fitroom.errors import ConfigurationError, InputError
+from fitroom.files import written_at_once
 
 logger = logging.getLogger(__name__)
 
@@ -70,15 +70,14 @@ def export_onnx(model: torch.nn.Module, size: tuple[int, int], path: str | Path)
     path.parent.mkdir(parents=True, exist_ok=True)
     exportable = model.exportable()
     start = time.perf_counter()
-    partial = path.with_name(path.name + ".partial")
     program = torch.onnx.export(exportable, example_inputs(size, model.view_input), input_names=list(INPUTS),
                                 output_names=list(OUTPUTS), dynamo=True, verbose=False)
     proto = program.model_proto
     for key, value in {"fitroom.size": json.dumps(list(size)), "fitroom.view_input": json.dumps(model.view_input),
                        "fitroom.noise": "none"}.items():
         proto.metadata_props.add(key=key, value=value)
-    onnx.save_model(proto, str(partial))
-    os.replace(partial, path)
+    with written_at_once(path) as partial:
+        onnx.save_model(proto, str(partial))
     logger.info("exported HR-VITON at %dx%d to %s in %.1f s", size[0], size[1], path, time.perf_counter() - start)
     return path
 

@@ -10,6 +10,7 @@ import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
 from fitroom.errors import InputError, MissingWeightsError
+from fitroom.files import written_at_once
 from fitroom.models import create_model
 
 CONFIG = "config.json"
@@ -21,9 +22,8 @@ def save_pretrained(model: nn.Module, directory: str | Path, name: str) -> Path:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    temporary = directory / (WEIGHTS + ".partial")
-    save_file(state, str(temporary))
-    temporary.replace(directory / WEIGHTS)  # a reader never sees a half-written file
+    with written_at_once(directory / WEIGHTS) as temporary:  # a reader never sees a half-written file
+        save_file(state, str(temporary))
     (directory / CONFIG).write_text(json.dumps({"model": name, "config": model.config_dict()}, indent=2) + "\n")
     return directory
 
@@ -39,9 +39,8 @@ def copy_model_folder(source: str | Path, target: str | Path) -> Path:
 
     source, target = Path(source), Path(target)
     target.mkdir(parents=True, exist_ok=True)
-    temporary = target / (WEIGHTS + ".partial")
-    shutil.copyfile(source / WEIGHTS, temporary)
-    temporary.replace(target / WEIGHTS)
+    with written_at_once(target / WEIGHTS) as temporary:
+        shutil.copyfile(source / WEIGHTS, temporary)
     shutil.copyfile(source / CONFIG, target / CONFIG)
     return target
 

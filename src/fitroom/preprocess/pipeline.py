@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from fitroom import imaging
+from fitroom.files import written_at_once
 from fitroom.inputs import TryOnInputs
 from fitroom.labels import Body25, GarmentCategory, View
 from fitroom.preprocess.agnostic import agnostic_person, parse_agnostic
@@ -156,13 +157,10 @@ def load_detections(source: str | Path | bytes) -> Detections:
 
 def save_analysis(analysis: PersonAnalysis, path: str | Path) -> Path:
     """Write ``analysis`` to one ``.npz`` file (:func:`analysis_bytes`), atomically."""
-    import os
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(analysis_bytes(analysis))
-    os.replace(partial, path)
+    with written_at_once(path) as partial:
+        partial.write_bytes(analysis_bytes(analysis))
     return path
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import uuid
 from abc import ABC, abstractmethod
 from pathlib import Path, PurePosixPath
 
@@ -24,6 +23,7 @@ import numpy as np
 
 from fitroom import imaging
 from fitroom.errors import ConfigurationError
+from fitroom.files import written_at_once
 
 logger = logging.getLogger(__name__)
 
@@ -106,13 +106,8 @@ class DirectoryStore(ObjectStore):
     def put(self, key: str, data: bytes) -> None:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.partial")
-        try:
+        with written_at_once(target) as partial:
             partial.write_bytes(data)
-            os.replace(partial, target)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
 
     def get(self, key: str) -> bytes:
         try:

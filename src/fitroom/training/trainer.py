@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 from pathlib import Path
 
 import torch
@@ -33,6 +32,7 @@ from tqdm import tqdm
 
 from fitroom.data.layout import DatasetError
 from fitroom.errors import ConfigurationError
+from fitroom.files import written_at_once
 from fitroom.labels import View
 from fitroom.training.config import TrainConfig, changed_settings, load_config, save_config
 from fitroom.training.tasks import TASKS
@@ -225,9 +225,8 @@ class Trainer:
             "scaler": self._scaler.state_dict() if self._scaler is not None else None,
         }
         path = self.out / f"{CHECKPOINT_PREFIX}{self.step}.pt"
-        temporary = path.with_suffix(".pt.partial")
-        torch.save(state, temporary)
-        os.replace(temporary, path)  # atomic: a reader sees the old set or the new file, never half of one
+        with written_at_once(path) as temporary:  # a reader sees the old set or the new file, never half of one
+            torch.save(state, temporary)
         for old in self.checkpoints()[:-self.config.keep_checkpoints]:
             old.unlink()
         # the weights to use (EMA when kept) as model folders beside the checkpoints

@@ -30,6 +30,7 @@ from fitroom.data.shards import check_shard
 from fitroom.data.synthetic.lower import render_lower_product, sample_lower
 from fitroom.data.synthetic.render import render_garment, render_person
 from fitroom.data.synthetic.spec import sample_dress, sample_spec
+from fitroom.files import written_at_once
 from fitroom.inputs import TryOnInputs
 from fitroom.labels import DENSE_COLORMAP, RENDERED_VIEWS, GarmentCategory, View
 from fitroom.preprocess.agnostic import agnostic_person, parse_agnostic
@@ -221,11 +222,9 @@ def synthesize(config: SynthConfig, progress: bool = True) -> SynthReport:
 
 
 def _write_at_once(path: Path, text: str) -> None:
-    """``text`` into ``path`` through a temporary file renamed over it: shards writing the same list at once never
-    leave a mixed one."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    """``text`` into ``path``: shards writing the same list at once never leave a mixed one."""
+    with written_at_once(path) as temporary:
+        temporary.write_text(text)
 
 
 def _init_worker() -> None:
