@@ -1,8 +1,12 @@
+import cv2
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from fitroom.data.synthetic import render_garment, render_person, sample_spec
 from fitroom.engines import available_engines, create_engine
+from fitroom import imaging
+from fitroom.engines.compositing import nearest_smoothed
 from fitroom.engines.warp import garment_landmarks, tps_warp
 from fitroom.inputs import InputsError, TryOnInputs
 from fitroom.labels import UPPER_GARMENT_LABELS, Body25, Cihp
@@ -23,6 +27,56 @@ def test_tps_moves_points_where_asked():
     warped = tps_warp(image, source, target)
     y, x = np.unravel_index(np.argmax(warped[..., 0]), warped.shape[:2])
     assert abs(x - 30) <= 1 and abs(y - 40) <= 1
+
+
+
+def test_tps_within_a_box_gives_the_whole_warps_values_there():
+    rng = np.random.default_rng(0)
+    image = rng.random((101, 77, 4)).astype(np.float32)
+    source = [np.array(p, float) for p in ((10, 10), (60, 12), (30, 80), (50, 90), (5, 50))]
+    target = [p + rng.normal(0, 4, 2) for p in source]
+    whole = tps_warp(image, source, target)
+    for y0, y1, x0, x1 in ((20, 60, 10, 50), (21, 61, 11, 52), (0, 101, 0, 77), (1, 100, 3, 70), (0, 9, 70, 77)):
+        part = tps_warp(image, source, target, within=(y0, y1, x0, x1))
+        np.testing.assert_array_equal(part[y0:y1, x0:x1], whole[y0:y1, x0:x1])
+        outside = np.ones(part.shape[:2], bool)
+        outside[y0:y1, x0:x1] = False
+        assert not part[outside].any()
+
+
+@pytest.mark.parametrize("sampling", [(1.0, 1.0), (8.0, 1.0)])
+def test_nearest_smoothed_matches_the_whole_array_computation(sampling):
+    rng = np.random.default_rng(1)
+    values = rng.normal(0.5, 0.6, (90, 120, 3)).astype(np.float32)
+    source = np.zeros((90, 120), bool)
+    source[30:50, 40:70] = True
+    targets = np.zeros_like(source)
+    targets[52:60, 20:45] = targets[10:14, 100:118] = True
+    _, (iy, ix) = ndimage.distance_transform_edt(~source, sampling=sampling, return_indices=True)
+    reach = cv2.GaussianBlur(np.clip(values[iy, ix], 0, 1), (0, 0), 3.0)
+    expected = np.where(targets[..., None], reach, values)
+    np.testing.assert_array_equal(nearest_smoothed(values, source, targets, 3.0, sampling, clip=True), expected)
+    assert nearest_smoothed(values, source, np.zeros_like(source), 3.0) is values
+
+
+def test_photo_tint_counts_what_the_sorted_pixels_give():
+    """The histogram's median and 95th percentile are numpy's on the whole photo, to the float32 bit."""
+    rng = np.random.default_rng(2)
+    grey = rng.integers(0, 256, (60, 80), dtype=np.uint8)
+    photos = [rng.integers(0, 256, (41, 37, 3), dtype=np.uint8),
+              np.dstack([grey] * 3),
+              np.dstack([grey, (grey * 0.9).astype(np.uint8), (grey * 0.7).astype(np.uint8)]),
+              rng.integers(100, 140, (33, 41, 3), dtype=np.uint8),
+              np.clip(np.dstack([grey] * 3).astype(int) + rng.integers(-4, 5, (60, 80, 3)), 0, 255).astype(np.uint8)]
+    for photo in photos:
+        ab = cv2.cvtColor(photo, cv2.COLOR_RGB2Lab)[..., 1:].reshape(-1, 2).astype(np.float32)
+        tint = np.median(ab, axis=0)
+        spread = float(np.percentile(np.hypot(*(ab - tint).T), 95))
+        assert imaging.photo_tint(photo, max_chroma=spread) is not None
+        np.testing.assert_array_equal(imaging.photo_tint(photo, max_chroma=spread), tint)
+        if spread > 0:
+            below = float(np.nextafter(np.float32(spread), np.float32(0)))
+            assert imaging.photo_tint(photo, max_chroma=below) is None
 
 
 def test_garment_landmarks_on_a_flat_tee():

@@ -38,25 +38,70 @@ def apply_tone(rgb: np.ndarray, tint: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(lab, cv2.COLOR_Lab2RGB).astype(np.float32) / 255.0
 
 
-def carry_light(person: np.ndarray, old: np.ndarray, drawn: np.ndarray, warped_rgb: np.ndarray, shading: bool
-                ) -> np.ndarray:
+def carry_light(person: np.ndarray, old: np.ndarray, drawn: np.ndarray, warped_rgb: np.ndarray, shading: bool,
+                used: np.ndarray | None = None) -> np.ndarray:
     """The new garment ``warped_rgb`` ``(H, W, 3)`` float with the person's folds and light (the band-passed
-    luminance of the old garment ``old``) where it is ``drawn``, and the photo's tone (greyscale, sepia)."""
+    luminance of the old garment ``old``) where it is ``drawn``, and the photo's tone (greyscale, sepia).
+
+    ``used`` ``(H, W)`` bool: the pixels whose result matters (default: all); the work is done on their bounding
+    box and the blurs' reach around it, which gives those pixels exactly what the whole photo would (pixels
+    outside the box keep the garment's own colours)."""
     height = person.shape[0]
+    box = imaging.bounds(used if used is not None else np.ones(drawn.shape, bool))
+    if box is None:
+        return warped_rgb
+    y0, y1, x0, x1 = box
+    warped_rgb = warped_rgb.copy()
+    inner = warped_rgb[y0:y1, x0:x1]
     if shading and (drawn & old).any():
-        luminance = cv2.cvtColor(person, cv2.COLOR_RGB2Lab)[..., 0].astype(np.float32) + 1.0
+        coarse_sigma = max(0.05 * height, 2.0)
+        # OpenCV's kernels reach 4 sigma on float images; the median adds 2 pixels
+        ey0, ey1, ex0, ex1 = _grown(box, int(4 * coarse_sigma) + 4, person.shape[:2])
+        inside = (slice(y0 - ey0, y1 - ey0), slice(x0 - ex0, x1 - ex0))
+        around = person[ey0:ey1, ex0:ex1]
+        luminance = cv2.cvtColor(around, cv2.COLOR_RGB2Lab)[..., 0].astype(np.float32) + 1.0
         # a median first removes thin print lines; the clip keeps an old pattern from showing through
         fine = cv2.GaussianBlur(cv2.medianBlur(luminance.astype(np.uint8), 5).astype(np.float32) + 1.0, (0, 0),
                                 max(0.008 * height, 1.0))
-        coarse = cv2.GaussianBlur(luminance, (0, 0), max(0.05 * height, 2.0))
-        shade = np.clip(fine / coarse, 0.85, 1.12)
-        weight = cv2.GaussianBlur(old.astype(np.float32), (0, 0), max(0.004 * height, 1.0))
-        shade = 1 + (shade - 1) * weight
-        warped_rgb = warped_rgb * shade[..., None]
+        coarse = cv2.GaussianBlur(luminance, (0, 0), coarse_sigma)
+        shade = np.clip(fine[inside] / coarse[inside], 0.85, 1.12)
+        weight = cv2.GaussianBlur(old[ey0:ey1, ex0:ex1].astype(np.float32), (0, 0), max(0.004 * height, 1.0))
+        shade = 1 + (shade - 1) * weight[inside]
+        inner = inner * shade[..., None]
     tone = imaging.photo_tint(person)
     if tone is not None:
-        warped_rgb = apply_tone(np.clip(warped_rgb, 0, 1), tone)
+        inner = apply_tone(np.clip(inner, 0, 1), tone)
+    warped_rgb[y0:y1, x0:x1] = inner
     return warped_rgb
+
+
+def _grown(box: tuple[int, int, int, int], margin: int, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """``box`` ``(y0, y1, x0, x1)`` grown by ``margin`` within an array of ``shape``."""
+    y0, y1, x0, x1 = box
+    return max(y0 - margin, 0), min(y1 + margin, shape[0]), max(x0 - margin, 0), min(x1 + margin, shape[1])
+
+
+def nearest_smoothed(values: np.ndarray, source: np.ndarray, targets: np.ndarray, sigma: float,
+                     sampling: tuple[float, float] = (1.0, 1.0), clip: bool = False) -> np.ndarray:
+    """``values`` ``(H, W, C)`` float with each ``targets`` ``(H, W)`` bool pixel replaced by the value of the
+    nearest ``source`` ``(H, W)`` bool pixel (distances weighted by ``sampling`` down and across; with ``clip``,
+    that value clipped to [0, 1]), smoothed by a Gaussian of ``sigma`` pixels. Worked on the box of the sources
+    and the targets' neighbourhood, which gives what the whole array would."""
+    from scipy import ndimage
+
+    to_fill = imaging.bounds(targets)
+    if to_fill is None or not source.any():
+        return values
+    y0, y1, x0, x1 = _grown(to_fill, int(4 * sigma) + 2, values.shape[:2])
+    sy0, sy1, sx0, sx1 = imaging.bounds(source)
+    y0, y1, x0, x1 = min(y0, sy0), max(y1, sy1), min(x0, sx0), max(x1, sx1)
+    _, (iy, ix) = ndimage.distance_transform_edt(~source[y0:y1, x0:x1], sampling=sampling, return_indices=True)
+    nearest = values[y0:y1, x0:x1][iy, ix]
+    reach = cv2.GaussianBlur(np.clip(nearest, 0, 1) if clip else nearest, (0, 0), sigma)
+    out = values.copy()
+    inside = targets[y0:y1, x0:x1]
+    out[y0:y1, x0:x1][inside] = reach[inside]
+    return out
 
 
 def composite(result: np.ndarray, warped_rgb: np.ndarray, drawn: np.ndarray, front: np.ndarray) -> np.ndarray:
@@ -75,13 +120,7 @@ def background_fill(image: np.ndarray, parse: np.ndarray, fill: np.ndarray) -> n
     """``image`` ``(H, W, 3)`` float with the ``fill`` ``(H, W)`` bool pixels replaced by the nearest background
     (the parse's), looked for along the row first (floors and walls run across a photo), smoothed: a guess for
     what a garment hid. Unchanged when the photo shows no background."""
-    from scipy import ndimage
-
     background = parse == Cihp.BACKGROUND
     if not fill.any() or not background.any():
         return image
-    _, (iy, ix) = ndimage.distance_transform_edt(~background, sampling=(8.0, 1.0), return_indices=True)
-    reach = cv2.GaussianBlur(image[iy, ix], (0, 0), max(0.01 * image.shape[0], 1.0))
-    out = image.copy()
-    out[fill] = reach[fill]
-    return out
+    return nearest_smoothed(image, background, fill, max(0.01 * image.shape[0], 1.0), sampling=(8.0, 1.0))

@@ -23,12 +23,13 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import ndimage
 
 from fitroom import imaging
 from fitroom import geometry
 from fitroom.engines import register_engine
-from fitroom.engines.compositing import background_fill, carry_light, composite, paint_skin
+from fitroom.engines.compositing import (
+    background_fill, carry_light, composite, nearest_smoothed, paint_skin,
+)
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
 from fitroom.labels import (
     ARM_LABELS, UPPER_GARMENT_LABELS, BodyPart, Body25, Cihp, GarmentCategory,
@@ -146,23 +147,28 @@ def sleeve_side(mask: np.ndarray, shoulder: dict, armpit: dict) -> np.ndarray:
     outside the torso's own run of the row (a hanging sleeve is separated from the torso by a gap, while a torso
     that widens towards the hem is not a sleeve).
     """
-    height, width = mask.shape
-    ys, xs = np.mgrid[0:height, 0:width]
     out = np.zeros(mask.shape, np.uint8)
+    box = imaging.bounds(mask)
+    if box is None:
+        return out
+    # worked on the mask's bounding box, in its coordinates
+    y0, y1, x0, x1 = box
+    crop, inner = mask[y0:y1, x0:x1], out[y0:y1, x0:x1]
+    ys, xs = np.arange(y0, y1)[:, None], np.arange(x0, x1)[None, :]
     centre = int(round((armpit["a"][0] + armpit["b"][0]) / 2))
     armpit_y = int(round(max(armpit["a"][1], armpit["b"][1])))
     for value, side, sign in ((1, "a", 1), (2, "b", -1)):
         s, p = shoulder[side], armpit[side]
         cross = (p[0] - s[0]) * (ys - s[1]) - (p[1] - s[1]) * (xs - s[0])
-        above = mask & (sign * cross > 0) & (ys < p[1]) & ((xs < p[0]) if side == "a" else (xs > p[0]))
-        out[above] = value
-    for y in range(max(armpit_y, 0), height):
-        run = geometry.run_near(mask[y], centre)
+        above = crop & (sign * cross > 0) & (ys < p[1]) & ((xs < p[0]) if side == "a" else (xs > p[0]))
+        inner[above] = value
+    for y in range(max(armpit_y, y0), y1):
+        row = crop[y - y0]
+        run = geometry.run_near(row, centre - x0)
         if run is None:
             continue
-        row = mask[y]
-        out[y, :run[0]][row[:run[0]]] = 1
-        out[y, run[1] + 1:][row[run[1] + 1:]] = 2
+        inner[y - y0, :run[0]][row[:run[0]]] = 1
+        inner[y - y0, run[1] + 1:][row[run[1] + 1:]] = 2
     return out
 
 
@@ -330,7 +336,8 @@ def _tps_kernel(squared: np.ndarray) -> np.ndarray:
     return 0.5 * squared * np.log(np.where(squared > 0, squared, 1.0))
 
 
-def tps_warp(image: np.ndarray, source: list[np.ndarray], target: list[np.ndarray], step: int = 2) -> np.ndarray:
+def tps_warp(image: np.ndarray, source: list[np.ndarray], target: list[np.ndarray], step: int = 2,
+             within: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """Warp ``image`` ``(H, W, C)`` float32 (C <= 4) so that each ``source`` pixel lands on its ``target`` pixel.
 
     A thin-plate spline through the pairs (kornia's formulation: kernels centred on the source points, solved so
@@ -339,8 +346,15 @@ def tps_warp(image: np.ndarray, source: list[np.ndarray], target: list[np.ndarra
     spline is smooth: at ``step`` 2 the sampled positions differ from the exact ones by hundredths of a pixel), then
     OpenCV resamples the image (bilinear, zero outside). Written with numpy and OpenCV so that the warp engine needs
     no torch (whose import alone took 1.7 s of a 5 s try-on).
+
+    ``within`` ``(y0, y1, x0, x1)``: only that box of the result is computed (the same values as the whole
+    warp's there), the rest is 0.
     """
     height, width = image.shape[:2]
+    y0, y1, x0, x1 = within or (0, height, 0, width)
+    out = np.zeros(image.shape, np.float32)
+    if y1 <= y0 or x1 <= x0:
+        return out
     scale = np.array([width, height], float)
     garment = (2 * np.asarray(source, float) + 1) / scale - 1  # pixel centres in [-1, 1]
     body = (2 * np.asarray(target, float) + 1) / scale - 1
@@ -352,19 +366,24 @@ def tps_warp(image: np.ndarray, source: list[np.ndarray], target: list[np.ndarra
     values = np.zeros((n + 3, 2))
     values[:n] = garment
     weights = np.linalg.solve(system, values)
-    # the spline at the centres of step x step blocks, so that resizing the grid by step lands on every pixel
+    # the spline at the centres of step x step blocks, so that resizing the grid by step lands on every pixel;
+    # one block more on each side of the box, so that the resize's edges fall outside it
     rows, cols = -(-height // step), -(-width // step)
-    ys = (2 * ((np.arange(rows) + 0.5) * step - 0.5) + 1) / height - 1
-    xs = (2 * ((np.arange(cols) + 0.5) * step - 0.5) + 1) / width - 1
+    r0, r1 = max(y0 // step - 1, 0), min(-(-y1 // step) + 1, rows)
+    c0, c1 = max(x0 // step - 1, 0), min(-(-x1 // step) + 1, cols)
+    ys = (2 * ((np.arange(r0, r1) + 0.5) * step - 0.5) + 1) / height - 1
+    xs = (2 * ((np.arange(c0, c1) + 0.5) * step - 0.5) + 1) / width - 1
     grid = np.stack(np.meshgrid(xs, ys), -1).reshape(-1, 2)
     mapped = (weights[n] + grid @ weights[n + 1:]
               + _tps_kernel(((grid[:, None] - garment[None]) ** 2).sum(-1)) @ weights[:n])
-    mapped = (((mapped + 1) * scale - 1) / 2).reshape(rows, cols, 2).astype(np.float32)
+    mapped = (((mapped + 1) * scale - 1) / 2).reshape(r1 - r0, c1 - c0, 2).astype(np.float32)
     if step > 1:
-        mapped = cv2.resize(mapped, (cols * step, rows * step), interpolation=cv2.INTER_LINEAR)[:height, :width]
+        mapped = cv2.resize(mapped, ((c1 - c0) * step, (r1 - r0) * step), interpolation=cv2.INTER_LINEAR)
+    mapped = mapped[y0 - r0 * step:y1 - r0 * step, x0 - c0 * step:x1 - c0 * step]
     warped = cv2.remap(np.ascontiguousarray(image, dtype=np.float32), mapped[..., 0], mapped[..., 1],
                        cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    return warped.reshape(image.shape)
+    out[y0:y1, x0:x1] = warped.reshape(y1 - y0, x1 - x0, *image.shape[2:])
+    return out
 
 
 @register_engine("warp")
@@ -443,21 +462,26 @@ class WarpEngine:
         frame = body_frame(keypoints, landmarks, image_side, self.chest_ease, cover=old & torso_zone & ~arms,
                            hem_at=hem_at)
         torso_garment, torso_body = torso_targets(frame, landmarks)
-        torso_source = np.dstack([garment, (garment_mask & (parts == 0)).astype(np.float32)])
-        if strapped:
-            # a bodice by a 3 x 3 grid (shoulders, armpits, hem; sides and middle), piece by piece: its straps'
-            # few pixels pinned to the shoulders would fold a spline over the whole garment
-            grid_garment, grid_body = _bodice_grid(torso_garment, torso_body, frame)
-            warped, _ = geometry.piecewise_affine(torso_source, grid_garment * to_canvas, grid_body,
-                                                  geometry.grid_triangles(3, 3), (height, width))
-        else:
-            warped = tps_warp(torso_source, [p * to_canvas for p in torso_garment], torso_body)
-        warped_rgb = np.clip(warped[..., :3], 0, 1)
         # far from its control points a spline folds back onto the garment: keep the torso's own neighbourhood
         hull = cv2.convexHull(np.round(np.array(torso_body) * 4).astype(np.int32))
         near = np.zeros((height, width), np.uint8)
         cv2.fillConvexPoly(near, hull, 1, shift=2)
         near = cv2.dilate(near, np.ones((3, 3), np.uint8), iterations=max(int(0.08 * frame.width), 1))
+        # one RGBA source for every piece, its alpha the piece's part of the garment
+        source = np.empty((height, width, 4), np.float32)
+        source[..., :3] = garment
+        source[..., 3] = garment_mask & (parts == 0)
+        if strapped:
+            # a bodice by a 3 x 3 grid (shoulders, armpits, hem; sides and middle), piece by piece: its straps'
+            # few pixels pinned to the shoulders would fold a spline over the whole garment
+            grid_garment, grid_body = _bodice_grid(torso_garment, torso_body, frame)
+            warped, _ = geometry.piecewise_affine(source, grid_garment * to_canvas, grid_body,
+                                                  geometry.grid_triangles(3, 3), (height, width))
+        else:
+            # only the neighbourhood is kept (and its edge's pixels, which the composite's seams blend)
+            warped = tps_warp(source, [p * to_canvas for p in torso_garment], torso_body,
+                              within=imaging.bounds(near.astype(bool), 1))
+        warped_rgb = np.clip(warped[..., :3], 0, 1)
         coverage = warped[..., 3] * near
         warped_part = np.where(coverage > 0.5, TORSO_PART, 0)
         for value, side in ((1, "a"), (2, "b")):
@@ -465,7 +489,7 @@ class WarpEngine:
                                  image_side[side])
             if strip is None:
                 continue
-            source = np.dstack([garment, (parts == value).astype(np.float32)])
+            source[..., 3] = parts == value
             triangles = geometry.strip_triangles(len(strip[0]) // 2)
             sleeve, _ = geometry.piecewise_affine(source, strip[0] * to_canvas, strip[1], triangles, (height, width))
             on = sleeve[..., 3] > 0.5
@@ -505,16 +529,17 @@ class WarpEngine:
             # the nearest drawn garment pixel's colour, smoothed: the new garment reaches over the old one (taken
             # from inside the garment: its edge pixels are mixed with the product photo's background)
             core = cv2.erode(drawn.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-            _, (iy, ix) = ndimage.distance_transform_edt(~(core if core.any() else drawn), return_indices=True)
-            reach = np.clip(warped_rgb[iy, ix], 0, 1)
-            reach = cv2.GaussianBlur(reach, (0, 0), max(0.01 * height, 1.0))
-            warped_rgb = np.where(extend[..., None], reach, warped_rgb)
+            # (and the seam around it, which the composite blends: the spline's colours there are off the body)
+            seam = cv2.dilate(extend.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~drawn & ~new
+            warped_rgb = nearest_smoothed(warped_rgb, core if core.any() else drawn, seam, max(0.01 * height, 1.0),
+                                          clip=True)
             drawn = drawn | extend
         tick("fill")
 
         # 6. carry the person's shading (band-passed luminance of the old garment) onto the new one, and the
         #    photo's tone (greyscale, sepia) onto its colours
-        warped_rgb = carry_light(person, old, drawn, warped_rgb, self.shading if shading is None else shading)
+        warped_rgb = carry_light(person, old, drawn, warped_rgb, self.shading if shading is None else shading,
+                                 used=imaging.dilate(drawn | new, 1))
         tick("shading")
 
         # 7. composite with anti-aliased seams, never outside the garment's own neighbourhood; then every kept
