@@ -6,9 +6,9 @@
    ``before`` (the networks as trained: spectral norms recomputed, separate SPADE convolutions, the engine's
    path before the exact path existed), ``exact`` (the engine's default: :func:`~fitroom.models.hrviton.
    prepare_generator`), ``compiled`` (exact + ``torch.compile`` of both networks, weights frozen), ``bf16``
-   (exact under bf16 autocast), ``bf16 compiled`` (both) and ``onnxruntime`` (the exported graph). Each with its
-   ratio to ``before`` and its largest difference from ``before``'s output (``[-1, 1]``), beside the float32 noise
-   floor (``before`` in float64 against float32).
+   (exact, its image generator under bf16 autocast, as the engine's bf16), ``bf16 compiled`` (both) and
+   ``onnxruntime`` (the exported graph). Each with its ratio to ``before`` and its largest difference from
+   ``before``'s output (``[-1, 1]``), beside the float32 noise floor (``before`` in float64 against float32).
 2. **Fidelity on a trained checkpoint** (``--checkpoint``, e.g. one made by ``fitroom train condition`` and
    ``fitroom train generator``; ``--data`` its dataset): on ``--pairs`` held-out test pairs at ``--size``, each
    variant's picture against float32's (SSIM, largest difference; noise off), and the paired evaluation's SSIM
@@ -72,9 +72,12 @@ def networks(args: argparse.Namespace) -> dict:
                             torch.compile(exact.generator, options={"freezing": True})).eval()
 
     def in_bf16(module):
-        def run(*v):
+        """As the engine's bf16: the condition generator in float32, the image generator under bf16 autocast."""
+        def run(garment, garment_mask, parse_agnostic, dense, agnostic, view, *category):
+            conditions = module.conditions(garment, garment_mask, parse_agnostic, dense, view, *category)
             with torch.autocast("cpu", dtype=torch.bfloat16):
-                return {"image": module(*v)["image"].float()}
+                x = module.generator_input(agnostic, dense, conditions["warped_cloth"], view, *category)
+                return {"image": module.generator(x, conditions["seg7"]).float()}
         return run
 
     variants = {"before": before, "exact": exact, "compiled": compiled, "bf16": in_bf16(exact),

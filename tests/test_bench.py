@@ -16,6 +16,17 @@ def test_the_machine_is_described_from_what_torch_and_the_cpu_report():
     assert isinstance(about["native_bf16"], bool) and about["threads"] >= 1
 
 
+
+@pytest.mark.parametrize("limit, native", [("AVX2", False), ("avx512_core", False), ("AVX512_CORE_BF16", None),
+                                           ("AVX512_CORE_AMX", None), ("ALL", None)])
+def test_bf16_is_not_native_where_onednn_is_held_below_it(monkeypatch, limit, native):
+    from fitroom.devices import native_bf16
+
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    hardware = native_bf16("cpu")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", limit)
+    assert native_bf16("cpu") is (hardware if native is None else native)
+
 def test_float32_is_its_own_reference_and_bf16_is_measured_against_it(tmp_path, monkeypatch):
     monkeypatch.setenv("FITROOM_ONNX_CACHE", str(tmp_path))
     exact = bench("hrviton", (128, 64), "fp32", runs=1, networks="test")

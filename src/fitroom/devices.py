@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 from fitroom.errors import ConfigurationError
@@ -21,9 +23,19 @@ def native_bf16(device: torch.device | str = "cpu") -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
+        if not _onednn_may_use_bf16():
+            return False
         checks = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
         return any(check() for check in checks if check is not None)
     return False
+
+
+def _onednn_may_use_bf16() -> bool:
+    """False when ``ONEDNN_MAX_CPU_ISA`` (or its older name ``DNNL_MAX_CPU_ISA``) holds oneDNN, which computes
+    torch's CPU convolutions, to instruction sets without bf16 dot products (``AVX2``, ``AVX512_CORE``, ...): bf16
+    is emulated then, as on a machine without it (which is also how to try such a machine's choices on this one)."""
+    limit = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "ALL").strip().upper()
+    return limit in ("ALL", "DEFAULT") or "BF16" in limit or "AMX" in limit or "FP16" in limit
 
 
 def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
