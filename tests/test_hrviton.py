@@ -312,8 +312,14 @@ def test_engine_precision_auto_tries_the_faster_profiles_on_the_first_picture_an
         plain = create_engine("hrviton", size=(256, 192), precision="auto", runtime="torch", **networks)
     if not native_bf16("cpu"):
         assert plain.precision == "fp32" and "not native" in caplog.text
+    torch.manual_seed(3)
     lowered = create_engine("hrviton", size=(256, 192), precision="bf16", **networks)(inputs)
     assert lowered.extras["precision"] == "bf16" and lowered.image.shape == reference.shape
+    # bf16 is the image generator's: the condition generator's warp and layout stay float32's, bit for bit
+    np.testing.assert_array_equal(lowered.warped_garment, first.warped_garment)
+    np.testing.assert_array_equal(lowered.extras["layout13"], first.extras["layout13"])
+    np.testing.assert_array_equal(lowered.warped_mask, first.warped_mask)
+    assert not np.array_equal(lowered.image, reference)
     with pytest.raises(ConfigurationError, match="precision must be one of"):
         create_engine("hrviton", size=(256, 192), precision="int4", **networks)
 

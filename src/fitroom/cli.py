@@ -545,12 +545,14 @@ def _engine_options(args: argparse.Namespace) -> dict:
 def _speed_options(parser: argparse.ArgumentParser) -> None:
     """--precision and --compile, for the learned engines that take them."""
     parser.add_argument("--precision", choices=["fp32", "bf16", "auto"],
-                        help="learned engines: fp32 (hrviton's default, exact), bf16 (autocast) or auto (hrviton: the "
+                        help="learned engines: fp32 (hrviton's default, exact), bf16 (autocast; hrviton: its image "
+                             "generator, the condition generator stays fp32) or auto (hrviton: the "
                              "fastest of bf16 where it is native and onnxruntime on the CPU whose first picture keeps "
                              "SSIM 0.99 against fp32's)")
     parser.add_argument("--compile", action="store_true", default=None,
-                        help="hrviton engine: run the image generator through torch.compile (about 20 s of "
-                             "compilation once, then 6-17 %% faster on a CPU: for many pictures, not for one)")
+                        help="hrviton engine: run both networks through torch.compile with frozen weights "
+                             "(15-110 s of compilation on the first picture, then about 30 %% faster on a CPU: for "
+                             "many pictures, not for one)")
 
 
 def _sampling_options(parser: argparse.ArgumentParser, who: str = "") -> None:
@@ -914,12 +916,14 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("engine", choices=["hrviton", "warp"])
     timing.add_argument("--size", type=_size, default=(512, 384), help="HEIGHTxWIDTH (default 512x384)")
     timing.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32",
-                        help="fp32 (default), bf16 (autocast) or auto (the engine's choice: bf16 where native, else "
+                        help="fp32 (default), bf16 (the image generator under autocast) or auto (the engine's "
+                             "choice: bf16 where native, else "
                              "onnxruntime, if its first picture keeps SSIM 0.99 against fp32's)")
     timing.add_argument("--runtime", choices=["torch", "onnxruntime"],
                         help="hrviton: run the networks in torch (default; with --precision auto, the engine's "
                              "choice) or as an ONNX graph in onnxruntime")
-    timing.add_argument("--compile", action="store_true", help="hrviton: the image generator through torch.compile")
+    timing.add_argument("--compile", action="store_true",
+                        help="hrviton: both networks through torch.compile, weights frozen")
     timing.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     timing.add_argument("--runs", type=int, default=3, help="timed runs after one warm-up (default 3)")
     timing.add_argument("--checkpoint", help="hrviton: time these weights instead of random full-size networks")
