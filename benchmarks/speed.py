@@ -5,10 +5,11 @@
    after a warm-up, variants interleaved run by run so that the machine's drift hits them alike:
    ``before`` (the networks as trained: spectral norms recomputed, separate SPADE convolutions, the engine's
    path before the exact path existed), ``exact`` (the engine's default: :func:`~fitroom.models.hrviton.
-   prepare_generator`), ``compiled`` (exact + ``torch.compile`` of both networks, weights frozen), ``bf16``
-   (exact, its image generator under bf16 autocast, as the engine's bf16), ``bf16 compiled`` (both) and
-   ``onnxruntime`` (the exported graph). Each with its ratio to ``before`` and its largest difference from
-   ``before``'s output (``[-1, 1]``), beside the float32 noise floor (``before`` in float64 against float32).
+   prepare_generator` and ``prepare_condition_generator``), ``compiled`` (exact + ``torch.compile`` of both
+   networks, weights frozen), ``bf16`` (exact, its image generator under bf16 autocast, as the engine's bf16),
+   ``bf16 compiled`` (both) and ``onnxruntime`` (the exported graph). Each with its ratio to ``before`` and its
+   largest difference from ``before``'s output (``[-1, 1]``), beside the float32 noise floor (``before`` in
+   float64 against float32).
 2. **Fidelity on a trained checkpoint** (``--checkpoint``, e.g. one made by ``fitroom train condition`` and
    ``fitroom train generator``; ``--data`` its dataset): on ``--pairs`` held-out test pairs at ``--size``, each
    variant's picture against float32's (SSIM, largest difference; noise off), and the paired evaluation's SSIM
@@ -51,7 +52,9 @@ def networks(args: argparse.Namespace) -> dict:
 
     from fitroom.bench import rendered_inputs
     from fitroom.models import create_model
-    from fitroom.models.hrviton import HrvitonTryOn, choose_upsampling, prepare_generator
+    from fitroom.models.hrviton import (
+        HrvitonTryOn, choose_upsampling, prepare_condition_generator, prepare_generator,
+    )
     from fitroom.models.hrviton_onnx import INPUTS, OnnxTryOn, export_onnx
 
     size = tuple(args.size)
@@ -59,7 +62,7 @@ def networks(args: argparse.Namespace) -> dict:
     condition = create_model("hrviton_condition").eval()
     generator = create_model("hrviton_generator", num_upsampling_layers=choose_upsampling(*size)).eval()
     before = HrvitonTryOn(condition, generator).eval().set_noise(False)
-    exact = HrvitonTryOn(condition, prepare_generator(generator)).eval().set_noise(False)
+    exact = HrvitonTryOn(prepare_condition_generator(condition), prepare_generator(generator)).eval().set_noise(False)
     inputs = rendered_inputs(size)
     tensors = {k: v[None] if v.ndim else v.reshape(1) for k, v in inputs.to_tensors(size).items()}
     values = tuple(tensors[k] for k in INPUTS)
@@ -68,7 +71,7 @@ def networks(args: argparse.Namespace) -> dict:
         runner = OnnxTryOn(export_onnx(before, size, Path(folder) / "hrviton.onnx"))
         export_seconds = time.perf_counter() - start
     # the exact module with both networks compiled, their weights frozen (as the engine's compile option does)
-    compiled = HrvitonTryOn(torch.compile(condition, options={"freezing": True}),
+    compiled = HrvitonTryOn(torch.compile(exact.condition_generator, options={"freezing": True}),
                             torch.compile(exact.generator, options={"freezing": True})).eval()
 
     def in_bf16(module):
@@ -121,7 +124,7 @@ def fidelity(args: argparse.Namespace) -> dict:
     from fitroom.data.layout import VitonLayout
     from fitroom.engines import create_engine
     from fitroom.evaluation import EvalConfig, evaluate
-    from fitroom.models.hrviton import HrvitonTryOn, prepare_generator
+    from fitroom.models.hrviton import HrvitonTryOn, prepare_condition_generator, prepare_generator
     from fitroom.models.hrviton_onnx import INPUTS
     from fitroom.models.io import load_parts
 
@@ -139,7 +142,8 @@ def fidelity(args: argparse.Namespace) -> dict:
     # the exact path against the networks as trained (the engine before it), on the same tensors
     parts = load_parts(args.checkpoint, ("condition_generator", "generator"))
     before = HrvitonTryOn(parts["condition_generator"].eval(), parts["generator"].eval()).eval().set_noise(False)
-    exact = HrvitonTryOn(before.condition_generator, prepare_generator(before.generator)).eval().set_noise(False)
+    exact = HrvitonTryOn(prepare_condition_generator(before.condition_generator),
+                         prepare_generator(before.generator)).eval().set_noise(False)
     compiled = HrvitonTryOn(torch.compile(exact.condition_generator, options={"freezing": True}),
                             torch.compile(exact.generator, options={"freezing": True})).eval()
     exact_difference = compiled_difference = 0.0

@@ -235,6 +235,30 @@ def test_the_try_on_module_is_what_the_engine_runs_and_it_exports(tmp_path):
         torch.testing.assert_close(exported.module()(*args)["image"], quiet, atol=1e-5, rtol=0)
 
 
+def test_the_prepared_condition_generator_computes_the_same_function():
+    """prepare_condition_generator (batch norms folded into the convolutions): the same flows, layout and warped
+    cloth as the trained network in eval mode, within 1e-4, with batch norms whose statistics are not the identity;
+    the original is left untouched and keeps its norms."""
+    from fitroom.models.hrviton import prepare_condition_generator
+
+    torch.manual_seed(0)
+    network = create_model("test_hrviton_condition")
+    network.train()
+    with torch.no_grad():  # training-mode passes give the batch norms running statistics of their own
+        for _ in range(3):
+            network(torch.rand(2, 4, 128, 96), torch.rand(2, network.config.pose_channels, 128, 96))
+    network.eval()
+    before = {k: v.clone() for k, v in network.state_dict().items()}
+    prepared = prepare_condition_generator(network)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in prepared.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in network.modules())
+    cloth, pose = torch.rand(1, 4, 128, 96), torch.rand(1, network.config.pose_channels, 128, 96)
+    with torch.no_grad():
+        expected, got = network(cloth, pose), prepared(cloth, pose)
+    for want, have in zip([*expected[0], *expected[1:]], [*got[0], *got[1:]]):
+        torch.testing.assert_close(have, want, atol=1e-4, rtol=0)
+    assert all(torch.equal(before[k], v) for k, v in network.state_dict().items())
+
 @pytest.mark.parametrize("layers", ["more", "most"])
 def test_the_prepared_generator_computes_the_same_function(layers):
     """prepare_generator (spectral norms folded, SPADE convolutions fused, channels-last): the same output as the

@@ -30,7 +30,9 @@ from fitroom.engines import register_engine
 from fitroom.errors import ConfigurationError, InputError
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
 from fitroom.labels import CONDITION_SIZE, GarmentCategory, View
-from fitroom.models.hrviton import ConditionGenerator, HrvitonTryOn, SPADEGenerator, prepare_generator
+from fitroom.models.hrviton import (
+    ConditionGenerator, HrvitonTryOn, SPADEGenerator, prepare_condition_generator, prepare_generator,
+)
 from fitroom.models.io import load_parts, part_categories
 
 logger = logging.getLogger(__name__)
@@ -113,9 +115,10 @@ class HrvitonEngine:
             time of the exact path in float32 and 0.75x of bf16's under bf16 (benchmarks/speed.py, a CPU with
             AMX). For a service or a catalogue, not a single try-on.
 
-    The image generator always runs in its prepared form (:func:`~fitroom.models.hrviton.prepare_generator`:
-    spectral norms folded, SPADE convolutions fused, channels-last): the same function as the trained network
-    within float rounding.
+    Both networks always run in their prepared forms (:func:`~fitroom.models.hrviton.prepare_generator`:
+    spectral norms folded, SPADE convolutions fused, channels-last; :func:`~fitroom.models.hrviton.
+    prepare_condition_generator`: batch norms folded): the same functions as the trained networks within float
+    rounding.
     """
 
     #: what it tries on: the categories its networks were trained on (``fitroom train ... categories=``; tops for
@@ -173,7 +176,8 @@ class HrvitonEngine:
             raise ConfigurationError("the onnxruntime runtime exports networks without the category input; this "
                                      "checkpoint takes the category: run it on torch")
         self.device = torch.device(device)
-        self.model = HrvitonTryOn(condition_generator.eval(), prepare_generator(generator.to(self.device)))
+        self.model = HrvitonTryOn(prepare_condition_generator(condition_generator.eval()),
+                                  prepare_generator(generator.to(self.device)))
         self.model = self.model.to(self.device).eval()
         self.size = working_size(generator, size)
         self.precision = precision

@@ -447,6 +447,25 @@ def prepare_generator(generator: SPADEGenerator) -> SPADEGenerator:
     return prepared.requires_grad_(False).to(memory_format=torch.channels_last)
 
 
+def prepare_condition_generator(condition_generator: ConditionGenerator) -> ConditionGenerator:
+    """An inference copy of ``condition_generator`` for the exact path: each residual block's batch norms folded
+    into the convolutions before them (eval mode: their running statistics are constants), in eval mode. The same
+    function within float rounding (9e-6 at most on random full-size weights at 512x384), 5 % faster there; for
+    running, not for training or saving (its state dict lacks the norms). Instance-norm blocks stay as they are.
+    Channels-last was measured slower for this network on the CPU and is not used."""
+    import copy
+
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    prepared = copy.deepcopy(condition_generator).eval()
+    for module in prepared.modules():
+        if isinstance(module, ResBlock) and isinstance(module.block[1], nn.BatchNorm2d):
+            block = module.block
+            module.block = nn.Sequential(fuse_conv_bn_eval(block[0], block[1]), block[2],
+                                         fuse_conv_bn_eval(block[3], block[4]))
+    return prepared.requires_grad_(False)
+
+
 #: input planes a category-input model takes: one per category other than tops (lower, dress), 1 where it is
 CATEGORY_PLANES = 2
 
