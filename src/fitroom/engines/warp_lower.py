@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fitroom import geometry
+from fitroom import geometry, imaging
 from fitroom.engines.compositing import background_fill, carry_light, composite, paint_skin
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
 from fitroom.labels import LOWER_GARMENT_LABELS, Body25, BodyPart, Cihp
@@ -267,7 +267,7 @@ def warp_lower(inputs: TryOnInputs, shading: bool = True, frame: HipFrame | None
     paint_skin(result, parse, skin_zone, legs & leg_zone, legs | np.isin(parse, (Cihp.LEFT_ARM, Cihp.RIGHT_ARM)))
     fill = uncovered & ~skin_zone
     result = background_fill(result, parse, fill)
-    warped_rgb = carry_light(person, old, drawn, warped_rgb, shading)
+    warped_rgb = carry_light(person, old, drawn, warped_rgb, shading, used=imaging.dilate(drawn | new, 1))
     image = inputs.restore_kept(composite(result, warped_rgb, drawn, front))
     new_parse = parse.copy()
     new_parse[skin_zone & (np.arange(width)[None, :] < centre_x)] = Cihp.RIGHT_LEG if inputs.view.value == "front" \
