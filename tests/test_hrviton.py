@@ -259,6 +259,7 @@ def test_the_prepared_condition_generator_computes_the_same_function():
         torch.testing.assert_close(have, want, atol=1e-4, rtol=0)
     assert all(torch.equal(before[k], v) for k, v in network.state_dict().items())
 
+
 @pytest.mark.parametrize("layers", ["more", "most"])
 def test_the_prepared_generator_computes_the_same_function(layers):
     """prepare_generator (spectral norms folded, SPADE convolutions fused, channels-last): the same output as the

@@ -47,7 +47,7 @@ def carry_light(person: np.ndarray, old: np.ndarray, drawn: np.ndarray, warped_r
     box and the blurs' reach around it, which gives those pixels exactly what the whole photo would (pixels
     outside the box keep the garment's own colours)."""
     height = person.shape[0]
-    box = imaging.bounds(used if used is not None else np.ones(drawn.shape, bool))
+    box = imaging.bounds(used) if used is not None else (0, height, 0, person.shape[1])
     if box is None:
         return warped_rgb
     y0, y1, x0, x1 = box

@@ -110,8 +110,8 @@ class HrvitonEngine:
             ``$FITROOM_ONNX_CACHE``, default ``~/.cache/fitroom/onnx``); float32 only, and without SPADE's noise.
         compile: run both networks through ``torch.compile`` (inductor) with their weights frozen into the
             compiled code (``freezing``: constants folded, oneDNN's convolution weights packed once). The first
-            picture pays the compilation (about 50 s at 512x384 on 2 cores in float32, 80 s under bf16, 15 s with
-            inductor's cache warm; each precision compiles its own); afterwards the networks measured 0.70x the
+            picture pays the compilation (50-110 s at 512x384 on 2 cores in float32 with inductor's cache cold, 15 s
+            warm; each precision compiles its own); afterwards the networks measured 0.70x the
             time of the exact path in float32 and 0.75x of bf16's under bf16 (benchmarks/speed.py, a CPU with
             AMX). For a service or a catalogue, not a single try-on.
 
