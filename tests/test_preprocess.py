@@ -7,7 +7,8 @@ from fitroom.preprocess.dense import FileDenseMapper, create_dense_mapper, parts
 from fitroom.preprocess.errors import MissingBodyPartError, MultiplePeopleError, NoPersonError
 from fitroom.preprocess.garment import GarmentError, garment_mask, guess_category
 from fitroom.preprocess.parsing import create_parser
-from fitroom.preprocess.pose import count_people, mediapipe_to_body25, person_mask, unexplained_share
+from fitroom.preprocess.pose import (count_people, fill_holes, mediapipe_to_body25, person_mask,
+                                     unexplained_share)
 
 
 def _iou(a, b):
@@ -93,6 +94,40 @@ def test_builtin_parser_on_ground_truth_pose(renders):
                 assert _iou(parse == label, render.parse == label) > 0.3, (view, label)
     with pytest.raises(ValueError, match="unknown parser"):
         create_parser("nope")
+
+
+def test_builtin_parse_and_person_mask_do_not_depend_on_where_the_person_stands(renders):
+    """Both work on the box around the person: on the photo moved inside a wider canvas (blank margins of
+    different widths) they give the same pixels, moved, but for the rounding of shapes computed from moved
+    keypoints (2 pixels of 60 000 here, as before the box); a forgotten offset anywhere in the box arithmetic (a
+    row's height, a shape's position, the skirt test's band) would move thousands."""
+    import cv2
+
+    parser = create_parser("builtin")
+    for view, render in renders.items():
+        for top, left in ((0, 0), (37, 120), (150, 3)):
+            canvas = np.full((render.image.shape[0] + 200, render.image.shape[1] + 240, 3), 255, np.uint8)
+            box = (slice(top, top + render.image.shape[0]), slice(left, left + render.image.shape[1]))
+            canvas[box] = render.image
+            silhouette = np.zeros(canvas.shape[:2], bool)
+            silhouette[box] = render.person_mask
+            keypoints = render.keypoints.copy()
+            keypoints[keypoints[:, 2] > 0, :2] += (left, top)
+            parse = parser(canvas, keypoints, silhouette, view)
+            if (top, left) == (0, 0):
+                first = parse[box]
+                assert not parse[:, render.image.shape[1]:].any()
+            assert (parse[box] != first).sum() <= 10, (view, top, left)
+            assert not np.delete(parse, np.r_[box[0]], axis=0).any()  # nothing outside the person's place
+    # the mask's guided filter on its box: the same pixels as the filter over the whole photo
+    render = renders["front"]
+    probability = cv2.GaussianBlur(render.person_mask.astype(np.float32), (0, 0), 4)
+    radius = max(int(round(min(probability.shape) / 100)), 2)
+    whole = cv2.ximgproc.guidedFilter(render.image.astype(np.float32) / 255, probability, radius, 1e-3) > 0.5
+    _, components = cv2.connectedComponents(whole.astype(np.uint8), connectivity=8)
+    neck = render.keypoints[Body25.NECK, :2].astype(int)
+    expected = fill_holes(components == components[neck[1], neck[0]])
+    assert (person_mask(render.image, probability, render.keypoints) == expected).all()
 
 
 def test_parser_needs_shoulders(renders):

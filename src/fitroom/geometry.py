@@ -54,13 +54,15 @@ def smooth_closed(points: np.ndarray, iterations: int = 2) -> np.ndarray:
     return points
 
 
-def polygon_mask(shape: tuple[int, int], *polygons: np.ndarray) -> np.ndarray:
+def polygon_mask(shape: tuple[int, int], *polygons: np.ndarray, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """The union of ``polygons`` (each ``(N, 2)`` x, y, sub-pixel) as an ``(H, W)`` bool mask. Each is filled on
     its own: one ``fillPoly`` call over several fills by parity, so where two overlap (a thigh's and a shin's
-    capsules at the knee) it would leave a hole."""
+    capsules at the knee) it would leave a hole. ``origin`` ``(x, y)``: the whole pixel of the polygons' frame
+    that is the mask's top left (a crop of a larger mask, the same pixels as cutting the larger one)."""
     mask = np.zeros(shape, dtype=np.uint8)
+    shift = 4 * np.asarray(origin, np.int32)
     for polygon in polygons:
-        cv2.fillPoly(mask, [np.round(polygon * 4).astype(np.int32)], 1, lineType=cv2.LINE_8, shift=2)
+        cv2.fillPoly(mask, [np.round(polygon * 4).astype(np.int32) - shift], 1, lineType=cv2.LINE_8, shift=2)
     return mask.astype(bool)
 
 

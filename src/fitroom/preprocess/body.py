@@ -101,9 +101,15 @@ class BodyGeometry:
             limb(BodyPart(f"{side}_foot"), "foot", ankle, heel)
         return cls(shoulder_width=width, head_centre=centre, head_axes=axes, parts=parts, keypoints=k)
 
-    def mask(self, shape: tuple[int, int], *parts: BodyPart) -> np.ndarray:
-        """The union of ``parts`` as an ``(H, W)`` bool mask."""
+    def mask(self, shape: tuple[int, int], *parts: BodyPart, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+        """The union of ``parts`` as an ``(H, W)`` bool mask whose top left is the photo's pixel ``origin``
+        ``(x, y)`` (the photo's own frame by default)."""
         polygons = [polygon for part in parts for polygon in self.parts.get(part, [])]
         if not polygons:
             return np.zeros(shape, bool)
-        return geometry.polygon_mask(shape, *polygons)
+        return geometry.polygon_mask(shape, *polygons, origin=origin)
+
+    def bounds(self) -> tuple[float, float, float, float]:
+        """``(x0, y0, x1, y1)``: the box of every part's polygon, in photo pixels (may reach outside the photo)."""
+        points = np.concatenate([polygon for polygons in self.parts.values() for polygon in polygons])
+        return (*points.min(axis=0), *points.max(axis=0))

@@ -70,14 +70,39 @@ class BuiltinParser:
 
     def __call__(self, image: np.ndarray, keypoints: np.ndarray, mask: np.ndarray,
                  view: View = View.FRONT, face: np.ndarray | None = None) -> np.ndarray:
-        height, width = mask.shape
-        shape = (height, width)
         k = np.asarray(keypoints, dtype=np.float64)
         body = BodyGeometry.from_keypoints(k)
         wide = BodyGeometry.from_keypoints(k, scale=1.45)
+        # Every label lies on the silhouette and every shape the parse measures from lies on the body's parts, so
+        # the work is done on the box around both (and a margin for the 5x5 filters): the same labels as on the
+        # whole photo, in a third of the time on a full-length photo.
+        height, width = mask.shape
+        boxes = [body.bounds(), wide.bounds()]
+        rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+        if len(rows):
+            boxes.append((cols[0], rows[0], cols[-1], rows[-1]))
+        x0, y0 = np.min(boxes, axis=0)[:2]
+        x1, y1 = np.max(boxes, axis=0)[2:]
+        top, left = max(int(np.floor(y0)) - 4, 0), max(int(np.floor(x0)) - 4, 0)
+        bottom, right = min(int(np.ceil(y1)) + 5, height), min(int(np.ceil(x1)) + 5, width)
+        labels = np.zeros((height, width), np.uint8)
+        if bottom <= top or right <= left:
+            return labels
+        box = (slice(top, bottom), slice(left, right))
+        labels[box] = self._parse(image[box], k, mask[box], body, wide, view, None if face is None else face[box],
+                                  (left, top))
+        return labels
+
+    def _parse(self, image: np.ndarray, k: np.ndarray, mask: np.ndarray, body: BodyGeometry, wide: BodyGeometry,
+               view: View, face: np.ndarray | None, origin: tuple[int, int]) -> np.ndarray:
+        """The labels of the crop ``image`` ``(h, w, 3)`` (silhouette ``mask``, ``face``) whose top left is the
+        photo's pixel ``origin`` ``(x, y)``; ``k``, ``body`` and ``wide`` are in the photo's pixels."""
+        height, width = mask.shape
+        shape = (height, width)
+        left, top = origin
         sw = body.shoulder_width
         lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
-        ys = np.arange(height)[:, None].repeat(width, 1)
+        ys = np.arange(top, top + height)[:, None].repeat(width, 1)
 
         def y_of(*joints: int, default: float) -> float:
             seen = [k[j, 1] for j in joints if k[j, 2] > 0]
@@ -89,7 +114,7 @@ class BuiltinParser:
         ankle_y = y_of(Body25.R_ANKLE, Body25.L_ANKLE, default=knee_y + 1.1 * sw)
 
         # 1. head: inside the head ellipse, above the shoulders
-        head = mask & body.mask(shape, BodyPart.HEAD) & (ys < shoulder_y - 0.05 * sw)
+        head = mask & body.mask(shape, BodyPart.HEAD, origin=origin) & (ys < shoulder_y - 0.05 * sw)
         # 2. skin model: the face's middle when the face is seen, else the neck and the hands
         centre, (a, b) = body.head_centre, body.head_axes
         seeds = np.zeros(shape, bool)
@@ -98,14 +123,15 @@ class BuiltinParser:
             seeds = lower_face(face) & cv2.erode(face.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
         elif View(view).surface is View.FRONT and k[Body25.NOSE, 2] > 0:
             nose = k[Body25.NOSE, :2]
-            cv2.ellipse(seeds.view(np.uint8), (int(nose[0]), int(nose[1])), (max(int(0.45 * a), 1),
+            cv2.ellipse(seeds.view(np.uint8), (int(nose[0]) - left, int(nose[1]) - top), (max(int(0.45 * a), 1),
                         max(int(0.35 * b), 1)), 0, 0, 360, 1, -1)
         else:
             neck_point = (centre + k[Body25.NECK, :2]) / 2 + np.array([0, 0.25 * b])
-            cv2.circle(seeds.view(np.uint8), (int(neck_point[0]), int(neck_point[1])), max(int(0.25 * a), 1), 1, -1)
+            cv2.circle(seeds.view(np.uint8), (int(neck_point[0]) - left, int(neck_point[1]) - top),
+                       max(int(0.25 * a), 1), 1, -1)
         skin_model = colour_model(lab, seeds & mask)
         if skin_model is None:
-            hands = body.mask(shape, BodyPart.LEFT_HAND, BodyPart.RIGHT_HAND)
+            hands = body.mask(shape, BodyPart.LEFT_HAND, BodyPart.RIGHT_HAND, origin=origin)
             skin_model = colour_model(lab, hands & mask)
         labels = np.zeros(shape, np.uint8)
         if skin_model is None:
@@ -126,9 +152,9 @@ class BuiltinParser:
         # long hair below the head: hair-coloured regions joined to the head's hair
         hair_model = colour_model(lab, head & ~skin)
         if hair_model is not None:
-            zone = mask & ~skin & (ys < shoulder_y + 1.1 * sw) & (np.abs(np.arange(width)[None, :] - centre[0])
-                                                                  < 1.8 * a)
-            zone &= ~wide.mask(shape, BodyPart.LEFT_LOWER_ARM, BodyPart.RIGHT_LOWER_ARM)
+            xs = np.arange(left, left + width)[None, :]
+            zone = mask & ~skin & (ys < shoulder_y + 1.1 * sw) & (np.abs(xs - centre[0]) < 1.8 * a)
+            zone &= ~wide.mask(shape, BodyPart.LEFT_LOWER_ARM, BodyPart.RIGHT_LOWER_ARM, origin=origin)
             hairy = np.zeros(shape, bool)
             hairy[zone] = hair_model.distance(lab[zone]) < 2.5
             count, regions = cv2.connectedComponents(hairy.astype(np.uint8))
@@ -137,12 +163,12 @@ class BuiltinParser:
             labels[np.isin(regions, touching[touching > 0]) & (labels == 0)] = Cihp.HAIR
 
         # 3. garment colour models: the chest (upper garment) and the thighs (lower garment)
-        torso = body.mask(shape, BodyPart.TORSO)
+        torso = body.mask(shape, BodyPart.TORSO, origin=origin)
         arms_wide = wide.mask(shape, BodyPart.LEFT_UPPER_ARM, BodyPart.RIGHT_UPPER_ARM, BodyPart.LEFT_LOWER_ARM,
-                              BodyPart.RIGHT_LOWER_ARM, BodyPart.LEFT_HAND, BodyPart.RIGHT_HAND)
+                              BodyPart.RIGHT_LOWER_ARM, BodyPart.LEFT_HAND, BodyPart.RIGHT_HAND, origin=origin)
         chest = mask & torso & ~skin & ~arms_wide & (labels == 0) & (ys < shoulder_y + 0.55 * (hip_y - shoulder_y))
         upper_model = colour_model(lab, chest)
-        thighs = body.mask(shape, BodyPart.LEFT_UPPER_LEG, BodyPart.RIGHT_UPPER_LEG)
+        thighs = body.mask(shape, BodyPart.LEFT_UPPER_LEG, BodyPart.RIGHT_UPPER_LEG, origin=origin)
         thigh_band = mask & thighs & ~skin & ~arms_wide & (ys > hip_y + 0.2 * (knee_y - hip_y)) & \
             (ys < hip_y + 0.7 * (knee_y - hip_y))
         lower_model = colour_model(lab, thigh_band)
@@ -167,13 +193,14 @@ class BuiltinParser:
 
         # 5. skin by place: arms, legs, neck and chest; garments by kind; feet are shoes
         arm_parts = {
-            Cihp.LEFT_ARM: wide.mask(shape, BodyPart.LEFT_UPPER_ARM, BodyPart.LEFT_LOWER_ARM, BodyPart.LEFT_HAND),
+            Cihp.LEFT_ARM: wide.mask(shape, BodyPart.LEFT_UPPER_ARM, BodyPart.LEFT_LOWER_ARM, BodyPart.LEFT_HAND,
+                                     origin=origin),
             Cihp.RIGHT_ARM: wide.mask(shape, BodyPart.RIGHT_UPPER_ARM, BodyPart.RIGHT_LOWER_ARM,
-                                      BodyPart.RIGHT_HAND),
+                                      BodyPart.RIGHT_HAND, origin=origin),
         }
         leg_parts = {
-            Cihp.LEFT_LEG: body.mask(shape, BodyPart.LEFT_UPPER_LEG, BodyPart.LEFT_LOWER_LEG),
-            Cihp.RIGHT_LEG: body.mask(shape, BodyPart.RIGHT_UPPER_LEG, BodyPart.RIGHT_LOWER_LEG),
+            Cihp.LEFT_LEG: body.mask(shape, BodyPart.LEFT_UPPER_LEG, BodyPart.LEFT_LOWER_LEG, origin=origin),
+            Cihp.RIGHT_LEG: body.mask(shape, BodyPart.RIGHT_UPPER_LEG, BodyPart.RIGHT_LOWER_LEG, origin=origin),
         }
         skin_left = kind == 1
         above = skin_left & (ys < hip_y)
@@ -188,10 +215,10 @@ class BuiltinParser:
         labels[below] = self._nearest_side(below, leg_parts, Cihp.LEFT_LEG, Cihp.RIGHT_LEG)[below]
         labels[kind == 2] = Cihp.UPPER_CLOTHES
         lower = kind == 3
-        labels[lower] = self._lower_label(lower, k, hip_y, knee_y, ankle_y, sw)
+        labels[lower] = self._lower_label(lower, k, hip_y, knee_y, ankle_y, sw, origin)
         feet = {
-            Cihp.LEFT_SHOE: wide.mask(shape, BodyPart.LEFT_FOOT),
-            Cihp.RIGHT_SHOE: wide.mask(shape, BodyPart.RIGHT_FOOT),
+            Cihp.LEFT_SHOE: wide.mask(shape, BodyPart.LEFT_FOOT, origin=origin),
+            Cihp.RIGHT_SHOE: wide.mask(shape, BodyPart.RIGHT_FOOT, origin=origin),
         }
         for label, region in feet.items():
             labels[region & mask & ~skin & (ys > ankle_y - 0.08 * sw)] = label
@@ -209,9 +236,11 @@ class BuiltinParser:
 
     @staticmethod
     def _lower_label(lower: np.ndarray, k: np.ndarray, hip_y: float, knee_y: float, ankle_y: float,
-                     sw: float) -> int:
-        """Skirt when the lower garment ends above mid-shin and fills the gap between the legs; else pants."""
-        rows = np.nonzero(lower)[0]
+                     sw: float, origin: tuple[int, int] = (0, 0)) -> int:
+        """Skirt when the lower garment ends above mid-shin and fills the gap between the legs; else pants.
+        ``lower`` is a crop whose top left is the photo's pixel ``origin``; ``k`` and the heights are the photo's."""
+        left, top = origin
+        rows = np.nonzero(lower)[0] + top
         if len(rows) == 0:
             return Cihp.PANTS
         bottom = np.percentile(rows, 97)
@@ -221,5 +250,6 @@ class BuiltinParser:
             return Cihp.PANTS
         x0, x1 = sorted((k[Body25.R_KNEE, 0], k[Body25.L_KNEE, 0]))
         y0 = int(max(hip_y + 0.5 * (bottom - hip_y), 0))
-        band = lower[y0:int(bottom), int(x0 + 0.25 * (x1 - x0)):int(x1 - 0.25 * (x1 - x0)) + 1]
+        band = lower[max(y0 - top, 0):max(int(bottom) - top, 0),
+                     max(int(x0 + 0.25 * (x1 - x0)) - left, 0):max(int(x1 - 0.25 * (x1 - x0)) + 1 - left, 0)]
         return Cihp.SKIRT if band.size and band.mean() > 0.7 else Cihp.PANTS
