@@ -329,6 +329,28 @@ def bounds(mask: np.ndarray, margin: int = 0) -> tuple[int, int, int, int] | Non
             max(int(cols[0]) - margin, 0), min(int(cols[-1]) + margin + 1, width))
 
 
+def wide_blur(image: np.ndarray, sigma: float, detail: float = 10.0) -> np.ndarray:
+    """A Gaussian blur of ``sigma`` pixels of a float image ``(H, W)`` or ``(H, W, C)`` (borders reflected, as
+    OpenCV's ``GaussianBlur`` does), made on a copy reduced so that the kernel still spans ``detail`` pixels there,
+    then brought back to full size (bilinear). For the wide blurs of lighting (tens of pixels) this is 10-40x
+    faster than the full kernel; the two differ by a fraction of a percent of the blurred value (see
+    ``tests/test_imaging.py`` for the bound), most where a dark area meets a bright one."""
+    factor = int(sigma // detail)
+    height, width = image.shape[:2]
+    if factor < 2:
+        return cv2.GaussianBlur(image, (0, 0), sigma)
+    # the border is reflected at full size first, so the reduced copy reflects exactly what the full kernel sees
+    reach = int(np.ceil(4 * sigma))
+    padded = cv2.copyMakeBorder(image, reach, reach, reach, reach, cv2.BORDER_REFLECT_101)
+    full = padded.shape[1], padded.shape[0]
+    small = cv2.resize(padded, (max(round(full[0] / factor), 1), max(round(full[1] / factor), 1)),
+                       interpolation=cv2.INTER_AREA)
+    # each axis is blurred by its own reduction's share of sigma (a Gaussian is separable)
+    blurred = cv2.GaussianBlur(small, (0, 0), sigmaX=sigma * small.shape[1] / full[0],
+                               sigmaY=sigma * small.shape[0] / full[1])
+    return cv2.resize(blurred, full, interpolation=cv2.INTER_LINEAR)[reach:reach + height, reach:reach + width]
+
+
 def distance_to(region: np.ndarray) -> np.ndarray:
     """``(H, W)`` float32: each pixel's Euclidean distance to the nearest pixel of ``region`` ``(H, W)`` bool (0
     inside it; 1e9 everywhere when it is empty). Exact (OpenCV's precise transform, within float32 rounding of
