@@ -106,14 +106,25 @@ def nearest_smoothed(values: np.ndarray, source: np.ndarray, targets: np.ndarray
 
 def composite(result: np.ndarray, warped_rgb: np.ndarray, drawn: np.ndarray, front: np.ndarray) -> np.ndarray:
     """``result`` ``(H, W, 3)`` float in [0, 1] with the new garment laid where it is ``drawn``, with anti-aliased
-    seams and never over ``front``: ``(H, W, 3)`` uint8."""
+    seams and never over ``front``: ``(H, W, 3)`` uint8. The blend is worked on the box one pixel around the drawn
+    garment (its alpha is 0 beyond), its blur on that box and the kernel's reach: what the whole photo would give."""
     height = result.shape[0]
-    alpha = cv2.GaussianBlur(drawn.astype(np.float32), (0, 0), max(0.0015 * height, 0.6))
-    alpha = np.where(drawn, np.maximum(alpha, 0.5), alpha)
-    allowed = cv2.dilate(drawn.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~front
+    out = np.clip(result * 255 + 0.5, 0, 255).astype(np.uint8)
+    box = imaging.bounds(drawn, 1)
+    if box is None:
+        return out
+    sigma = max(0.0015 * height, 0.6)
+    y0, y1, x0, x1 = box
+    gy0, gy1, gx0, gx1 = _grown(box, int(4 * sigma) + 2, drawn.shape)
+    inside = (slice(y0 - gy0, y1 - gy0), slice(x0 - gx0, x1 - gx0))
+    grown = drawn[gy0:gy1, gx0:gx1].astype(np.uint8)
+    alpha = cv2.GaussianBlur(grown.astype(np.float32), (0, 0), sigma)[inside]
+    alpha = np.where(drawn[y0:y1, x0:x1], np.maximum(alpha, 0.5), alpha)
+    allowed = cv2.dilate(grown, np.ones((3, 3), np.uint8))[inside].astype(bool) & ~front[y0:y1, x0:x1]
     alpha = np.where(allowed, alpha, 0.0)[..., None]
-    result = result * (1 - alpha) + np.clip(warped_rgb, 0, 1) * alpha
-    return np.clip(result * 255 + 0.5, 0, 255).astype(np.uint8)
+    blended = result[y0:y1, x0:x1] * (1 - alpha) + np.clip(warped_rgb[y0:y1, x0:x1], 0, 1) * alpha
+    out[y0:y1, x0:x1] = np.clip(blended * 255 + 0.5, 0, 255).astype(np.uint8)
+    return out
 
 
 def background_fill(image: np.ndarray, parse: np.ndarray, fill: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ real photos by ``benchmarks/real_photos.py``.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -53,6 +53,9 @@ class GarmentLandmarks:
     armpit: dict[str, np.ndarray]
     hem: dict[str, np.ndarray]
     cuff: dict[str, np.ndarray]  # absent for sleeveless garments
+    #: the :func:`sleeve_side` map ``(H, W)`` uint8 that these shoulders and armpits give on the mask they were
+    #: measured on (None once the armpits were moved), so that it is made once
+    sleeves: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def garment_landmarks(mask: np.ndarray) -> GarmentLandmarks:
@@ -117,7 +120,7 @@ def garment_landmarks(mask: np.ndarray) -> GarmentLandmarks:
             distance = np.hypot(xs[sel] - shoulder[side][0], ys[sel] - shoulder[side][1])
             far = np.argmax(distance)
             cuff[side] = np.array([xs[sel][far], ys[sel][far]], float)
-    return GarmentLandmarks(neck=neck, shoulder=shoulder, armpit=armpit, hem=hem, cuff=cuff)
+    return GarmentLandmarks(neck=neck, shoulder=shoulder, armpit=armpit, hem=hem, cuff=cuff, sleeves=part)
 
 
 def bodice_landmarks(bodice: np.ndarray) -> GarmentLandmarks:
@@ -137,6 +140,7 @@ def bodice_landmarks(bodice: np.ndarray) -> GarmentLandmarks:
     if best is not None:
         y, (left, right) = best
         landmarks.armpit = {"a": np.array([left, y], float), "b": np.array([right, y], float)}
+        landmarks.sleeves = None
     return landmarks
 
 
@@ -405,9 +409,9 @@ class WarpEngine:
         self.chest_ease = chest_ease
 
     def __call__(self, inputs: TryOnInputs) -> TryOnResult:
-        for field in ("garment", "garment_mask", "keypoints", "parse"):
-            if getattr(inputs, field) is None:
-                raise InputsError(f"the warp engine needs {field}")
+        for name in ("garment", "garment_mask", "keypoints", "parse"):
+            if getattr(inputs, name) is None:
+                raise InputsError(f"the warp engine needs {name}")
         if inputs.category is GarmentCategory.LOWER:
             from fitroom.engines.warp_lower import warp_lower
 
@@ -444,7 +448,8 @@ class WarpEngine:
         # straps, not shoulder seams (a dress's bodice, a tank top): carried piece by piece, bare shoulders
         strapped = bodice or (np.hypot(*(landmarks.shoulder["b"] - landmarks.shoulder["a"]))
                               < STRAPPED * np.hypot(*(landmarks.armpit["b"] - landmarks.armpit["a"])))
-        native_parts = sleeve_side(inputs.garment_mask, landmarks.shoulder, landmarks.armpit)
+        native_parts = landmarks.sleeves if landmarks.sleeves is not None else \
+            sleeve_side(inputs.garment_mask, landmarks.shoulder, landmarks.armpit)
         garment_height, garment_width = inputs.garment_mask.shape
         to_canvas = np.array([width / garment_width, height / garment_height])
         garment = imaging.resize(inputs.garment, (height, width), "image").astype(np.float32) / 255.0
