@@ -33,9 +33,10 @@ def capsule(p0: Point, p1: Point, r0: float, r1: float, steps: int = 10) -> np.n
     """A tapered capsule from p0 (radius r0) to p1 (radius r1), as an ``(N, 2)`` polygon."""
     d = unit(p1 - p0)
     n = perp(d)
-    back = [p0 + r0 * (np.cos(t) * d + np.sin(t) * n) for t in np.linspace(np.pi / 2, 3 * np.pi / 2, steps)]
-    front = [p1 + r1 * (np.cos(t) * d + np.sin(t) * n) for t in np.linspace(-np.pi / 2, np.pi / 2, steps)]
-    return np.array(back + front)
+    back = np.linspace(np.pi / 2, 3 * np.pi / 2, steps)[:, None]
+    front = np.linspace(-np.pi / 2, np.pi / 2, steps)[:, None]
+    return np.concatenate([p0 + r0 * (np.cos(back) * d + np.sin(back) * n),
+                           p1 + r1 * (np.cos(front) * d + np.sin(front) * n)])
 
 
 def ellipse(centre: Point, half_x: float, half_y: float, angle: float = 0.0, steps: int = 40) -> np.ndarray:

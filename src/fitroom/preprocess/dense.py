@@ -43,14 +43,25 @@ def render_to_parts(render: np.ndarray) -> np.ndarray:
 class BuiltinDenseMapper:
     def __call__(self, image: np.ndarray, keypoints: np.ndarray, mask: np.ndarray, view: View = View.FRONT,
                  name: str = "") -> np.ndarray:
-        shape = mask.shape
         body = BodyGeometry.from_keypoints(keypoints, scale=1.2)
-        parts = np.zeros(shape, np.uint8)
+        render = np.zeros((*mask.shape, 3), np.uint8)  # DENSE_COLORMAP[0], the background, is black
+        if not mask.any():
+            return render
+        # every part is cut to the silhouette: worked on the box of the silhouette and the parts' shapes (shapes
+        # cut by the box's edge would be drawn a pixel off there)
+        x0, y0, x1, y1 = body.bounds()
+        top, bottom, left, right = imaging.bounds(mask)
+        y0, x0 = max(min(int(np.floor(y0)) - 2, top), 0), max(min(int(np.floor(x0)) - 2, left), 0)
+        y1, x1 = min(max(int(np.ceil(y1)) + 3, bottom), mask.shape[0]), min(max(int(np.ceil(x1)) + 3, right),
+                                                                             mask.shape[1])
+        inside = mask[y0:y1, x0:x1]
+        parts = np.zeros(inside.shape, np.uint8)
         for part in _ORDER:
-            region = body.mask(shape, part)
+            region = body.mask(inside.shape, part, origin=(x0, y0))
             parts[region] = DENSE_PART_BY_VIEW[part][View(view).surface.index]
-        parts[~mask] = 0
-        return parts_to_render(imaging.fill_nearest(parts, mask & (parts == 0)))
+        parts[~inside] = 0
+        render[y0:y1, x0:x1] = parts_to_render(imaging.fill_nearest(parts, inside & (parts == 0)))
+        return render
 
 
 class FileDenseMapper:

@@ -205,21 +205,29 @@ def _hanging_hair(image: np.ndarray, mask: np.ndarray, head: np.ndarray, chin_y:
                   head_height: float) -> np.ndarray:
     """Pixels of the head's colour below the chin, within the head's width (and a quarter of it on each side) and
     ``HAIR_REACH`` head heights, connected to the head: hair hanging down a back."""
-    lab = cv2.cvtColor(image.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
-    model = colour_model(lab, head & mask)
-    if model is None:
-        return np.zeros(mask.shape, bool)
     height, width = mask.shape
     ys = np.arange(height)[:, None]
     xs = np.arange(width)[None, :]
     side = 0.25 * (x1 - x0)  # hair falls a little wider than the head (over the shoulders)
     zone = mask & (ys > chin_y - 1) & (ys < chin_y + HAIR_REACH * head_height) & (xs >= x0 - side) & \
         (xs <= x1 + side)
-    alike = np.zeros(mask.shape, bool)
-    alike[zone] = model.distance(lab[zone]) < HAIR_DISTANCE
-    count, regions = cv2.connectedComponents((alike | (head & mask)).astype(np.uint8))
-    touching = np.unique(regions[head & mask])
-    hanging = np.isin(regions, touching[touching > 0]) & alike
+    seen = head & mask
+    # worked on the box of the zone and the head: nothing outside it is looked at
+    box = imaging.bounds(zone | seen)
+    hanging = np.zeros(mask.shape, bool)
+    if box is None:
+        return hanging
+    crop = (slice(box[0], box[1]), slice(box[2], box[3]))
+    lab = cv2.cvtColor(image[crop].astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    model = colour_model(lab, seen[crop])
+    if model is None:
+        return hanging
+    inside = zone[crop]
+    alike = np.zeros(inside.shape, bool)
+    alike[inside] = model.distance(lab[inside]) < HAIR_DISTANCE
+    count, regions = cv2.connectedComponents((alike | seen[crop]).astype(np.uint8))
+    touching = np.unique(regions[seen[crop]])
+    hanging[crop] = np.isin(regions, touching[touching > 0]) & alike
     # the hair's shaded edges fall outside the colour model: widen it a little, within the zone
     return imaging.dilate(hanging, max(int(round(0.012 * height)), 2)) & zone
 
