@@ -60,7 +60,9 @@ def test_nearest_smoothed_matches_the_whole_array_computation(sampling):
 
 
 def test_photo_tint_counts_what_the_sorted_pixels_give():
-    """The histogram's median and 95th percentile are numpy's on the whole photo, to the float32 bit."""
+    """The histogram's median and 95th percentile are numpy's on the whole photo, to the float32 bit, with
+    OpenCV's histogram and, on a photo of more than 2^24 pixels (where OpenCV's float32 counts could round),
+    numpy's."""
     rng = np.random.default_rng(2)
     grey = rng.integers(0, 256, (60, 80), dtype=np.uint8)
     photos = [rng.integers(0, 256, (41, 37, 3), dtype=np.uint8),
@@ -68,6 +70,8 @@ def test_photo_tint_counts_what_the_sorted_pixels_give():
               np.dstack([grey, (grey * 0.9).astype(np.uint8), (grey * 0.7).astype(np.uint8)]),
               rng.integers(100, 140, (33, 41, 3), dtype=np.uint8),
               np.clip(np.dstack([grey] * 3).astype(int) + rng.integers(-4, 5, (60, 80, 3)), 0, 255).astype(np.uint8)]
+    photos.append(np.tile(photos[2], (69, 52, 1)))  # 4140 x 4160
+    assert photos[-1].shape[0] * photos[-1].shape[1] > 2 ** 24
     for photo in photos:
         ab = cv2.cvtColor(photo, cv2.COLOR_RGB2Lab)[..., 1:].reshape(-1, 2).astype(np.float32)
         tint = np.median(ab, axis=0)

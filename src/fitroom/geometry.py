@@ -82,7 +82,12 @@ def roundness(mask: np.ndarray, strength: float, reach: float | None = None) -> 
     Computed from the distance to the silhouette (normalised by ``reach`` pixels, or by the largest distance),
     which gives limbs a cylindrical look and the torso a soft falloff. Returns ``mask.shape`` float32.
     """
-    distance = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+    # worked on the mask's box and a 1-pixel margin of background: every path to the background crosses it, so
+    # the distances are the whole array's; outside the box the distance is 0
+    distance = np.zeros(mask.shape, np.float32)
+    box = bbox(mask, pad=1)
+    if box is not None:
+        distance[box] = cv2.distanceTransform(mask[box].astype(np.uint8), cv2.DIST_L2, 5)
     scale = reach if reach else max(float(distance.max()), 1.0)
     t = np.clip(distance / scale, 0.0, 1.0)
     return (1.0 - strength * (1.0 - np.sqrt(t))).astype(np.float32)

@@ -63,7 +63,10 @@ def carry_light(person: np.ndarray, old: np.ndarray, drawn: np.ndarray, warped_r
         # a median first removes thin print lines; the clip keeps an old pattern from showing through
         fine = cv2.GaussianBlur(cv2.medianBlur(luminance.astype(np.uint8), 5).astype(np.float32) + 1.0, (0, 0),
                                 max(0.008 * height, 1.0))
-        coarse = imaging.wide_blur(luminance, coarse_sigma)  # (a full kernel of this width: most of the try-on's time)
+        # (a full kernel of this width was most of the try-on's time); only the photo's own edges are reflected:
+        # the cut's other sides lie 4 sigma from every pixel read
+        coarse = imaging.wide_blur(luminance, coarse_sigma, edges=(ey0 == 0, ey1 == person.shape[0], ex0 == 0,
+                                                                   ex1 == person.shape[1]))
         shade = np.clip(fine[inside] / coarse[inside], 0.85, 1.12)
         weight = cv2.GaussianBlur(old[ey0:ey1, ex0:ex1].astype(np.float32), (0, 0), max(0.004 * height, 1.0))
         shade = 1 + (shade - 1) * weight[inside]
