@@ -246,3 +246,44 @@ def test_a_check_then_its_findings_make_the_same_analysis_as_analysing_anew(prep
     assert not nobody.keypoints_found and load_detections(detections_bytes(nobody.detections)).pose is None
     with pytest.raises(NoPersonError):
         fitting.admit(nobody, force=True)
+
+
+def test_the_side_thread_gives_what_one_thread_gives_and_its_errors_arrive(tmp_path):
+    """check_and_prepare segments the product photo on the preprocessor's side thread while the person's models
+    run, and the analysis runs its hand model and dense map there: the inputs are those made step by step on one
+    thread; a product photo with no garment still raises its own error (and the preprocessor goes on working);
+    closing stops the thread."""
+    import threading
+
+    from fitroom import fitting, imaging
+    from fitroom.demo import sample_path
+    from fitroom.preprocess.pipeline import Preprocessor
+
+    photo = imaging.load_image(sample_path("person_front.jpg"))
+    product = imaging.load_image(sample_path("garment_tee_front.jpg"))
+    with Preprocessor() as preprocessor:
+        prepared = fitting.check_and_prepare(preprocessor, photo, product, view="front")
+        names = set()
+        assert preprocessor.beside(lambda: names.add(threading.current_thread().name)).result() is None
+        assert names and threading.current_thread().name not in names
+        with pytest.raises(GarmentError, match="no garment"):
+            fitting.check_and_prepare(preprocessor, photo, np.full_like(product, 255), view="front")
+        again = fitting.check_and_prepare(preprocessor, photo, product, view="front")
+        side = preprocessor._side
+    assert preprocessor._side is None and side._shutdown
+    with Preprocessor() as alone:
+        alone.beside = lambda function, *args, **kwargs: _done(function(*args, **kwargs))  # everything in turn
+        mask, category = alone.analyse_garment(product, None)
+        analysis = alone.analyse_person(photo, "front")
+        expected = alone.inputs(analysis, photo, product, mask, category, "front")
+    for inputs in (prepared.inputs, again.inputs):
+        for name in ("garment_mask", "keypoints", "parse", "dense", "agnostic", "parse_agnostic", "keep"):
+            assert np.array_equal(getattr(inputs, name), getattr(expected, name)), name
+
+
+def _done(value):
+    from concurrent.futures import Future
+
+    future = Future()
+    future.set_result(value)
+    return future

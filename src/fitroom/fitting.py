@@ -21,7 +21,7 @@ import numpy as np
 from fitroom.errors import InputError
 from fitroom.labels import GarmentCategory, View
 from fitroom.preprocess.errors import MissingBodyPartError, NoPersonError
-from fitroom.preprocess.quality import PhotoReport, Status, Thresholds, check_photo
+from fitroom.preprocess.quality import PhotoObservation, PhotoReport, Status, Thresholds, check_photo
 
 if TYPE_CHECKING:
     from fitroom.inputs import TryOnInputs, TryOnResult
@@ -62,12 +62,13 @@ class Checked:
 
 
 def check(preprocessor: Preprocessor, person: np.ndarray, category: GarmentCategory | str,
-          view: View | str | None = None, name: str = "", thresholds: Thresholds | None = None) -> Checked:
+          view: View | str | None = None, name: str = "", thresholds: Thresholds | None = None,
+          glanced: tuple[PhotoObservation, Detections] | None = None) -> Checked:
     """Check ``person`` ``(H, W, 3)`` uint8 for a garment of ``category``, as the ``view`` asked for (None: the
     view the photo seems to show), on :meth:`~fitroom.preprocess.pipeline.Preprocessor.glance`'s quick
-    observation. The full analysis is not made here: :func:`analyse` finishes it from the same findings once the
-    photo is admitted (the service leaves it to the try-on job)."""
-    observation, detections = preprocessor.glance(person, None if view is None else View(view), name)
+    observation (``glanced``: that glance, made already). The full analysis is not made here: :func:`analyse`
+    finishes it from the same findings once the photo is admitted (the service leaves it to the try-on job)."""
+    observation, detections = glanced or preprocessor.glance(person, None if view is None else View(view), name)
     report = check_photo(observation, category, view, thresholds)
     return Checked(report, None, report.view_used, observation.keypoints is not None, detections)
 
@@ -124,9 +125,14 @@ def check_and_prepare(preprocessor: Preprocessor, person: np.ndarray, garment: n
                       on_checked=None) -> Prepared:
     """Segment the garment (its category guessed unless given), check the photo, refuse or go on, and make the
     engine's inputs. ``on_checked(checked, category)`` is called after the checks, before any refusal (the
-    command line prints the report there)."""
-    garment_mask, chosen = preprocessor.analyse_garment(garment, category)
-    checked = check(preprocessor, person, chosen, view, name)
+    command line prints the report there). The product photo is segmented on the preprocessor's side thread while
+    the person's models look at the photo (the checks need the garment's category, the models do not)."""
+    segmented = preprocessor.beside(preprocessor.analyse_garment, garment, category)
+    try:
+        glanced = preprocessor.glance(person, None if view is None else View(view), name)
+    finally:
+        garment_mask, chosen = segmented.result()  # (a garment's error first, as when it came first)
+    checked = check(preprocessor, person, chosen, view, name, glanced=glanced)
     if on_checked is not None:
         on_checked(checked, chosen)
     admit(checked, force)

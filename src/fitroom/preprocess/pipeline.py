@@ -6,12 +6,19 @@ explain of the any-person segmentation is measured for the photo checks), face m
 silhouette refined at full resolution, human parse, the regions every try-on must return unchanged
 (:mod:`fitroom.preprocess.regions`), dense body map, agnostic parse and cloth-agnostic person. For a product
 photo: the garment mask and its category. Every output keeps the input photo's own resolution.
+
+A photo's analysis uses both cores of a small machine: work that does not need the step before it (the face
+detector and the any-person segmentation beside the pose model, the hand model beside the silhouette, the dense
+map beside the parse; in :func:`fitroom.fitting.check_and_prepare` the product photo beside the person's models)
+runs on the ``Preprocessor``'s one side thread (:meth:`beside`).
+OpenCV, numpy's large operations and mediapipe's graphs release Python's lock while they work.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -243,8 +250,19 @@ class Preprocessor:
         self.parser = create_parser(parser, **(parser_options or {}))
         self.dense = create_dense_mapper(dense, **(dense_options or {}))
         self.allow_several_people = allow_several_people
+        self._side: ThreadPoolExecutor | None = None
+
+    def beside(self, function, *args, **kwargs) -> Future:
+        """Run ``function(*args, **kwargs)`` on this preprocessor's side thread (made on first use) while the
+        caller goes on; ``.result()`` gives its value or raises its error. One job at a time: a second waits."""
+        if self._side is None:
+            self._side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fitroom-preprocess")
+        return self._side.submit(function, *args, **kwargs)
 
     def close(self) -> None:
+        if self._side is not None:
+            self._side.shutdown(wait=True)
+            self._side = None
         for model in (self.pose, self.faces, self.selfie, self.face_mesh, self.hands):
             model.close()
 
@@ -258,9 +276,9 @@ class Preprocessor:
         """Run the models on a person photo ``(H, W, 3)`` uint8 RGB: pose and silhouette, faces, anyone else, and
         (when there is a person) the face meshes; never raises for the photo's content."""
         start = time.perf_counter()
+        others = self.beside(lambda: (self.faces(image), self.selfie(image)))  # beside the pose model
         pose = self.pose(image)
-        faces = self.faces(image)
-        everyone = self.selfie(image)
+        faces, everyone = others.result()
         main = pose.segmentation if pose is not None else None
         around = near(main > 0.5) if main is not None else None  # the main person widened: both counts use it
         people = count_people(faces, everyone, main, around=around)
@@ -274,23 +292,27 @@ class Preprocessor:
         keypoints = pose.keypoints
         if not found.shoulders_found:
             raise MissingBodyPartError("shoulders")
+        # (the hand model and the dense map run on the side thread, beside the silhouette and the parse: the
+        # timings are each step's wall time on the main thread, waits included)
         timings = {"detect": found.seconds}
         clock = time.perf_counter()
+        hands = self.beside(self.hands, image)
         mask = person_mask(image, found.silhouette_source, keypoints)
         timings["mask"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        regions = find_regions(mask.shape, mask, keypoints, pose.landmarks, found.meshes, self.hands(image),
+        regions = find_regions(mask.shape, mask, keypoints, pose.landmarks, found.meshes, hands.result(),
                                face_boxes=found.faces, image=image)
         timings["regions"] = time.perf_counter() - clock
         guess = guess_view(mediapipe_to_body25(pose.landmarks, threshold=0.0), found.faces, regions.face_found)
         view = guess.view if view is None else View(view)
+        dense = self.beside(self.dense, image, keypoints, mask, view, name)
         clock = time.perf_counter()
         parse = self.parser(image, keypoints, mask, view, face=regions.face if regions.face_found else None)
         timings["parse"] = time.perf_counter() - clock
         regions = with_parsed_hair(regions, parse)
         keep = keep_mask(regions, mask, keypoints, parse)
         clock = time.perf_counter()
-        dense = self.dense(image, keypoints, mask, view, name)
+        dense = dense.result()
         timings["dense"] = time.perf_counter() - clock
         clock = time.perf_counter()
         agnostic = agnostic_person(image, parse, keypoints)
