@@ -247,7 +247,7 @@ def command(args: argparse.Namespace) -> dict:
         engine = create_engine("warp")
         for k in range(args.runs + 1):
             start = time.perf_counter()
-            prepared = fitting.check_and_prepare(preprocess, photo, product, view="front")
+            prepared = fitting.check_and_prepare(preprocess, photo, product, view="front", engine=engine)
             fitting.try_on(engine, prepared.inputs)
             if k:  # the first is the warm-up
                 inside.append(time.perf_counter() - start)

@@ -121,6 +121,39 @@ def test_warp_engine_changes_only_the_garment_region(view):
     assert result.warped_mask.any() and result.parse.shape == render.parse.shape
 
 
+def test_a_garment_prepared_beforehand_gives_the_same_try_on(monkeypatch):
+    """prepare_garment (made on another thread while the person's photo is analysed) keeps the garment's canvas
+    for the try-on of those very arrays: the same picture as without it, the canvas made once, read-only; other
+    arrays or another size make their own; a garment the landmarks cannot read is left for the try-on to
+    refuse."""
+    import fitroom.engines.warp as warp
+
+    spec = sample_spec(9, 0, allow_crossed=False)
+    render = render_person(spec.person, spec.garment, "front", (256, 192))
+    garment, mask = render_garment(sample_spec(9, 1).garment, "front", (256, 192))
+    inputs = TryOnInputs(person=render.image, garment=garment, garment_mask=mask, keypoints=render.keypoints,
+                         parse=render.parse)
+    expected = create_engine("warp")(inputs).image
+    made, real = [], warp.garment_canvas
+    monkeypatch.setattr(warp, "garment_canvas", lambda *args, **kwargs: made.append(args[2]) or real(*args, **kwargs))
+    engine = create_engine("warp")
+    engine.prepare_garment(garment, mask, (256, 192))
+    assert made == [(256, 192)]
+    canvas = engine._prepared(garment, mask, (256, 192))
+    assert not canvas.rgb.flags.writeable and not canvas.mask.flags.writeable
+    for _ in range(2):
+        np.testing.assert_array_equal(engine(inputs).image, expected)
+    assert len(made) == 1  # both try-ons used the prepared canvas
+    np.testing.assert_array_equal(engine(inputs.replace(garment_mask=mask.copy())).image, expected)
+    assert len(made) == 2  # another array: its own canvas
+    engine.prepare_garment(garment, np.zeros_like(mask), (256, 192))  # unreadable: nothing kept, no error
+    with pytest.raises(ValueError, match="empty"):
+        engine(inputs.replace(garment_mask=np.zeros_like(mask)))
+    for size in range(warp.WarpEngine.KEPT_CANVASES + 1):
+        engine.prepare_garment(garment, mask, (100 + size, 80))
+    assert engine._prepared(garment, mask, (256, 192)) is None  # the oldest left
+
+
 def test_warp_engine_refuses_what_it_cannot_do():
     spec = sample_spec(9, 0)
     render = render_person(spec.person, spec.garment, "front", (128, 96))

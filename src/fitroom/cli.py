@@ -278,7 +278,8 @@ def cmd_tryon(args: argparse.Namespace) -> int:
         try:
             prepared = fitting.check_and_prepare(preprocess, person, garment, category=args.category,
                                                  view=args.view, force=args.force, name=name,
-                                                 garment_name=Path(args.garment).name, on_checked=report)
+                                                 garment_name=Path(args.garment).name, on_checked=report,
+                                                 engine=engine)
         except fitting.PhotoRefusedError:
             logger.error("the photo was refused; fix the problems above or pass --force to try anyway")
             return 2

@@ -122,21 +122,48 @@ class Prepared:
 def check_and_prepare(preprocessor: Preprocessor, person: np.ndarray, garment: np.ndarray, *,
                       category: GarmentCategory | str | None = None, view: View | str | None = None,
                       force: bool = False, name: str = "", garment_name: str = "",
-                      on_checked=None) -> Prepared:
+                      on_checked=None, engine=None) -> Prepared:
     """Segment the garment (its category guessed unless given), check the photo, refuse or go on, and make the
     engine's inputs. ``on_checked(checked, category)`` is called after the checks, before any refusal (the
-    command line prints the report there). The product photo is segmented on the preprocessor's side thread while
-    the person's models look at the photo (the checks need the garment's category, the models do not)."""
-    segmented = preprocessor.beside(preprocessor.analyse_garment, garment, category)
+    command line prints the report there).
+
+    The work is spread over the preprocessor's side threads (:meth:`~fitroom.preprocess.pipeline.Preprocessor.
+    beside`): the product photo is segmented while the person's models look at the photo (and an ``engine`` that
+    has ``prepare_garment(garment, garment_mask, size)``, the warp engine for tops, makes its garment's part of the
+    try-on there too); the checks are made while the full analysis is, which is dropped if the photo is refused
+    (or made again for the view the checks chose, when that is not the one the analysis saw). Errors come in the
+    order of the steps: the garment's, the refusal, the analysis's."""
+
+    def segment():
+        mask, chosen = preprocessor.analyse_garment(garment, category)
+        if chosen is GarmentCategory.UPPER and hasattr(engine, "prepare_garment"):
+            engine.prepare_garment(garment, mask, person.shape[:2])
+        return mask, chosen
+
+    def checking():
+        garment_mask, chosen = segmented.result()
+        glanced = preprocessor.glance(person, None if view is None else View(view), name, detections=detections)
+        return garment_mask, chosen, check(preprocessor, person, chosen, view, name, glanced=glanced)
+
+    segmented = preprocessor.beside(segment)
     try:
-        glanced = preprocessor.glance(person, None if view is None else View(view), name)
-    finally:
-        garment_mask, chosen = segmented.result()  # (a garment's error first, as when it came first)
-    checked = check(preprocessor, person, chosen, view, name, glanced=glanced)
+        detections = preprocessor.detect(person)
+    except BaseException:
+        segmented.result()  # (a garment's error first, as when it came first)
+        raise
+    checks = preprocessor.beside(checking)
+    analysis = None
+    if detections.shoulders_found:
+        try:
+            analysis = preprocessor.finish(person, detections, None if view is None else View(view), name)
+        except InputError:
+            analysis = None  # made again below, after the checks, to raise in its turn
+    garment_mask, chosen, checked = checks.result()
     if on_checked is not None:
         on_checked(checked, chosen)
     admit(checked, force)
-    checked.analysis = analyse(preprocessor, person, checked, name)
+    checked.analysis = analysis if analysis is not None and analysis.view is checked.view else \
+        analyse(preprocessor, person, checked, name)
     inputs = prepare(preprocessor, checked.analysis, person, garment, garment_mask, chosen, checked.view, name,
                      garment_name)
     return Prepared(checked, chosen, category is not None, inputs)
@@ -206,7 +233,7 @@ def dress_views(engine, pose_model, preprocessor: Preprocessor, prepared: Prepar
             continue
         try:
             again = check_and_prepare(preprocessor, turned.image, garment, category=prepared.category, view=view,
-                                      force=True, name=f"{inputs.name} ({view.value})")
+                                      force=True, name=f"{inputs.name} ({view.value})", engine=engine)
         except InputError as error:
             raise InputError(f"the {view.value} view drawn by pose transfer cannot be dressed again: {error}") from None
         dressed = try_on(engine, again.inputs)

@@ -3,6 +3,8 @@ person's skin colour, the photo's light and tone carried onto the garment, and a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
@@ -38,21 +40,31 @@ def apply_tone(rgb: np.ndarray, tint: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(lab, cv2.COLOR_Lab2RGB).astype(np.float32) / 255.0
 
 
-def carry_light(person: np.ndarray, old: np.ndarray, drawn: np.ndarray, warped_rgb: np.ndarray, shading: bool,
-                used: np.ndarray | None = None) -> np.ndarray:
-    """The new garment ``warped_rgb`` ``(H, W, 3)`` float with the person's folds and light (the band-passed
-    luminance of the old garment ``old``) where it is ``drawn``, and the photo's tone (greyscale, sepia).
+@dataclass
+class Light:
+    """The photo's light and tone to carry onto a new garment (:func:`light_field`): on the ``box``
+    ``(y0, y1, x0, x1)``, the ``shade`` ``(h, w)`` float32 factor (None: no shading) and the photo's ``tone``
+    ``(a, b)`` (None: a colour photo)."""
+
+    box: tuple[int, int, int, int]
+    shade: np.ndarray | None
+    tone: np.ndarray | None
+
+
+def light_field(person: np.ndarray, old: np.ndarray, drawn: np.ndarray, shading: bool,
+                used: np.ndarray | None = None) -> Light | None:
+    """What :func:`carry_light` puts on a garment, from the photo alone (so it can be made while the garment is
+    still being drawn): the person's folds and light (the band-passed luminance of the old garment ``old``) where
+    the new one is ``drawn``, and the photo's tone (greyscale, sepia). None when no pixel is ``used``.
 
     ``used`` ``(H, W)`` bool: the pixels whose result matters (default: all); the work is done on their bounding
-    box and the blurs' reach around it, which gives those pixels exactly what the whole photo would (pixels
-    outside the box keep the garment's own colours)."""
+    box and the blurs' reach around it, which gives those pixels exactly what the whole photo would."""
     height = person.shape[0]
     box = imaging.bounds(used) if used is not None else (0, height, 0, person.shape[1])
     if box is None:
-        return warped_rgb
+        return None
     y0, y1, x0, x1 = box
-    warped_rgb = warped_rgb.copy()
-    inner = warped_rgb[y0:y1, x0:x1]
+    shade = None
     if shading and (drawn & old).any():
         coarse_sigma = max(0.05 * height, 2.0)
         # OpenCV's kernels reach 4 sigma on float images; the median adds 2 pixels
@@ -70,12 +82,31 @@ def carry_light(person: np.ndarray, old: np.ndarray, drawn: np.ndarray, warped_r
         shade = np.clip(fine[inside] / coarse[inside], 0.85, 1.12)
         weight = cv2.GaussianBlur(old[ey0:ey1, ex0:ex1].astype(np.float32), (0, 0), max(0.004 * height, 1.0))
         shade = 1 + (shade - 1) * weight[inside]
-        inner = inner * shade[..., None]
-    tone = imaging.photo_tint(person)
-    if tone is not None:
-        inner = apply_tone(np.clip(inner, 0, 1), tone)
+    return Light(box, shade, imaging.photo_tint(person))
+
+
+def apply_light(warped_rgb: np.ndarray, light: Light | None) -> np.ndarray:
+    """The new garment ``warped_rgb`` ``(H, W, 3)`` float with :func:`light_field`'s ``light`` carried onto its box
+    (a new array; pixels outside the box keep the garment's own colours)."""
+    if light is None:
+        return warped_rgb
+    y0, y1, x0, x1 = light.box
+    warped_rgb = warped_rgb.copy()
+    inner = warped_rgb[y0:y1, x0:x1]
+    if light.shade is not None:
+        inner = inner * light.shade[..., None]
+    if light.tone is not None:
+        inner = apply_tone(np.clip(inner, 0, 1), light.tone)
     warped_rgb[y0:y1, x0:x1] = inner
     return warped_rgb
+
+
+def carry_light(person: np.ndarray, old: np.ndarray, drawn: np.ndarray, warped_rgb: np.ndarray, shading: bool,
+                used: np.ndarray | None = None) -> np.ndarray:
+    """The new garment ``warped_rgb`` ``(H, W, 3)`` float with the person's folds and light (the band-passed
+    luminance of the old garment ``old``) where it is ``drawn``, and the photo's tone (greyscale, sepia):
+    :func:`apply_light` of :func:`light_field` (see it for ``used``)."""
+    return apply_light(warped_rgb, light_field(person, old, drawn, shading, used))
 
 
 def _grown(box: tuple[int, int, int, int], margin: int, shape: tuple[int, ...]) -> tuple[int, int, int, int]:

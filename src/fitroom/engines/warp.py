@@ -18,7 +18,9 @@ real photos by ``benchmarks/real_photos.py``.
 
 from __future__ import annotations
 
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import cv2
@@ -28,7 +30,7 @@ from fitroom import imaging
 from fitroom import geometry
 from fitroom.engines import register_engine
 from fitroom.engines.compositing import (
-    background_fill, carry_light, composite, nearest_smoothed, paint_skin,
+    apply_light, background_fill, composite, light_field, nearest_smoothed, paint_skin,
 )
 from fitroom.inputs import InputsError, TryOnInputs, TryOnResult
 from fitroom.labels import (
@@ -390,6 +392,58 @@ def tps_warp(image: np.ndarray, source: list[np.ndarray], target: list[np.ndarra
     return out
 
 
+@dataclass
+class GarmentCanvas:
+    """A product photo made ready for a top's try-on on photos of one size; it depends on the product photo
+    alone (so it can be made while the person's photo is analysed, :meth:`WarpEngine.prepare_garment`). Read
+    only: every try-on that uses it copies what it changes.
+
+    Attributes:
+        landmarks: the garment's landmarks on its own mask (:func:`garment_landmarks`, or
+            :func:`bodice_landmarks` for a dress's bodice).
+        strapped: the garment hangs from straps (a tank top, a bodice): carried piece by piece.
+        native_parts: ``(h, w)`` uint8 sleeve map on the product photo (:func:`sleeve_side`).
+        to_canvas: ``(2,)`` x and y factors from product-photo pixels to the canvas.
+        rgb: ``(H, W, 3)`` float32 in [0, 1], the product photo at the person photo's size.
+        mask: ``(H, W)`` bool, its garment mask there.
+        parts: ``(H, W)`` uint8, its sleeve map there.
+    """
+
+    landmarks: GarmentLandmarks
+    strapped: bool
+    native_parts: np.ndarray
+    to_canvas: np.ndarray
+    rgb: np.ndarray
+    mask: np.ndarray
+    parts: np.ndarray
+
+
+def garment_canvas(garment: np.ndarray, garment_mask: np.ndarray, size: tuple[int, int], bodice: bool = False
+                   ) -> GarmentCanvas:
+    """The :class:`GarmentCanvas` of ``garment`` ``(h, w, 3)`` uint8 (its mask ``(h, w)`` bool) for photos of
+    ``size`` ``(H, W)``.
+
+    Raises:
+        ValueError: when the mask has no recognisable garment (see :func:`garment_landmarks`).
+    """
+    height, width = size
+    landmarks = (bodice_landmarks if bodice else garment_landmarks)(garment_mask)
+    # straps, not shoulder seams (a dress's bodice, a tank top): carried piece by piece, bare shoulders
+    strapped = bodice or bool(np.hypot(*(landmarks.shoulder["b"] - landmarks.shoulder["a"]))
+                              < STRAPPED * np.hypot(*(landmarks.armpit["b"] - landmarks.armpit["a"])))
+    native_parts = landmarks.sleeves if landmarks.sleeves is not None else \
+        sleeve_side(garment_mask, landmarks.shoulder, landmarks.armpit)
+    garment_height, garment_width = garment_mask.shape
+    canvas = GarmentCanvas(landmarks=landmarks, strapped=strapped, native_parts=native_parts,
+                           to_canvas=np.array([width / garment_width, height / garment_height]),
+                           rgb=imaging.resize(garment, (height, width), "image").astype(np.float32) / 255.0,
+                           mask=imaging.resize(garment_mask, (height, width), "mask"),
+                           parts=imaging.resize(native_parts, (height, width), "labels"))
+    for array in (canvas.native_parts, canvas.to_canvas, canvas.rgb, canvas.mask, canvas.parts):
+        array.setflags(write=False)  # shared between try-ons: a change would leak into the next one
+    return canvas
+
+
 @register_engine("warp")
 class WarpEngine:
     """A try-on without learned weights (see the module docstring).
@@ -407,6 +461,38 @@ class WarpEngine:
     def __init__(self, shading: bool = True, chest_ease: float = 1.12) -> None:
         self.shading = shading
         self.chest_ease = chest_ease
+        self._canvases: list[tuple[np.ndarray, np.ndarray, tuple[int, int], GarmentCanvas]] = []
+        self._canvas_lock = threading.Lock()
+        self._side: ThreadPoolExecutor | None = None
+
+    #: how many prepared garments are kept (a try-on uses the one made for it just before)
+    KEPT_CANVASES = 4
+
+    def prepare_garment(self, garment: np.ndarray, garment_mask: np.ndarray, size: tuple[int, int]) -> None:
+        """Make a top's :class:`GarmentCanvas` for photos of ``size`` ``(H, W)`` now and keep it for the try-on
+        of these very arrays (the same objects) that follows: called on another thread while the person's photo is
+        analysed (:func:`fitroom.fitting.check_and_prepare`), it takes the garment's part of the try-on off the
+        wait. A garment the landmarks cannot read is left for the try-on to refuse."""
+        try:
+            canvas = garment_canvas(garment, garment_mask, size)
+        except ValueError:
+            return
+        with self._canvas_lock:
+            self._canvases = [*self._canvases[-(self.KEPT_CANVASES - 1):], (garment, garment_mask, size, canvas)]
+
+    def _beside(self, function, *args, **kwargs) -> Future:
+        """Run ``function`` on the engine's side thread (made on first use) while the try-on goes on."""
+        if self._side is None:
+            self._side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fitroom-warp")
+        return self._side.submit(function, *args, **kwargs)
+
+    def _prepared(self, garment: np.ndarray, garment_mask: np.ndarray, size: tuple[int, int]
+                  ) -> GarmentCanvas | None:
+        with self._canvas_lock:
+            for kept_garment, kept_mask, kept_size, canvas in self._canvases:
+                if kept_garment is garment and kept_mask is garment_mask and kept_size == size:
+                    return canvas
+        return None
 
     def __call__(self, inputs: TryOnInputs) -> TryOnResult:
         for name in ("garment", "garment_mask", "keypoints", "parse"):
@@ -443,18 +529,13 @@ class WarpEngine:
         person, parse, keypoints = inputs.person, inputs.parse, inputs.keypoints
         height, width = person.shape[:2]
 
-        # 2. garment landmarks, measured on the garment's own mask (stretching it would change its angles)
-        landmarks = (bodice_landmarks if bodice else garment_landmarks)(inputs.garment_mask)
-        # straps, not shoulder seams (a dress's bodice, a tank top): carried piece by piece, bare shoulders
-        strapped = bodice or (np.hypot(*(landmarks.shoulder["b"] - landmarks.shoulder["a"]))
-                              < STRAPPED * np.hypot(*(landmarks.armpit["b"] - landmarks.armpit["a"])))
-        native_parts = landmarks.sleeves if landmarks.sleeves is not None else \
-            sleeve_side(inputs.garment_mask, landmarks.shoulder, landmarks.armpit)
-        garment_height, garment_width = inputs.garment_mask.shape
-        to_canvas = np.array([width / garment_width, height / garment_height])
-        garment = imaging.resize(inputs.garment, (height, width), "image").astype(np.float32) / 255.0
-        garment_mask = imaging.resize(inputs.garment_mask, (height, width), "mask")
-        parts = imaging.resize(native_parts, (height, width), "labels")
+        # 2. garment landmarks, measured on the garment's own mask (stretching it would change its angles), and the
+        #    product photo at the photo's size (made beside the person's analysis when prepare_garment was called)
+        canvas = None if bodice else self._prepared(inputs.garment, inputs.garment_mask, (height, width))
+        if canvas is None:
+            canvas = garment_canvas(inputs.garment, inputs.garment_mask, (height, width), bodice)
+        landmarks, strapped, native_parts = canvas.landmarks, canvas.strapped, canvas.native_parts
+        to_canvas, garment, garment_mask, parts = canvas.to_canvas, canvas.rgb, canvas.mask, canvas.parts
         tick("landmarks")
 
         # 3. the torso by a thin-plate spline through its landmarks, each sleeve by a strip along its arm
@@ -524,13 +605,20 @@ class WarpEngine:
         if strapped:  # straps leave bare what a top covered: skin on the body, the background beyond it
             torso_core = BodyGeometry.from_keypoints(keypoints).mask((height, width), BodyPart.TORSO)
             skin_zone |= torso_core & uncovered
-        paint_skin(result, parse, skin_zone, arms & arm_zone, arms | neck_skin)
         extend = uncovered & ~skin_zone
         bare = np.zeros_like(extend)
         if strapped:
             bare, extend = extend, bare
+        reach = extend.any() and drawn.any()  # the new garment reaches over what the old one covered
+        # 6. (made beside step 5, from the photo alone) the person's shading (band-passed luminance of the old
+        #    garment) to carry onto the new one, and the photo's tone (greyscale, sepia)
+        final = drawn | extend if reach else drawn
+        light = self._beside(light_field, person, old, final, self.shading if shading is None else shading,
+                             used=imaging.dilate(final | new, 1))
+        paint_skin(result, parse, skin_zone, arms & arm_zone, arms | neck_skin)
+        if strapped:
             result = background_fill(result, parse, bare)
-        if extend.any() and drawn.any():
+        if reach:
             # the nearest drawn garment pixel's colour, smoothed: the new garment reaches over the old one (taken
             # from inside the garment: its edge pixels are mixed with the product photo's background)
             core = cv2.erode(drawn.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
@@ -541,10 +629,8 @@ class WarpEngine:
             drawn = drawn | extend
         tick("fill")
 
-        # 6. carry the person's shading (band-passed luminance of the old garment) onto the new one, and the
-        #    photo's tone (greyscale, sepia) onto its colours
-        warped_rgb = carry_light(person, old, drawn, warped_rgb, self.shading if shading is None else shading,
-                                 used=imaging.dilate(drawn | new, 1))
+        # 6. the light carried onto the new garment
+        warped_rgb = apply_light(warped_rgb, light.result())
         tick("shading")
 
         # 7. composite with anti-aliased seams, never outside the garment's own neighbourhood; then every kept

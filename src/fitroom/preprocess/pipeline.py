@@ -256,7 +256,7 @@ class Preprocessor:
         """Run ``function(*args, **kwargs)`` on this preprocessor's side thread (made on first use) while the
         caller goes on; ``.result()`` gives its value or raises its error. One job at a time: a second waits."""
         if self._side is None:
-            self._side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fitroom-preprocess")
+            self._side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fitroom-preprocess")
         return self._side.submit(function, *args, **kwargs)
 
     def close(self) -> None:
@@ -361,14 +361,15 @@ class Preprocessor:
         return self._observation(image, found, analysis.mask, analysis.parse, analysis.regions.face_found,
                                  analysis.view_guess), analysis
 
-    def glance(self, image: np.ndarray, view: View | None = View.FRONT, name: str = ""
-               ) -> tuple[PhotoObservation, Detections]:
+    def glance(self, image: np.ndarray, view: View | None = View.FRONT, name: str = "",
+               detections: Detections | None = None) -> tuple[PhotoObservation, Detections]:
         """What the photo checks need, quickly, and the models' findings to finish the analysis with later
         (:meth:`finish`). The models see the photo as in :meth:`analyse_person`; the silhouette the checks look at
         is made on a copy ``WORKING_HEIGHT`` pixels tall (they measure at that height anyway), and the parse, of
         which they only take the garments' median colours, on one ``PARSE_HEIGHT`` tall (0.12 s instead of 0.54 s for
-        the checks on a 1024x768 photo, and far less of the work grows with the photo's size)."""
-        found = self.detect(image)
+        the checks on a 1024x768 photo, and far less of the work grows with the photo's size). ``detections``: the
+        models' findings on this photo, made already (:meth:`detect`)."""
+        found = detections if detections is not None else self.detect(image)
         if not found.shoulders_found:
             return self._observation(image, found, None), found
         pose = found.pose
