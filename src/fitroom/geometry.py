@@ -107,8 +107,37 @@ def piecewise_affine(
     Returns:
         The warped image ``(H, W, C)`` float32 and the ``(H, W)`` bool coverage of the target triangles.
     """
+    warped = np.zeros((*out_shape, source.shape[2]), dtype=np.float32)
+    covered = np.zeros(out_shape, bool)
+    found = piecewise_affine_patch(source, source_points, target_points, triangles, out_shape)
+    if found is not None:
+        patch, patch_covered, (y0, y1, x0, x1) = found
+        warped[y0:y1, x0:x1] = patch
+        covered[y0:y1, x0:x1] = patch_covered
+    return warped, covered
+
+
+def piecewise_affine_patch(
+    source: np.ndarray, source_points: np.ndarray, target_points: np.ndarray, triangles: np.ndarray,
+    out_shape: tuple[int, int], alpha=None,
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]] | None:
+    """:func:`piecewise_affine` on the box its triangles cover only: the patch ``(h, w, C)`` float32 (0 where no
+    triangle is), its coverage ``(h, w)`` bool and the box ``(y0, y1, x0, x1)`` in the ``out_shape`` frame, the
+    same values as the whole frame holds there; None when nothing is covered.
+
+    Only the box of ``source`` that the covered pixels sample (and a pixel around it, for the bilinear
+    neighbours) is read; ``alpha(box)``, when given, makes the last channel for that box (``box`` a pair of
+    slices) in place of ``source``'s own, so that one RGBA source serves pieces of different alphas without being
+    copied. The sampling positions are moved by whole pixels in float32, which is exact."""
     height, width = out_shape
-    index = np.full(out_shape, -1, dtype=np.int32)
+    points = np.asarray(target_points, np.float64)[np.unique(triangles)]
+    # the targets' box, a pixel wider for the rasteriser's rounding, within the frame
+    bx0, by0 = max(int(np.floor(points[:, 0].min())) - 1, 0), max(int(np.floor(points[:, 1].min())) - 1, 0)
+    bx1, by1 = min(int(np.ceil(points[:, 0].max())) + 2, width), min(int(np.ceil(points[:, 1].max())) + 2, height)
+    if bx1 <= bx0 or by1 <= by0:
+        return None
+    index = np.full((by1 - by0, bx1 - bx0), -1, dtype=np.int32)
+    shift = 4 * np.array([bx0, by0], np.int32)
     inverse = np.zeros((len(triangles), 2, 3), dtype=np.float64)
     for i, triangle in enumerate(triangles):
         dst = target_points[triangle].astype(np.float32)
@@ -117,25 +146,36 @@ def piecewise_affine(
         if abs(float(u[0] * v[1] - u[1] * v[0])) < 1e-3:
             continue  # a degenerate triangle covers nothing
         inverse[i] = cv2.getAffineTransform(dst, src)
-        cv2.fillConvexPoly(index, np.round(dst * 4).astype(np.int32), i, lineType=cv2.LINE_8, shift=2)
+        cv2.fillConvexPoly(index, np.round(dst * 4).astype(np.int32) - shift, i, lineType=cv2.LINE_8, shift=2)
     covered = index >= 0
     box = bbox(covered)
-    warped = np.zeros((height, width, source.shape[2]), dtype=np.float32)
     if box is None:
-        return warped, covered
+        return None
     rows, cols = box
-    ys, xs = np.mgrid[rows, cols].astype(np.float64)
+    ys, xs = np.mgrid[rows.start + by0:rows.stop + by0, cols.start + bx0:cols.stop + bx0].astype(np.float64)
     local = index[rows, cols]
+    inside = covered[rows, cols]
     affine = inverse[np.clip(local, 0, None)]
-    map_x = affine[..., 0, 0] * xs + affine[..., 0, 1] * ys + affine[..., 0, 2]
-    map_y = affine[..., 1, 0] * xs + affine[..., 1, 1] * ys + affine[..., 1, 2]
-    patch = cv2.remap(source, map_x.astype(np.float32), map_y.astype(np.float32), cv2.INTER_LINEAR,
-                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    if patch.ndim == 2:
-        patch = patch[..., None]
-    patch[~covered[rows, cols]] = 0
-    warped[rows, cols] = patch
-    return warped, covered
+    map_x = (affine[..., 0, 0] * xs + affine[..., 0, 1] * ys + affine[..., 0, 2]).astype(np.float32)
+    map_y = (affine[..., 1, 0] * xs + affine[..., 1, 1] * ys + affine[..., 1, 2]).astype(np.float32)
+    # the source's box the covered pixels sample (bilinear: the pixel below each position and the next)
+    source_height, source_width = source.shape[:2]
+    sx = np.clip(map_x[inside], -2, source_width + 1)
+    sy = np.clip(map_y[inside], -2, source_height + 1)
+    sx0, sx1 = max(int(np.floor(sx.min())) - 1, 0), min(int(np.floor(sx.max())) + 3, source_width)
+    sy0, sy1 = max(int(np.floor(sy.min())) - 1, 0), min(int(np.floor(sy.max())) + 3, source_height)
+    patch = np.zeros((*inside.shape, source.shape[2] if source.ndim == 3 else 1), np.float32)
+    if sx1 > sx0 and sy1 > sy0:
+        cut = (slice(sy0, sy1), slice(sx0, sx1))
+        piece = source[cut]
+        if alpha is not None:
+            piece = piece.copy()
+            piece[..., -1] = alpha(cut)
+        sampled = cv2.remap(np.ascontiguousarray(piece), map_x - np.float32(sx0), map_y - np.float32(sy0),
+                            cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        patch[:] = sampled.reshape(patch.shape)
+    patch[~inside] = 0
+    return patch, inside, (rows.start + by0, rows.stop + by0, cols.start + bx0, cols.stop + bx0)
 
 
 def run_near(row: np.ndarray, centre: int) -> tuple[int, int] | None:

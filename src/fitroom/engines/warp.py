@@ -404,17 +404,16 @@ class GarmentCanvas:
         strapped: the garment hangs from straps (a tank top, a bodice): carried piece by piece.
         native_parts: ``(h, w)`` uint8 sleeve map on the product photo (:func:`sleeve_side`).
         to_canvas: ``(2,)`` x and y factors from product-photo pixels to the canvas.
-        rgb: ``(H, W, 3)`` float32 in [0, 1], the product photo at the person photo's size.
-        mask: ``(H, W)`` bool, its garment mask there.
-        parts: ``(H, W)`` uint8, its sleeve map there.
+        source: ``(H, W, 4)`` float32: the product photo at the person photo's size (RGB in [0, 1]) and, as its
+            alpha, the torso's part of the garment (the garment mask off the sleeves).
+        parts: ``(H, W)`` uint8, the sleeve map there.
     """
 
     landmarks: GarmentLandmarks
     strapped: bool
     native_parts: np.ndarray
     to_canvas: np.ndarray
-    rgb: np.ndarray
-    mask: np.ndarray
+    source: np.ndarray
     parts: np.ndarray
 
 
@@ -434,12 +433,14 @@ def garment_canvas(garment: np.ndarray, garment_mask: np.ndarray, size: tuple[in
     native_parts = landmarks.sleeves if landmarks.sleeves is not None else \
         sleeve_side(garment_mask, landmarks.shoulder, landmarks.armpit)
     garment_height, garment_width = garment_mask.shape
+    parts = imaging.resize(native_parts, (height, width), "labels")
+    source = np.empty((height, width, 4), np.float32)
+    source[..., :3] = imaging.resize(garment, (height, width), "image").astype(np.float32) / 255.0
+    source[..., 3] = imaging.resize(garment_mask, (height, width), "mask") & (parts == 0)
     canvas = GarmentCanvas(landmarks=landmarks, strapped=strapped, native_parts=native_parts,
-                           to_canvas=np.array([width / garment_width, height / garment_height]),
-                           rgb=imaging.resize(garment, (height, width), "image").astype(np.float32) / 255.0,
-                           mask=imaging.resize(garment_mask, (height, width), "mask"),
-                           parts=imaging.resize(native_parts, (height, width), "labels"))
-    for array in (canvas.native_parts, canvas.to_canvas, canvas.rgb, canvas.mask, canvas.parts):
+                           to_canvas=np.array([width / garment_width, height / garment_height]), source=source,
+                           parts=parts)
+    for array in (canvas.native_parts, canvas.to_canvas, canvas.source, canvas.parts):
         array.setflags(write=False)  # shared between try-ons: a change would leak into the next one
     return canvas
 
@@ -535,7 +536,7 @@ class WarpEngine:
         if canvas is None:
             canvas = garment_canvas(inputs.garment, inputs.garment_mask, (height, width), bodice)
         landmarks, strapped, native_parts = canvas.landmarks, canvas.strapped, canvas.native_parts
-        to_canvas, garment, garment_mask, parts = canvas.to_canvas, canvas.rgb, canvas.mask, canvas.parts
+        to_canvas, parts = canvas.to_canvas, canvas.parts
         tick("landmarks")
 
         # 3. the torso by a thin-plate spline through its landmarks, each sleeve by a strip along its arm
@@ -553,10 +554,9 @@ class WarpEngine:
         near = np.zeros((height, width), np.uint8)
         cv2.fillConvexPoly(near, hull, 1, shift=2)
         near = cv2.dilate(near, np.ones((3, 3), np.uint8), iterations=max(int(0.08 * frame.width), 1))
-        # one RGBA source for every piece, its alpha the piece's part of the garment
-        source = np.empty((height, width, 4), np.float32)
-        source[..., :3] = garment
-        source[..., 3] = garment_mask & (parts == 0)
+        # one RGBA source for every piece (the canvas's, its alpha the torso's part of the garment; each sleeve
+        # reads it with its own alpha)
+        source = canvas.source
         if strapped:
             # a bodice by a 3 x 3 grid (shoulders, armpits, hem; sides and middle), piece by piece: its straps'
             # few pixels pinned to the shoulders would fold a spline over the whole garment
@@ -565,9 +565,14 @@ class WarpEngine:
                                                   geometry.grid_triangles(3, 3), (height, width))
         else:
             # only the neighbourhood is kept (and its edge's pixels, which the composite's seams blend)
-            warped = tps_warp(source, [p * to_canvas for p in torso_garment], torso_body,
-                              within=imaging.bounds(near.astype(bool), 1))
-        warped_rgb = np.clip(warped[..., :3], 0, 1)
+            within = imaging.bounds(near.astype(bool), 1)
+            warped = tps_warp(source, [p * to_canvas for p in torso_garment], torso_body, within=within)
+        if strapped or within is None:
+            warped_rgb = np.clip(warped[..., :3], 0, 1)
+        else:  # (the spline's result is 0 outside its box)
+            y0, y1, x0, x1 = within
+            warped_rgb = np.zeros((height, width, 3), np.float32)
+            warped_rgb[y0:y1, x0:x1] = np.clip(warped[y0:y1, x0:x1, :3], 0, 1)
         coverage = warped[..., 3] * near
         warped_part = np.where(coverage > 0.5, TORSO_PART, 0)
         for value, side in ((1, "a"), (2, "b")):
@@ -575,13 +580,16 @@ class WarpEngine:
                                  image_side[side])
             if strip is None:
                 continue
-            source[..., 3] = parts == value
             triangles = geometry.strip_triangles(len(strip[0]) // 2)
-            sleeve, _ = geometry.piecewise_affine(source, strip[0] * to_canvas, strip[1], triangles, (height, width))
+            found = geometry.piecewise_affine_patch(source, strip[0] * to_canvas, strip[1], triangles,
+                                                    (height, width), alpha=lambda box: parts[box] == value)
+            if found is None:
+                continue
+            sleeve, _, (y0, y1, x0, x1) = found
             on = sleeve[..., 3] > 0.5
-            warped_rgb[on] = sleeve[..., :3][on]
-            coverage = np.maximum(coverage, sleeve[..., 3])
-            warped_part[on] = SLEEVE_PART
+            warped_rgb[y0:y1, x0:x1][on] = sleeve[..., :3][on]
+            coverage[y0:y1, x0:x1] = np.maximum(coverage[y0:y1, x0:x1], sleeve[..., 3])
+            warped_part[y0:y1, x0:x1][on] = SLEEVE_PART
         tick("warp")
 
         # 4. occlusion: face, hair and hands stay in front; arms stay in front of the torso part, sleeves cover arms
