@@ -138,8 +138,10 @@ class BuiltinParser:
             logger.warning("no skin sample was found; the parse will have no skin classes")
             skin = np.zeros(shape, bool)
         else:
-            skin = np.zeros(shape, bool)
-            skin[mask] = skin_model.distance(lab[mask]) < self.skin_threshold
+            # every silhouette pixel's distance to the skin colour, kept for step 4's costs
+            skin_distance = np.zeros(shape)
+            skin_distance[mask] = skin_model.distance(lab[mask])
+            skin = mask & (skin_distance < self.skin_threshold)
 
         if face is not None:
             # the mesh found the face: its oval is face whatever its colour (a beard, glasses, shadow)
@@ -179,7 +181,7 @@ class BuiltinParser:
         rows = ys[todo]
         big = 1e6
         costs = []
-        skin_cost = skin_model.distance(pixels) if skin_model is not None else np.full(len(pixels), big)
+        skin_cost = skin_distance[todo] if skin_model is not None else np.full(len(pixels), big)
         costs.append(skin_cost)
         upper_cost = upper_model.distance(pixels) if upper_model is not None else np.full(len(pixels), big)
         upper_cost = upper_cost + np.where(rows > knee_y, big, 0.0)
@@ -206,13 +208,12 @@ class BuiltinParser:
         above = skin_left & (ys < hip_y)
         if above.any():  # the nearest of: left arm, right arm, neck and chest
             regions = [arm_parts[Cihp.LEFT_ARM], arm_parts[Cihp.RIGHT_ARM], torso]
-            distances = np.stack([imaging.distance_to(r) for r in regions])
-            nearest = np.array([Cihp.LEFT_ARM, Cihp.RIGHT_ARM, Cihp.TORSO_SKIN], np.uint8)[distances.argmin(0)]
-            labels[above] = nearest[above]
+            distances = np.stack([imaging.distance_to(r)[above] for r in regions])
+            labels[above] = np.array([Cihp.LEFT_ARM, Cihp.RIGHT_ARM, Cihp.TORSO_SKIN], np.uint8)[distances.argmin(0)]
         for label, region in arm_parts.items():
             labels[skin_left & region] = label
         below = skin_left & (ys >= hip_y) & ~arm_parts[Cihp.LEFT_ARM] & ~arm_parts[Cihp.RIGHT_ARM]
-        labels[below] = self._nearest_side(below, leg_parts, Cihp.LEFT_LEG, Cihp.RIGHT_LEG)[below]
+        labels[below] = self._nearest_side(below, leg_parts, Cihp.LEFT_LEG, Cihp.RIGHT_LEG)
         labels[kind == 2] = Cihp.UPPER_CLOTHES
         lower = kind == 3
         labels[lower] = self._lower_label(lower, k, hip_y, knee_y, ankle_y, sw, origin)
@@ -230,8 +231,9 @@ class BuiltinParser:
 
     @staticmethod
     def _nearest_side(where: np.ndarray, regions: dict[int, np.ndarray], left: int, right: int) -> np.ndarray:
-        """Label each pixel with the side whose region is nearer."""
-        d_left, d_right = imaging.distance_to(regions[left]), imaging.distance_to(regions[right])
+        """The label of the side whose region is nearer, for each pixel of ``where`` (``(N,)`` uint8, in the
+        order of ``where``'s pixels; the left side on a tie)."""
+        d_left, d_right = imaging.distance_to(regions[left])[where], imaging.distance_to(regions[right])[where]
         return np.where(d_left <= d_right, left, right).astype(np.uint8)
 
     @staticmethod
