@@ -54,6 +54,11 @@ def test_restore_kept_copies_the_kept_pixels_back_exactly():
     assert inputs.replace(keep=None).restore_kept(edited) is edited
     with pytest.raises(InputsError, match="cannot restore"):
         inputs.restore_kept(edited[:5])
+    # told the box outside which the image is the photo already: the same answer, made on the box
+    edited = inputs.person.copy()
+    edited[4:14, 2:9] = 7
+    expected = inputs.restore_kept(edited.copy())
+    np.testing.assert_array_equal(inputs.restore_kept(edited, within=(4, 14, 2, 9)), expected)
 
 
 def test_result_validates_its_images():

@@ -59,6 +59,26 @@ def test_nearest_smoothed_matches_the_whole_array_computation(sampling):
     assert nearest_smoothed(values, source, np.zeros_like(source), 3.0) is values
 
 
+def test_composite_told_what_changed_converts_only_that():
+    """With the photo and the box where the float result was changed, the composite gives the whole
+    conversion's pixels (a photo's pixels convert back to themselves)."""
+    from fitroom.engines.compositing import composite
+
+    rng = np.random.default_rng(4)
+    photo = rng.integers(0, 256, (60, 50, 3), dtype=np.uint8)
+    result = photo.astype(np.float32) / 255.0
+    result[5:15, 10:30] = rng.random((10, 20, 3))
+    warped = rng.random((60, 50, 3)).astype(np.float32)
+    drawn = np.zeros((60, 50), bool)
+    drawn[20:40, 15:35] = True
+    front = np.zeros_like(drawn)
+    front[25:30, 20:25] = True
+    expected = composite(result, warped, drawn, front)
+    np.testing.assert_array_equal(composite(result, warped, drawn, front, photo=photo, changed=(5, 15, 10, 30)),
+                                  expected)
+    assert (expected == photo).all(axis=2).mean() > 0.5
+
+
 def test_photo_tint_counts_what_the_sorted_pixels_give():
     """The histogram's median and 95th percentile are numpy's on the whole photo, to the float32 bit, with
     OpenCV's histogram and, on a photo of more than 2^24 pixels (where OpenCV's float32 counts could round),

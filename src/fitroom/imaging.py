@@ -329,6 +329,14 @@ def bounds(mask: np.ndarray, margin: int = 0) -> tuple[int, int, int, int] | Non
             max(int(cols[0]) - margin, 0), min(int(cols[-1]) + margin + 1, width))
 
 
+def union_box(*boxes: tuple[int, int, int, int] | None) -> tuple[int, int, int, int]:
+    """The box ``(y0, y1, x0, x1)`` around every given box (None ones skipped; ``(0, 0, 0, 0)``, empty, if none)."""
+    found = [box for box in boxes if box is not None]
+    if not found:
+        return 0, 0, 0, 0
+    return (min(b[0] for b in found), max(b[1] for b in found), min(b[2] for b in found), max(b[3] for b in found))
+
+
 def wide_blur(image: np.ndarray, sigma: float, detail: float = 10.0,
               edges: tuple[bool, bool, bool, bool] = (True, True, True, True)) -> np.ndarray:
     """A Gaussian blur of ``sigma`` pixels of a float image ``(H, W)`` or ``(H, W, C)`` (borders reflected, as

@@ -121,14 +121,21 @@ class TryOnInputs:
                 raise InputsError("keypoints contain NaN or infinite values")
             self.keypoints = keypoints.astype(np.float32, copy=False)
 
-    def restore_kept(self, image: np.ndarray) -> np.ndarray:
+    def restore_kept(self, image: np.ndarray, within: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """``image`` ``(H, W, 3)`` uint8 with every pixel of :attr:`keep` copied back from the photo, bit for bit
-        (no change when ``keep`` is None). Every engine's last step."""
+        (no change when ``keep`` is None). Every engine's last step. ``within`` ``(y0, y1, x0, x1)``: the box
+        outside which ``image`` is the photo already (only the box is looked at; ``image`` is changed in place
+        there)."""
         if self.keep is None:
             return image
         if image.shape != self.person.shape:
             raise InputsError(f"the result is {image.shape}, the photo {self.person.shape}: cannot restore it")
-        return np.where(self.keep[..., None], self.person, image)
+        if within is None:
+            return np.where(self.keep[..., None], self.person, image)
+        y0, y1, x0, x1 = within
+        box = image[y0:y1, x0:x1]
+        np.copyto(box, self.person[y0:y1, x0:x1], where=self.keep[y0:y1, x0:x1, None])
+        return image
 
     def replace(self, **changes: Any) -> "TryOnInputs":
         """A copy with some fields changed (validated again)."""

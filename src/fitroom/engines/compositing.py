@@ -138,13 +138,24 @@ def nearest_smoothed(values: np.ndarray, source: np.ndarray, targets: np.ndarray
     return out
 
 
-def composite(result: np.ndarray, warped_rgb: np.ndarray, drawn: np.ndarray, front: np.ndarray) -> np.ndarray:
+def composite(result: np.ndarray, warped_rgb: np.ndarray, drawn: np.ndarray, front: np.ndarray,
+              photo: np.ndarray | None = None, changed: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """``result`` ``(H, W, 3)`` float in [0, 1] with the new garment laid where it is ``drawn``, with anti-aliased
     seams and never over ``front``: ``(H, W, 3)`` uint8. The blend is worked on the box one pixel around the drawn
-    garment (its alpha is 0 beyond), its blur on that box and the kernel's reach: what the whole photo would give."""
+    garment (its alpha is 0 beyond), its blur on that box and the kernel's reach: what the whole photo would give.
+
+    ``photo``: the ``(H, W, 3)`` uint8 photo ``result`` was made from (``photo / 255``), changed only within the
+    box ``changed`` ``(y0, y1, x0, x1)`` (None: nowhere); its pixels elsewhere are the answer's (they convert
+    back to themselves), so only the boxes are converted."""
     height = result.shape[0]
-    out = np.clip(result * 255 + 0.5, 0, 255).astype(np.uint8)
     box = imaging.bounds(drawn, 1)
+    if photo is None:
+        out = np.clip(result * 255 + 0.5, 0, 255).astype(np.uint8)
+    else:
+        out = photo.copy()
+        if changed is not None:
+            cy0, cy1, cx0, cx1 = changed
+            out[cy0:cy1, cx0:cx1] = np.clip(result[cy0:cy1, cx0:cx1] * 255 + 0.5, 0, 255).astype(np.uint8)
     if box is None:
         return out
     sigma = max(0.0015 * height, 0.6)

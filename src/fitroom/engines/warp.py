@@ -643,7 +643,10 @@ class WarpEngine:
 
         # 7. composite with anti-aliased seams, never outside the garment's own neighbourhood; then every kept
         #    pixel (face, hair, hands, lower body, background) goes back exactly as it was
-        image = inputs.restore_kept(composite(result, warped_rgb, drawn, front))
+        # (only the boxes where anything changed are converted and restored: elsewhere the result is the photo)
+        changed = imaging.bounds(skin_zone | bare)
+        image = composite(result, warped_rgb, drawn, front, photo=person, changed=changed)
+        image = inputs.restore_kept(image, within=imaging.union_box(changed, imaging.bounds(drawn, 1)))
         new_parse = parse.copy()
         for label, parts_of_arm in ((Cihp.LEFT_ARM, (BodyPart.LEFT_UPPER_ARM, BodyPart.LEFT_LOWER_ARM)),
                                     (Cihp.RIGHT_ARM, (BodyPart.RIGHT_UPPER_ARM, BodyPart.RIGHT_LOWER_ARM))):
