@@ -484,7 +484,7 @@ class WarpEngine:
     def _beside(self, function, *args, **kwargs) -> Future:
         """Run ``function`` on the engine's side thread (made on first use) while the try-on goes on."""
         if self._side is None:
-            self._side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fitroom-warp")
+            self._side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fitroom-warp")
         return self._side.submit(function, *args, **kwargs)
 
     def _prepared(self, garment: np.ndarray, garment_mask: np.ndarray, size: tuple[int, int]
@@ -623,9 +623,11 @@ class WarpEngine:
         final = drawn | extend if reach else drawn
         light = self._beside(light_field, person, old, final, self.shading if shading is None else shading,
                              used=imaging.dilate(final | new, 1))
-        paint_skin(result, parse, skin_zone, arms & arm_zone, arms | neck_skin)
-        if strapped:
-            result = background_fill(result, parse, bare)
+        def skin_and_background():  # (on the photo's side; beside the garment's fill below)
+            paint_skin(result, parse, skin_zone, arms & arm_zone, arms | neck_skin)
+            return background_fill(result, parse, bare) if strapped else result
+
+        filled = self._beside(skin_and_background)
         if reach:
             # the nearest drawn garment pixel's colour, smoothed: the new garment reaches over the old one (taken
             # from inside the garment: its edge pixels are mixed with the product photo's background)
@@ -635,6 +637,7 @@ class WarpEngine:
             warped_rgb = nearest_smoothed(warped_rgb, core if core.any() else drawn, seam, max(0.01 * height, 1.0),
                                           clip=True)
             drawn = drawn | extend
+        result = filled.result()
         tick("fill")
 
         # 6. the light carried onto the new garment
