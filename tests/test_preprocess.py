@@ -249,10 +249,10 @@ def test_a_check_then_its_findings_make_the_same_analysis_as_analysing_anew(prep
 
 
 def test_the_side_thread_gives_what_one_thread_gives_and_its_errors_arrive(tmp_path):
-    """check_and_prepare segments the product photo on the preprocessor's side thread while the person's models
-    run, and the analysis runs its hand model and dense map there: the inputs are those made step by step on one
-    thread; a product photo with no garment still raises its own error (and the preprocessor goes on working);
-    closing stops the thread."""
+    """check_and_prepare segments the product photo on the preprocessor's side threads while the person's models
+    run and makes the checks (and counts the people) while the analysis runs its hand model and dense map there:
+    the inputs are those made step by step on one thread; a product photo with no garment still raises its own
+    error (and the preprocessor goes on working); closing stops the threads."""
     import threading
 
     from fitroom import fitting, imaging
@@ -263,6 +263,13 @@ def test_the_side_thread_gives_what_one_thread_gives_and_its_errors_arrive(tmp_p
     product = imaging.load_image(sample_path("garment_tee_front.jpg"))
     with Preprocessor() as preprocessor:
         prepared = fitting.check_and_prepare(preprocessor, photo, product, view="front")
+        # the people, counted with the checks, reach the analysis made beside them
+        assert prepared.checked.detections.people == prepared.checked.analysis.people == 1
+        uncounted = preprocessor.detect(photo, count=False)
+        counted = preprocessor.count(uncounted)
+        assert uncounted.people == -1 and uncounted.everyone is not None
+        whole = preprocessor.detect(photo)
+        assert (counted.people, counted.others, counted.everyone) == (whole.people, whole.others, None)
         names = set()
         assert preprocessor.beside(lambda: names.add(threading.current_thread().name)).result() is None
         assert names and threading.current_thread().name not in names

@@ -142,12 +142,13 @@ def check_and_prepare(preprocessor: Preprocessor, person: np.ndarray, garment: n
 
     def checking():
         garment_mask, chosen = segmented.result()
-        glanced = preprocessor.glance(person, None if view is None else View(view), name, detections=detections)
+        counted = preprocessor.count(detections)
+        glanced = preprocessor.glance(person, None if view is None else View(view), name, detections=counted)
         return garment_mask, chosen, check(preprocessor, person, chosen, view, name, glanced=glanced)
 
     segmented = preprocessor.beside(segment)
     try:
-        detections = preprocessor.detect(person)
+        detections = preprocessor.detect(person, count=False)  # (the people are counted with the checks)
     except BaseException:
         segmented.result()  # (a garment's error first, as when it came first)
         raise
@@ -162,8 +163,11 @@ def check_and_prepare(preprocessor: Preprocessor, person: np.ndarray, garment: n
     if on_checked is not None:
         on_checked(checked, chosen)
     admit(checked, force)
-    checked.analysis = analysis if analysis is not None and analysis.view is checked.view else \
-        analyse(preprocessor, person, checked, name)
+    if analysis is not None and analysis.view is checked.view:
+        analysis.people = checked.detections.people
+    else:
+        analysis = analyse(preprocessor, person, checked, name)
+    checked.analysis = analysis
     inputs = prepare(preprocessor, checked.analysis, person, garment, garment_mask, chosen, checked.view, name,
                      garment_name)
     return Prepared(checked, chosen, category is not None, inputs)

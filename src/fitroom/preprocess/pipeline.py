@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -71,12 +71,14 @@ class Detections:
     Attributes:
         pose: the main person's pose and segmentation, or None when nobody was found.
         faces: ``(N, 5)`` face boxes ``(x0, y0, x1, y1, score)``.
-        people: how many people the photo shows (:func:`~fitroom.preprocess.pose.count_people`).
+        people: how many people the photo shows (:func:`~fitroom.preprocess.pose.count_people`); -1 until counted
+            (:meth:`Preprocessor.detect` with ``count=False``).
         others: the share of the any-person segmentation the main person leaves unexplained
             (:func:`~fitroom.preprocess.pose.unexplained_share`; 0 when nobody was found).
         meshes: the face meshes found, ``(468, 2)`` each (not looked for when nobody was found).
         everyone: ``(H, W)`` float32 probability of any person, kept only when the pose has no segmentation (the
-            silhouette is made from it then; nothing else needs it once ``people`` and ``others`` are known).
+            silhouette is made from it then; nothing else needs it once ``people`` and ``others`` are known) and
+            until the people are counted.
         seconds: the models' time.
     """
 
@@ -272,20 +274,32 @@ class Preprocessor:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def detect(self, image: np.ndarray) -> Detections:
+    def detect(self, image: np.ndarray, count: bool = True) -> Detections:
         """Run the models on a person photo ``(H, W, 3)`` uint8 RGB: pose and silhouette, faces, anyone else, and
-        (when there is a person) the face meshes; never raises for the photo's content."""
+        (when there is a person) the face meshes; never raises for the photo's content. ``count`` False leaves the
+        people uncounted (``people`` -1, the any-person segmentation kept) for :meth:`count` to do, on another
+        thread while the analysis, which does not need it, goes on."""
         start = time.perf_counter()
         others = self.beside(lambda: (self.faces(image), self.selfie(image)))  # beside the pose model
         pose = self.pose(image)
         faces, everyone = others.result()
-        main = pose.segmentation if pose is not None else None
-        around = near(main > 0.5) if main is not None else None  # the main person widened: both counts use it
-        people = count_people(faces, everyone, main, around=around)
-        others = unexplained_share(everyone, main, around) if main is not None else 0.0
         meshes = self.face_mesh(image) if pose is not None else []
-        return Detections(pose=pose, faces=faces, people=people, others=others, meshes=meshes,
-                          everyone=everyone if main is None else None, seconds=time.perf_counter() - start)
+        found = Detections(pose=pose, faces=faces, people=-1, meshes=meshes, everyone=everyone,
+                           seconds=time.perf_counter() - start)
+        return self.count(found) if count else found
+
+    @staticmethod
+    def count(found: Detections) -> Detections:
+        """``found`` with its people counted (:func:`~fitroom.preprocess.pose.count_people`) and what the main
+        person does not explain measured (:func:`~fitroom.preprocess.pose.unexplained_share`); as it is when
+        counted already."""
+        if found.people >= 0:
+            return found
+        main = found.pose.segmentation if found.pose is not None else None
+        around = near(main > 0.5) if main is not None else None  # the main person widened: both counts use it
+        people = count_people(found.faces, found.everyone, main, around=around)
+        others = unexplained_share(found.everyone, main, around) if main is not None else 0.0
+        return replace(found, people=people, others=others, everyone=found.everyone if main is None else None)
 
     def _complete(self, image: np.ndarray, view: View | None, name: str, found: Detections) -> PersonAnalysis:
         pose = found.pose
