@@ -14,6 +14,7 @@ Backends, chosen by name with :func:`create_parser`:
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future
 
 import cv2
 import numpy as np
@@ -67,6 +68,16 @@ class BuiltinParser:
 
     def __init__(self, skin_threshold: float = 3.0) -> None:
         self.skin_threshold = skin_threshold
+        #: ``beside(function) -> Future``: where work that can overlap the parse's own runs (the
+        #: :class:`~fitroom.preprocess.pipeline.Preprocessor` gives its side threads); None: in turn
+        self.beside = None
+
+    def _beside(self, function) -> Future:
+        if self.beside is not None:
+            return self.beside(function)
+        done = Future()
+        done.set_result(function())
+        return done
 
     def __call__(self, image: np.ndarray, keypoints: np.ndarray, mask: np.ndarray,
                  view: View = View.FRONT, face: np.ndarray | None = None) -> np.ndarray:
@@ -175,6 +186,21 @@ class BuiltinParser:
             (ys < hip_y + 0.7 * (knee_y - hip_y))
         lower_model = colour_model(lab, thigh_band)
 
+        # the distances to the body's parts that step 5 measures depend on their shapes alone: made beside step 4
+        arm_parts = {
+            Cihp.LEFT_ARM: wide.mask(shape, BodyPart.LEFT_UPPER_ARM, BodyPart.LEFT_LOWER_ARM, BodyPart.LEFT_HAND,
+                                     origin=origin),
+            Cihp.RIGHT_ARM: wide.mask(shape, BodyPart.RIGHT_UPPER_ARM, BodyPart.RIGHT_LOWER_ARM,
+                                      BodyPart.RIGHT_HAND, origin=origin),
+        }
+        leg_parts = {
+            Cihp.LEFT_LEG: body.mask(shape, BodyPart.LEFT_UPPER_LEG, BodyPart.LEFT_LOWER_LEG, origin=origin),
+            Cihp.RIGHT_LEG: body.mask(shape, BodyPart.RIGHT_UPPER_LEG, BodyPart.RIGHT_LOWER_LEG, origin=origin),
+        }
+        parts = [arm_parts[Cihp.LEFT_ARM], arm_parts[Cihp.RIGHT_ARM], torso, leg_parts[Cihp.LEFT_LEG],
+                 leg_parts[Cihp.RIGHT_LEG]]
+        measured = self._beside(lambda: [imaging.distance_to(part) for part in parts])
+
         # 4. every unlabelled silhouette pixel to the most likely class its position allows
         todo = mask & (labels == 0)
         pixels = lab[todo]
@@ -194,26 +220,17 @@ class BuiltinParser:
         kind[todo] = choice + 1
 
         # 5. skin by place: arms, legs, neck and chest; garments by kind; feet are shoes
-        arm_parts = {
-            Cihp.LEFT_ARM: wide.mask(shape, BodyPart.LEFT_UPPER_ARM, BodyPart.LEFT_LOWER_ARM, BodyPart.LEFT_HAND,
-                                     origin=origin),
-            Cihp.RIGHT_ARM: wide.mask(shape, BodyPart.RIGHT_UPPER_ARM, BodyPart.RIGHT_LOWER_ARM,
-                                      BodyPart.RIGHT_HAND, origin=origin),
-        }
-        leg_parts = {
-            Cihp.LEFT_LEG: body.mask(shape, BodyPart.LEFT_UPPER_LEG, BodyPart.LEFT_LOWER_LEG, origin=origin),
-            Cihp.RIGHT_LEG: body.mask(shape, BodyPart.RIGHT_UPPER_LEG, BodyPart.RIGHT_LOWER_LEG, origin=origin),
-        }
+        to_left_arm, to_right_arm, to_torso, to_left_leg, to_right_leg = measured.result()
         skin_left = kind == 1
         above = skin_left & (ys < hip_y)
         if above.any():  # the nearest of: left arm, right arm, neck and chest
-            regions = [arm_parts[Cihp.LEFT_ARM], arm_parts[Cihp.RIGHT_ARM], torso]
-            distances = np.stack([imaging.distance_to(r)[above] for r in regions])
+            distances = np.stack([to_left_arm[above], to_right_arm[above], to_torso[above]])
             labels[above] = np.array([Cihp.LEFT_ARM, Cihp.RIGHT_ARM, Cihp.TORSO_SKIN], np.uint8)[distances.argmin(0)]
         for label, region in arm_parts.items():
             labels[skin_left & region] = label
         below = skin_left & (ys >= hip_y) & ~arm_parts[Cihp.LEFT_ARM] & ~arm_parts[Cihp.RIGHT_ARM]
-        labels[below] = self._nearest_side(below, leg_parts, Cihp.LEFT_LEG, Cihp.RIGHT_LEG)
+        # the nearer leg (the left on a tie)
+        labels[below] = np.where(to_left_leg[below] <= to_right_leg[below], Cihp.LEFT_LEG, Cihp.RIGHT_LEG)
         labels[kind == 2] = Cihp.UPPER_CLOTHES
         lower = kind == 3
         labels[lower] = self._lower_label(lower, k, hip_y, knee_y, ankle_y, sw, origin)
@@ -228,13 +245,6 @@ class BuiltinParser:
         smoothed = cv2.medianBlur(labels, 5)
         labels = np.where(mask, np.where(smoothed > 0, smoothed, labels), 0).astype(np.uint8)
         return imaging.fill_nearest(labels, mask & (labels == 0))
-
-    @staticmethod
-    def _nearest_side(where: np.ndarray, regions: dict[int, np.ndarray], left: int, right: int) -> np.ndarray:
-        """The label of the side whose region is nearer, for each pixel of ``where`` (``(N,)`` uint8, in the
-        order of ``where``'s pixels; the left side on a tie)."""
-        d_left, d_right = imaging.distance_to(regions[left])[where], imaging.distance_to(regions[right])[where]
-        return np.where(d_left <= d_right, left, right).astype(np.uint8)
 
     @staticmethod
     def _lower_label(lower: np.ndarray, k: np.ndarray, hip_y: float, knee_y: float, ankle_y: float,

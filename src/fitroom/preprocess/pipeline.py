@@ -17,6 +17,7 @@ OpenCV, numpy's large operations and mediapipe's graphs release Python's lock wh
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -233,6 +234,9 @@ def _scaled(points: np.ndarray, scale: float) -> np.ndarray:
     return points
 
 
+_SIDE_THREADS = "fitroom-preprocess"
+
+
 class Preprocessor:
     """The preprocessing chain (see the module docstring).
 
@@ -250,15 +254,26 @@ class Preprocessor:
         self.face_mesh = FaceMesh()
         self.hands = HandLandmarks()
         self.parser = create_parser(parser, **(parser_options or {}))
+        if hasattr(self.parser, "beside"):  # (the built-in parser overlaps its own steps)
+            self.parser.beside = self.beside
         self.dense = create_dense_mapper(dense, **(dense_options or {}))
         self.allow_several_people = allow_several_people
         self._side: ThreadPoolExecutor | None = None
 
     def beside(self, function, *args, **kwargs) -> Future:
-        """Run ``function(*args, **kwargs)`` on this preprocessor's side thread (made on first use) while the
-        caller goes on; ``.result()`` gives its value or raises its error. One job at a time: a second waits."""
+        """Run ``function(*args, **kwargs)`` on one of this preprocessor's two side threads (made on first use)
+        while the caller goes on; ``.result()`` gives its value or raises its error. Called from a side thread
+        itself, it runs the function there and then (a job waiting for a job queued behind it could wait for
+        ever)."""
+        if threading.current_thread().name.startswith(_SIDE_THREADS):
+            done = Future()
+            try:
+                done.set_result(function(*args, **kwargs))
+            except BaseException as error:  # handed to whoever asks for the result, as a thread would
+                done.set_exception(error)
+            return done
         if self._side is None:
-            self._side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fitroom-preprocess")
+            self._side = ThreadPoolExecutor(max_workers=2, thread_name_prefix=_SIDE_THREADS)
         return self._side.submit(function, *args, **kwargs)
 
     def close(self) -> None:
