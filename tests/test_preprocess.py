@@ -228,6 +228,9 @@ def test_a_check_then_its_findings_make_the_same_analysis_as_analysing_anew(prep
     assert checked.analysis is None and checked.detections.shoulders_found and not checked.failed
     fresh = preprocessor.analyse_person(photo, checked.view)
     restored = load_detections(detections_bytes(checked.detections))
+    # the hands the models found beside the pose travel with them (None would make the analysis look again)
+    assert restored.hands is not None and len(restored.hands) == len(checked.detections.hands)
+    assert all(np.array_equal(a, b) for a, b in zip(restored.hands, checked.detections.hands))
     for analysis in (fitting.analyse(preprocessor, photo, checked), preprocessor.finish(photo, restored,
                                                                                           checked.view)):
         for name in ("keypoints", "mask", "parse", "dense", "agnostic", "parse_agnostic", "keep"):

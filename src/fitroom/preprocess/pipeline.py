@@ -8,10 +8,11 @@ silhouette refined at full resolution, human parse, the regions every try-on mus
 photo: the garment mask and its category. Every output keeps the input photo's own resolution.
 
 A photo's analysis uses both cores of a small machine: work that does not need the step before it (the face
-detector and the any-person segmentation beside the pose model, the hand model beside the silhouette, the dense
-map beside the parse; in :func:`fitroom.fitting.check_and_prepare` the product photo beside the person's models)
-runs on the ``Preprocessor``'s one side thread (:meth:`beside`).
-OpenCV, numpy's large operations and mediapipe's graphs release Python's lock while they work.
+detector, the any-person segmentation and the hand model beside the pose model, the dense map and the parse's
+distances to the body's parts beside the parse; in :func:`fitroom.fitting.check_and_prepare` the product photo
+beside the person's models and the checks beside the analysis) runs on the ``Preprocessor``'s two side threads
+(:meth:`Preprocessor.beside`). OpenCV, numpy's large operations and mediapipe's graphs release Python's lock while
+they work.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ class Detections:
             silhouette is made from it then; nothing else needs it once ``people`` and ``others`` are known) and
             until the people are counted.
         seconds: the models' time.
+        hands: the hands found, ``(21, 2)`` each, for the analysis (None: not looked for yet; the analysis does).
     """
 
     pose: PoseResult | None
@@ -90,6 +92,7 @@ class Detections:
     meshes: list[np.ndarray] = field(default_factory=list)
     everyone: np.ndarray | None = None
     seconds: float = 0.0
+    hands: list[np.ndarray] | None = None
 
     @property
     def shoulders_found(self) -> bool:
@@ -145,8 +148,10 @@ def detections_bytes(detections: Detections) -> bytes:
         arrays["everyone"] = d.everyone
     for i, mesh in enumerate(d.meshes):
         arrays[f"mesh.{i}"] = np.asarray(mesh)
+    for i, hand in enumerate(d.hands or []):
+        arrays[f"hand.{i}"] = np.asarray(hand)
     meta = {"kind": "detections", "people": int(d.people), "others": float(d.others), "meshes": len(d.meshes),
-            "seconds": float(d.seconds)}
+            "hands": None if d.hands is None else len(d.hands), "seconds": float(d.seconds)}
     return _npz_bytes(arrays, meta)
 
 
@@ -160,9 +165,11 @@ def load_detections(source: str | Path | bytes) -> Detections:
     if "keypoints" in arrays:
         pose = PoseResult(keypoints=arrays["keypoints"], landmarks=arrays["landmarks"],
                           segmentation=arrays.get("segmentation"))
+    hands = meta.get("hands")  # (None: not looked for, as in files written before hands were kept)
     return Detections(pose=pose, faces=arrays["faces"], people=int(meta["people"]), others=float(meta["others"]),
                       meshes=[arrays[f"mesh.{i}"] for i in range(int(meta["meshes"]))],
-                      everyone=arrays.get("everyone"), seconds=float(meta["seconds"]))
+                      everyone=arrays.get("everyone"), seconds=float(meta["seconds"]),
+                      hands=None if hands is None else [arrays[f"hand.{i}"] for i in range(int(hands))])
 
 
 def save_analysis(analysis: PersonAnalysis, path: str | Path) -> Path:
@@ -295,12 +302,14 @@ class Preprocessor:
         people uncounted (``people`` -1, the any-person segmentation kept) for :meth:`count` to do, on another
         thread while the analysis, which does not need it, goes on."""
         start = time.perf_counter()
-        others = self.beside(lambda: (self.faces(image), self.selfie(image)))  # beside the pose model
+        # beside the pose model (about as long as these three): the faces, anyone else and the hands (for the
+        # analysis, so that it need not wait for them)
+        others = self.beside(lambda: (self.faces(image), self.selfie(image), self.hands(image)))
         pose = self.pose(image)
-        faces, everyone = others.result()
+        faces, everyone, hands = others.result()
         meshes = self.face_mesh(image) if pose is not None else []
         found = Detections(pose=pose, faces=faces, people=-1, meshes=meshes, everyone=everyone,
-                           seconds=time.perf_counter() - start)
+                           seconds=time.perf_counter() - start, hands=hands if pose is not None else None)
         return self.count(found) if count else found
 
     @staticmethod
@@ -321,15 +330,16 @@ class Preprocessor:
         keypoints = pose.keypoints
         if not found.shoulders_found:
             raise MissingBodyPartError("shoulders")
-        # (the hand model and the dense map run on the side thread, beside the silhouette and the parse: the
-        # timings are each step's wall time on the main thread, waits included)
+        # (the hand model, when the detections lack its hands, and the dense map run on the side threads, beside
+        # the silhouette and the parse: the timings are each step's wall time on the main thread, waits included)
         timings = {"detect": found.seconds}
         clock = time.perf_counter()
-        hands = self.beside(self.hands, image)
+        hands = self.beside(self.hands, image) if found.hands is None else None
         mask = person_mask(image, found.silhouette_source, keypoints)
         timings["mask"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        regions = find_regions(mask.shape, mask, keypoints, pose.landmarks, found.meshes, hands.result(),
+        regions = find_regions(mask.shape, mask, keypoints, pose.landmarks, found.meshes,
+                               found.hands if hands is None else hands.result(),
                                face_boxes=found.faces, image=image)
         timings["regions"] = time.perf_counter() - clock
         guess = guess_view(mediapipe_to_body25(pose.landmarks, threshold=0.0), found.faces, regions.face_found)
