@@ -368,9 +368,10 @@ def wide_blur(image: np.ndarray, sigma: float, detail: float = 10.0,
 def distance_to(region: np.ndarray) -> np.ndarray:
     """``(H, W)`` float32: each pixel's Euclidean distance to the nearest pixel of ``region`` ``(H, W)`` bool (0
     inside it; 1e9 everywhere when it is empty). OpenCV's precise transform (several times faster than scipy's
-    ``distance_transform_edt``), made repeatable: its last bits change from call to call (OpenCV 4.11), which
-    flipped ties between two equally near regions. An exact distance is the root of a whole number, so up to
-    about 1000 pixels rounding its square gives the exact value every time (beyond that, within 3e-4)."""
+    ``distance_transform_edt``), made exact and repeatable: on one OpenCV thread its values are up to 3e-5 off and
+    their last bits change from call to call (OpenCV 4.11; on two threads they are exact), which flipped ties
+    between two equally near regions. An exact distance is the root of a whole number, so up to about 1000 pixels
+    rounding its square gives the exact value every time (beyond that, within 3e-4)."""
     if not region.any():
         return np.full(region.shape, 1e9, np.float32)
     distance = cv2.distanceTransform((~region).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)

@@ -482,7 +482,8 @@ class WarpEngine:
             self._canvases = [*self._canvases[-(self.KEPT_CANVASES - 1):], (garment, garment_mask, size, canvas)]
 
     def _beside(self, function, *args, **kwargs) -> Future:
-        """Run ``function`` on the engine's side thread (made on first use) while the try-on goes on."""
+        """Run ``function`` on one of the engine's two side threads (made on first use) while the try-on goes
+        on."""
         if self._side is None:
             self._side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="fitroom-warp")
         return self._side.submit(function, *args, **kwargs)
@@ -557,6 +558,7 @@ class WarpEngine:
         # one RGBA source for every piece (the canvas's, its alpha the torso's part of the garment; each sleeve
         # reads it with its own alpha)
         source = canvas.source
+        within = None  # the box the spline's result is computed on
         if strapped:
             # a bodice by a 3 x 3 grid (shoulders, armpits, hem; sides and middle), piece by piece: its straps'
             # few pixels pinned to the shoulders would fold a spline over the whole garment
@@ -567,7 +569,7 @@ class WarpEngine:
             # only the neighbourhood is kept (and its edge's pixels, which the composite's seams blend)
             within = imaging.bounds(near.astype(bool), 1)
             warped = tps_warp(source, [p * to_canvas for p in torso_garment], torso_body, within=within)
-        if strapped or within is None:
+        if within is None:
             warped_rgb = np.clip(warped[..., :3], 0, 1)
         else:  # (the spline's result is 0 outside its box)
             y0, y1, x0, x1 = within
@@ -623,6 +625,7 @@ class WarpEngine:
         final = drawn | extend if reach else drawn
         light = self._beside(light_field, person, old, final, self.shading if shading is None else shading,
                              used=imaging.dilate(final | new, 1))
+
         def skin_and_background():  # (on the photo's side; beside the garment's fill below)
             paint_skin(result, parse, skin_zone, arms & arm_zone, arms | neck_skin)
             return background_fill(result, parse, bare) if strapped else result
