@@ -55,7 +55,8 @@ def networks(args: argparse.Namespace) -> dict:
     from fitroom.models.hrviton import (
         HrvitonTryOn, choose_upsampling, prepare_condition_generator, prepare_generator,
     )
-    from fitroom.models.hrviton_onnx import INPUTS, OnnxTryOn, export_onnx
+    from fitroom.bench import CALIBRATION_VARIANTS
+    from fitroom.models.hrviton_onnx import INPUTS, OnnxTryOn, export_onnx, quantize_onnx
 
     size = tuple(args.size)
     torch.manual_seed(0)
@@ -66,10 +67,19 @@ def networks(args: argparse.Namespace) -> dict:
     inputs = rendered_inputs(size)
     tensors = {k: v[None] if v.ndim else v.reshape(1) for k, v in inputs.to_tensors(size).items()}
     values = tuple(tensors[k] for k in INPUTS)
+    # int8 calibrated on other rendered pictures than the one timed (as `fitroom bench --precision int8`)
+    calibration = []
+    for variant in CALIBRATION_VARIANTS:
+        other = {k: v[None] if v.ndim else v.reshape(1) for k, v in rendered_inputs(size, variant).to_tensors(size)
+                 .items()}
+        calibration.append({k: other[k].numpy() for k in INPUTS})
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         runner = OnnxTryOn(export_onnx(before, size, Path(folder) / "hrviton.onnx"))
         export_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        int8 = OnnxTryOn(quantize_onnx(Path(folder) / "hrviton.onnx", Path(folder) / "int8.onnx", calibration))
+        quantize_seconds = time.perf_counter() - start
     # the exact module with both networks compiled, their weights frozen (as the engine's compile option does)
     compiled = HrvitonTryOn(torch.compile(exact.condition_generator, options={"freezing": True}),
                             torch.compile(exact.generator, options={"freezing": True})).eval()
@@ -84,7 +94,7 @@ def networks(args: argparse.Namespace) -> dict:
         return run
 
     variants = {"before": before, "exact": exact, "compiled": compiled, "bf16": in_bf16(exact),
-                "bf16 compiled": in_bf16(compiled), "onnxruntime": runner}
+                "bf16 compiled": in_bf16(compiled), "onnxruntime": runner, "onnxruntime int8": int8}
     first, outputs, times = {}, {}, {name: [] for name in variants}
     with torch.no_grad():
         for name, work in variants.items():
@@ -106,13 +116,13 @@ def networks(args: argparse.Namespace) -> dict:
             for name in variants}
     print(f"\n1. HR-VITON networks at {size[0]}x{size[1]}, random full-size weights, {torch.get_num_threads()} "
           f"threads, median of {args.runs}; float32 noise floor (float64 vs float32 of 'before'): {floor:.2e}; "
-          f"ONNX export took {export_seconds:.1f} s")
-    print(f"   {'variant':13} {'s/image':>8} {'ratio':>6} {'first call s':>12} {'max |diff| vs before':>21}")
+          f"ONNX export took {export_seconds:.1f} s, int8 quantization {quantize_seconds:.1f} s")
+    print(f"   {'variant':16} {'s/image':>8} {'ratio':>6} {'first call s':>12} {'max |diff| vs before':>21}")
     for name, row in rows.items():
-        print(f"   {name:13} {row['seconds']:8.3f} {row['ratio']:6.2f} {row['first_seconds']:12.2f} "
+        print(f"   {name:16} {row['seconds']:8.3f} {row['ratio']:6.2f} {row['first_seconds']:12.2f} "
               f"{row['max_abs_diff_vs_before']:21.2e}")
     return {"size": list(size), "float32_noise_floor": floor, "onnx_export_seconds": export_seconds,
-            "variants": rows}
+            "int8_quantize_seconds": quantize_seconds, "variants": rows}
 
 
 def fidelity(args: argparse.Namespace) -> dict:
@@ -131,8 +141,14 @@ def fidelity(args: argparse.Namespace) -> dict:
     size = tuple(args.size)
     layout = VitonLayout(args.data, "test")
     pairs = layout.pairs()[:args.pairs]
+    # int8 measures its activations' ranges on training pairs, never on the held-out ones it is judged on
+    train = VitonLayout(args.data, "train")
+    calibration = [train.read(person, person) for person, _ in train.pairs()[:8]]
     variants = {"fp32": {}, "bf16": {"precision": "bf16"}, "onnxruntime": {"runtime": "onnxruntime"},
-                "compiled": {"compile": True}, "bf16 compiled": {"precision": "bf16", "compile": True}}
+                "compiled": {"compile": True}, "bf16 compiled": {"precision": "bf16", "compile": True},
+                "int8": {"precision": "int8", "calibration": calibration}}
+    variants = {name: options for name, options in variants.items()
+                if name == "fp32" or name in args.variants.split(",")}
     engines = {name: create_engine("hrviton", checkpoint=args.checkpoint, size=size, **options)
                for name, options in variants.items()}
     for engine in engines.values():
@@ -166,7 +182,10 @@ def fidelity(args: argparse.Namespace) -> dict:
     evals = {}
     with tempfile.TemporaryDirectory() as folder:
         for name, options in {"fp32": {}, "bf16": {"precision": "bf16"},
-                              "bf16 compiled": {"precision": "bf16", "compile": True}}.items():
+                              "bf16 compiled": {"precision": "bf16", "compile": True},
+                              "int8": {"precision": "int8"}}.items():  # (int8: calibrated on the first pair)
+            if name != "fp32" and name not in variants:
+                continue
             config = EvalConfig(engine="hrviton", data=args.data, out=str(Path(folder) / name), pairs="paired",
                                 checkpoint=args.checkpoint, limit=args.pairs, device="cpu",
                                 options={"size": size, **options})
@@ -178,9 +197,9 @@ def fidelity(args: argparse.Namespace) -> dict:
     for name, row in result.items():
         print(f"   {name:12} SSIM vs fp32 min {row['ssim_min']:.4f} mean {row['ssim_mean']:.4f}, max |diff| "
               f"{row['max_abs_diff']:.3f} (picture in [0, 1])")
-    print(f"   paired eval SSIM against the photos: fp32 {evals['fp32']:.4f}, bf16 {evals['bf16']:.4f} "
-          f"({evals['bf16'] - evals['fp32']:+.4f}), bf16 compiled {evals['bf16 compiled']:.4f} "
-          f"({evals['bf16 compiled'] - evals['fp32']:+.4f})")
+    print("   paired eval SSIM against the photos: " + ", ".join(
+        f"{name} {value:.4f}" + ("" if name == "fp32" else f" ({value - evals['fp32']:+.4f})")
+        for name, value in evals.items()))
     return {"pairs": len(pairs), "exact_vs_before_max_abs_diff": exact_difference,
             "compiled_vs_exact_max_abs_diff": compiled_difference, "against_fp32": result, "eval_ssim": evals}
 
@@ -265,6 +284,8 @@ def main() -> None:
     parser.add_argument("--checkpoint", help="a trained hrviton checkpoint for the fidelity part")
     parser.add_argument("--data", help="its dataset (VITON-HD layout with a test split)")
     parser.add_argument("--pairs", type=int, default=16, help="held-out pairs for the fidelity part")
+    parser.add_argument("--variants", default="bf16,onnxruntime,compiled,bf16 compiled,int8",
+                        help="the fidelity part's variants besides fp32 (comma-separated)")
     parser.add_argument("--parts", default="networks,fidelity,catalogue,command")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from fitroom.bench import FEATURES, bench, machine
@@ -62,3 +63,55 @@ def test_onnxruntime_is_timed_and_judged_against_torch_float32(tmp_path, monkeyp
     assert result["runtime"] == "onnxruntime" and result["precision"] == "fp32" and result["seconds"] > 0
     assert result["ssim_vs_fp32"] > 0.999 and result["max_abs_diff_vs_fp32"] <= 2 / 255
     assert list(tmp_path.glob("hrviton-128x64-*.onnx"))
+
+
+def test_int8_is_quantized_once_calibrated_elsewhere_and_judged_against_float32(tmp_path, monkeypatch, caplog):
+    """--precision int8: the image generator's convolutions (but its last) quantized in onnxruntime, calibrated on
+    other rendered pictures than the one timed, cached under its calibration's name, judged against float32 on
+    torch; the condition generator stays float32; int8 refuses the torch runtime."""
+    import ast
+    import logging
+
+    import onnx
+
+    from fitroom.engines import create_engine
+    from fitroom.models import create_model
+
+    monkeypatch.setenv("FITROOM_ONNX_CACHE", str(tmp_path))
+    with caplog.at_level(logging.INFO, logger="fitroom"):
+        result = bench("hrviton", (128, 64), "int8", runs=1, networks="test")
+    assert result["runtime"] == "onnxruntime" and result["precision"] == "int8" and result["seconds"] > 0
+    assert 0.5 < result["ssim_vs_fp32"] < 1.0  # rounded, so not float32's picture, but close to it
+    quantized = list(tmp_path.glob("hrviton-128x64-*-int8-*.onnx"))
+    assert len(quantized) == 1 and "quantizing the image generator to int8" in caplog.text
+    model = onnx.load(str(quantized[0]))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(meta["fitroom.size"]) == [128, 64] and json.loads(meta["fitroom.precision"])["int8"] > 0
+    dequantized = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    fed = {}  # each convolution's module -> whether it reads int8 (dequantized) values
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            scopes = ast.literal_eval(next(p.value for p in node.metadata_props
+                                           if p.key == "pkg.torch.onnx.name_scopes"))
+            part = "last" if "generator.conv_img" in scopes else scopes[1] if len(scopes) > 2 else "other"
+            fed.setdefault(part, []).append(any(name in dequantized for name in node.input))
+    assert all(fed["generator"]) and not any(fed["condition_generator"]) and not any(fed["last"])
+    assert not any(fed.get("other", []))  # the module's own convolutions (aligning the conditions) stay float32
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="fitroom"):
+        again = bench("hrviton", (128, 64), "int8", runs=1, networks="test")
+    assert "quantizing" not in caplog.text and again["ssim_vs_fp32"] == result["ssim_vs_fp32"]
+    networks = {"condition_generator": create_model("test_hrviton_condition"),
+                "generator": create_model("test_hrviton_generator"), "size": (128, 64)}
+    with pytest.raises(ConfigurationError, match="int8 runs in onnxruntime"):
+        create_engine("hrviton", precision="int8", runtime="torch", **networks)
+    # the engine with no calibration given measures the ranges on its first picture, once; a batch runs one by one
+    from fitroom.bench import rendered_inputs
+
+    engine = create_engine("hrviton", precision="int8", **networks)
+    pictures = [rendered_inputs((128, 64), variant) for variant in (0, 1)]
+    results = engine.batch(pictures)
+    assert [r.extras["precision"] for r in results] == ["int8", "int8"]
+    assert {r.extras["runtime"] for r in results} == {"onnxruntime"}
+    assert len(list(tmp_path.glob("hrviton-128x64-*-int8-*.onnx"))) == 2  # the bench's and the first picture's
+    np.testing.assert_array_equal(engine(pictures[0]).image, results[0].image)

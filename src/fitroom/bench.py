@@ -22,7 +22,9 @@ from fitroom.errors import ConfigurationError
 
 #: CPU features that matter for the engines' speed, as /proc/cpuinfo names them
 FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
-PRECISIONS = ("auto", "fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+#: the rendered pictures int8 is calibrated on: others than the one timed and compared (variant 0)
+CALIBRATION_VARIANTS = (1, 2, 3, 4)
 
 
 def machine() -> dict:
@@ -63,17 +65,17 @@ def rates(runs: int = 5) -> dict:
     return {"matmul_gflops": matmul, "conv3x3_gflops": conv_rate}
 
 
-def rendered_inputs(size: tuple[int, int]):
+def rendered_inputs(size: tuple[int, int], variant: int = 0):
     """``TryOnInputs`` of a rendered person ``size = (H, W)`` and another garment's product photo, with every
-    modality (the benchmarks' fixed inputs)."""
+    modality (the benchmarks' fixed inputs; ``variant`` another person and garment, for calibration)."""
     from fitroom.data.synthetic import render_garment, render_person, sample_spec
     from fitroom.inputs import TryOnInputs
     from fitroom.labels import DENSE_COLORMAP
     from fitroom.preprocess.agnostic import agnostic_person, parse_agnostic
 
-    spec = sample_spec(0, 5, allow_crossed=False)
+    spec = sample_spec(variant, 5, allow_crossed=False)
     render = render_person(spec.person, spec.garment, "front", size)
-    garment, mask = render_garment(sample_spec(0, 1).garment, "front", size)
+    garment, mask = render_garment(sample_spec(variant, 1).garment, "front", size)
     return TryOnInputs(person=render.image, garment=garment, garment_mask=mask, keypoints=render.keypoints,
                        parse=render.parse, dense=DENSE_COLORMAP[render.dense],
                        agnostic=agnostic_person(render.image, render.parse, render.keypoints),
@@ -130,6 +132,8 @@ def bench(engine_name: str = "hrviton", size: tuple[int, int] = (512, 384), prec
         torch.set_num_threads(threads)
     about = machine()
     options = {} if engine_name == "warp" else {"precision": precision, "runtime": runtime, "compile": compile}
+    if precision == "int8" and engine_name != "warp":
+        options["calibration"] = [rendered_inputs(tuple(size), variant) for variant in CALIBRATION_VARIANTS]
     engine = _engine(engine_name, tuple(size), checkpoint, networks, **options)
     inputs = rendered_inputs(tuple(size))
     steps: list[dict] = []

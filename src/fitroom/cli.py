@@ -545,11 +545,12 @@ def _engine_options(args: argparse.Namespace) -> dict:
 
 def _speed_options(parser: argparse.ArgumentParser) -> None:
     """--precision and --compile, for the learned engines that take them."""
-    parser.add_argument("--precision", choices=["fp32", "bf16", "auto"],
+    parser.add_argument("--precision", choices=["fp32", "bf16", "int8", "auto"],
                         help="learned engines: fp32 (hrviton's default, exact), bf16 (autocast; hrviton: its image "
-                             "generator, the condition generator stays fp32) or auto (hrviton: the "
-                             "fastest of bf16 where it is native and onnxruntime on the CPU whose first picture keeps "
-                             "SSIM 0.99 against fp32's)")
+                             "generator, the condition generator stays fp32), int8 (hrviton: its image generator's "
+                             "convolutions quantized in onnxruntime, calibrated on the first picture) or auto "
+                             "(hrviton: the fastest of bf16 where it is native and onnxruntime on the CPU whose first "
+                             "picture keeps SSIM 0.99 against fp32's)")
     parser.add_argument("--compile", action="store_true", default=None,
                         help="hrviton engine: run both networks through torch.compile with frozen weights "
                              "(15-110 s of compilation on the first picture, then about 30 %% faster on a CPU: for "
@@ -916,9 +917,10 @@ def build_parser() -> argparse.ArgumentParser:
                                           "machine's measured rates, reduced precision against float32)")
     timing.add_argument("engine", choices=["hrviton", "warp"])
     timing.add_argument("--size", type=_size, default=(512, 384), help="HEIGHTxWIDTH (default 512x384)")
-    timing.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="fp32",
-                        help="fp32 (default), bf16 (the image generator under autocast) or auto (the engine's "
-                             "choice: bf16 where native, else "
+    timing.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="fp32",
+                        help="fp32 (default), bf16 (the image generator under autocast), int8 (the image "
+                             "generator's convolutions quantized in onnxruntime, calibrated on 4 other rendered "
+                             "pictures than the one timed) or auto (the engine's choice: bf16 where native, else "
                              "onnxruntime, if its first picture keeps SSIM 0.99 against fp32's)")
     timing.add_argument("--runtime", choices=["torch", "onnxruntime"],
                         help="hrviton: run the networks in torch (default; with --precision auto, the engine's "

@@ -39,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 #: the parts of an hrviton checkpoint folder
 PARTS = ("condition_generator", "generator")
-PRECISIONS = ("fp32", "bf16", "auto")
+PRECISIONS = ("fp32", "bf16", "int8", "auto")
 RUNTIMES = ("torch", "onnxruntime")
 #: ``precision="auto"`` keeps bf16 only when its first picture has at least this SSIM against float32's
 AUTO_MIN_SSIM = 0.99
@@ -80,6 +80,41 @@ def _onnx_runner(model: HrvitonTryOn, size: tuple[int, int]):
     return OnnxTryOn(path)
 
 
+def _feed(full: dict[str, torch.Tensor], view: torch.Tensor, k: int = 0) -> dict:
+    """Picture ``k`` of the engine's working-size tensors as one ONNX feed (numpy arrays by input name)."""
+    from fitroom.models.hrviton_onnx import INPUTS
+
+    values = {**{name: full[name][k:k + 1] for name in INPUTS if name != "view"}, "view": view[k:k + 1]}
+    return {name: values[name].detach().cpu().contiguous().numpy() for name in INPUTS}
+
+
+def _int8_runner(model: HrvitonTryOn, size: tuple[int, int], calibration: list[dict], percentile: float = 99.9):
+    """An :class:`~fitroom.models.hrviton_onnx.OnnxTryOn` of the int8 copy of ``model``'s export at ``size``,
+    calibrated on the ``calibration`` feeds: cached like the export, under a name that holds the calibration's hash
+    (other pictures, other ranges)."""
+    import hashlib
+
+    from fitroom.models.hrviton_onnx import OnnxTryOn, fingerprint, quantize_onnx
+
+    _onnx_runner(model, size)  # the float32 export it is made from, made first when there is none
+    digest = hashlib.sha256(str(percentile).encode())
+    for feed in calibration:
+        for name in sorted(feed):
+            digest.update(feed[name].tobytes())
+    stem = f"hrviton-{size[0]}x{size[1]}-{fingerprint(model, size)}"
+    path = onnx_cache() / f"{stem}-int8-{digest.hexdigest()[:12]}.onnx"
+    if path.is_file():
+        try:
+            return OnnxTryOn(path)
+        except InputError:
+            logger.warning("the cached int8 model %s cannot be read; quantizing again", path)
+            path.unlink()
+    logger.info("quantizing the image generator to int8 for onnxruntime (once for these weights, size and "
+                "calibration): %s", path)
+    quantize_onnx(onnx_cache() / f"{stem}.onnx", path, calibration, percentile)
+    return OnnxTryOn(path)
+
+
 def working_size(generator: SPADEGenerator, requested: tuple[int, int] | None) -> tuple[int, int]:
     if requested is not None:
         return requested
@@ -105,6 +140,13 @@ class HrvitonEngine:
             picture keeps SSIM >= :data:`AUTO_MIN_SSIM` against float32's (that first picture is made each way and
             the float32 one is returned); float32 on torch when none does. The choice is logged and reported in
             every result's ``extras["precision"]`` and ``extras["runtime"]``.
+            ``int8``: the ONNX graph in ONNX Runtime with the image generator's convolutions but its last in int8
+            (static quantization: int8 weights per channel, uint8 activations whose ranges are measured on
+            ``calibration``, by default on the first picture given; made once and cached like the export; VNNI
+            where the CPU has it); the condition generator stays float32. Not among ``auto``'s candidates: judged
+            on the picture it was calibrated on it would look better than it is (measured on held-out pairs in the
+            README).
+        calibration: the pictures (``TryOnInputs``) ``int8`` measures its activations' ranges on.
         runtime: ``torch`` (default) or ``onnxruntime``: steps 2-5 as one ONNX graph run by ONNX Runtime (exported
             at the first load of a checkpoint at a size, about 20 s at 512x384, and cached under
             ``$FITROOM_ONNX_CACHE``, default ``~/.cache/fitroom/onnx``); float32 only, and without SPADE's noise.
@@ -134,14 +176,19 @@ class HrvitonEngine:
     def __init__(self, checkpoint: str | Path | None = None, condition_generator: ConditionGenerator | None = None,
                  generator: SPADEGenerator | None = None, size: tuple[int, int] | None = None,
                  device: str = "cpu", precision: str = "fp32", compile: bool = False,
-                 runtime: str | None = None) -> None:
+                 runtime: str | None = None, calibration: list[TryOnInputs] | None = None) -> None:
         from fitroom.devices import native_bf16
 
         if precision not in PRECISIONS:
             raise ConfigurationError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if runtime is not None and runtime not in RUNTIMES:
             raise ConfigurationError(f"runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
-        if runtime == "onnxruntime" and (precision == "bf16" or compile):
+        if precision == "int8":
+            if runtime == "torch" or compile:
+                raise ConfigurationError("int8 runs in onnxruntime (the exported graph, quantized): it takes "
+                                         "neither runtime torch nor compile")
+            runtime = "onnxruntime"
+        if runtime == "onnxruntime" and (precision == "bf16" or compile):  # (int8 is onnxruntime's own)
             raise ConfigurationError("the onnxruntime runtime runs float32 as exported: it takes neither "
                                      "precision bf16 nor compile")
         self.per_view: dict[View, HrvitonEngine] = {}
@@ -149,7 +196,8 @@ class HrvitonEngine:
         if views:
             # per-view models (front/, back/, ... each a checkpoint folder): each photo goes to its view's model
             self.per_view = {v: HrvitonEngine(Path(checkpoint) / v.value, size=size, device=device,
-                                              precision=precision, compile=compile, runtime=runtime)
+                                              precision=precision, compile=compile, runtime=runtime,
+                                              calibration=calibration)
                              for v in views}
             self.size = self.per_view[views[0]].size
             self.categories = frozenset.intersection(*(e.categories for e in self.per_view.values()))
@@ -200,10 +248,12 @@ class HrvitonEngine:
                                    if compile else None)
         self.runtime = runtime or "torch"
         self.onnx = None
+        self.calibration = calibration
         if runtime == "onnxruntime":
             if self.device.type != "cpu":
                 raise ConfigurationError(f"the onnxruntime runtime runs on the CPU, not on {self.device}")
-            self.onnx = _onnx_runner(self.model, self.size)
+            if precision != "int8":  # (int8's copy is made at the first picture: it may calibrate on it)
+                self.onnx = _onnx_runner(self.model, self.size)
 
     def _device_name(self) -> str:
         if self.device.type == "cpu":
@@ -214,6 +264,14 @@ class HrvitonEngine:
                   tick=lambda step: None) -> dict[str, torch.Tensor]:
         """Steps 2-5 on the working-size tensors (``bf16``: the image generator under bf16 autocast, the condition
         generator in float32); ``tick(step)`` after each network."""
+        if self.precision == "int8" and self.onnx is None:
+            if self.calibration:
+                tensors = [inputs.to_tensors(self.size) for inputs in self.calibration]
+                feeds = [_feed({k: v[None] for k, v in t.items()}, t["view"].reshape(1)) for t in tensors]
+            else:
+                feeds = [_feed(full, view)]
+            self.onnx = _int8_runner(self.model, self.size, feeds)
+            tick("int8 quantization (once)")
         if self.onnx is not None:
             outputs = _run_onnx(self.onnx, full, view)
             tick("networks (onnxruntime)")
@@ -290,7 +348,7 @@ class HrvitonEngine:
                 chosen = [k for k, i in enumerate(many) if i.view is view]
                 results.update(zip(chosen, engine.batch([many[k] for k in chosen])))
             return [results[k] for k in range(len(many))]
-        if self.onnx is not None and len(many) > 1:
+        if (self.onnx is not None or self.precision == "int8") and len(many) > 1:
             return [self.batch([one])[0] for one in many]
         timings: dict[str, float] = {}
         clock = time.perf_counter()

@@ -11,7 +11,9 @@ are those of ``HrvitonTryOn.forward``:
 * outputs ``seg7`` ``(1, 7, H, W)``, ``layout13`` ``(1, H, W)`` int64, ``warped_cloth`` ``(1, 3, H, W)``,
   ``warped_mask`` ``(1, 1, H, W)``, ``image`` ``(1, 3, H, W)``.
 
-Needs the ``onnx`` extra (``pip install fitroom[onnx]``: onnx, onnxscript for torch's exporter, onnxruntime).
+:func:`quantize_onnx` makes an int8 copy (ONNX Runtime's static quantization of the image generator's
+convolutions). Needs the ``onnx`` extra (``pip install fitroom[onnx]``: onnx, onnxscript for torch's exporter,
+onnxruntime).
 """
 
 from __future__ import annotations
@@ -79,6 +81,97 @@ def export_onnx(model: torch.nn.Module, size: tuple[int, int], path: str | Path)
     with written_at_once(path) as partial:
         onnx.save_model(proto, str(partial))
     logger.info("exported HR-VITON at %dx%d to %s in %.1f s", size[0], size[1], path, time.perf_counter() - start)
+    return path
+
+
+class _Without(logging.Filter):
+    """Drops the log records whose message starts with ``prefix``."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__()
+        self.prefix = prefix
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(self.prefix)
+
+
+def _in_image_generator(node) -> bool:
+    """Whether an exported node belongs to the image generator, not to its last convolution (the picture itself),
+    from the module scopes torch's exporter writes on each node."""
+    import ast
+
+    scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), None)
+    if scopes is None:
+        return False
+    try:
+        names = ast.literal_eval(scopes)
+    except (ValueError, SyntaxError):
+        return False
+    return len(names) > 1 and names[1] == "generator" and "generator.conv_img" not in names
+
+
+def quantize_onnx(source: str | Path, path: str | Path, calibration: list[dict], percentile: float = 99.9) -> Path:
+    """Write an int8 copy of the exported model ``source`` (:func:`export_onnx`) to ``path`` with ONNX Runtime's
+    static quantization, in QDQ form: the image generator's convolutions but its last get int8 weights (per output
+    channel) and uint8 activations whose ranges are the ``percentile``-th of what the ``calibration`` feeds (dicts
+    of :data:`INPUTS` to numpy arrays) produce. The condition generator stays float32: its flow and layout, rounded,
+    move whole regions (as they did under bf16). Written beside and renamed, like the export.
+
+    Raises:
+        ConfigurationError: without onnxruntime's quantization tools (the onnx extra).
+        InputError: with no calibration feed.
+    """
+    _require("onnx", "onnxruntime")
+    import onnx
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                          quantize_static)
+
+    if not calibration:
+        raise InputError("int8 needs at least one calibration picture to measure its activations' ranges on")
+    source_model = onnx.load(str(source))
+    chosen = [node.name for node in source_model.graph.node if node.op_type == "Conv" and _in_image_generator(node)]
+
+    class Feeds(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.feeds = iter(calibration)
+
+        def get_next(self):
+            return next(self.feeds, None)
+
+    def quantize(partial: Path, method) -> None:
+        quantize_static(str(source), str(partial), Feeds(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=method,
+                        nodes_to_quantize=chosen, extra_options={"CalibPercentile": percentile})
+
+    path = Path(path)
+    start = time.perf_counter()
+    method = "percentile"
+    # onnxruntime advises its pre-processing (twice, on the root logger); the graph is quantized as exported
+    # because that pre-processing drops the module scopes the choice of nodes reads
+    advice = _Without("Please consider")
+    logging.getLogger().addFilter(advice)
+    try:
+        with written_at_once(path) as partial:
+            try:
+                quantize(partial, CalibrationMethod.Percentile)
+            except ValueError as error:
+                # onnxruntime's histograms (numpy's, in float32) cannot split an almost constant activation into
+                # their 2048 bins ("Too many bins for data range"): its ranges are then the activations' extremes
+                logger.warning("percentile calibration failed (%s); calibrating on the activations' min and max",
+                               error)
+                method = "minmax"
+                quantize(partial, CalibrationMethod.MinMax)
+            quantized = onnx.load(str(partial))
+            del quantized.metadata_props[:]
+            quantized.metadata_props.extend(source_model.metadata_props)
+            quantized.metadata_props.add(key="fitroom.precision", value=json.dumps(
+                {"int8": len(chosen), "calibration": len(calibration), "ranges": method,
+                 **({"percentile": percentile} if method == "percentile" else {})}))
+            onnx.save_model(quantized, str(partial))
+    finally:
+        logging.getLogger().removeFilter(advice)
+    logger.info("quantized %d convolutions of the image generator to int8 (%d calibration picture(s), %s ranges) in "
+                "%.1f s: %s", len(chosen), len(calibration), method, time.perf_counter() - start, path)
     return path
 
 
