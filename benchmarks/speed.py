@@ -7,13 +7,15 @@
    path before the exact path existed), ``exact`` (the engine's default: :func:`~fitroom.models.hrviton.
    prepare_generator` and ``prepare_condition_generator``), ``compiled`` (exact + ``torch.compile`` of both
    networks, weights frozen), ``bf16`` (exact, its image generator under bf16 autocast, as the engine's bf16),
-   ``bf16 compiled`` (both) and ``onnxruntime`` (the exported graph). Each with its ratio to ``before`` and its
+   ``bf16 compiled`` (both), ``onnxruntime`` (the exported graph) and ``onnxruntime int8`` (its image generator
+   quantized, calibrated on another rendered picture). Each with its ratio to ``before`` and its
    largest difference from ``before``'s output (``[-1, 1]``), beside the float32 noise floor (``before`` in
    float64 against float32).
 2. **Fidelity on a trained checkpoint** (``--checkpoint``, e.g. one made by ``fitroom train condition`` and
    ``fitroom train generator``; ``--data`` its dataset): on ``--pairs`` held-out test pairs at ``--size``, each
-   variant's picture against float32's (SSIM, largest difference; noise off), and the paired evaluation's SSIM
-   against the photos for float32 and bf16 (noise on, as the engine runs).
+   variant's picture against float32's (SSIM, largest difference; noise off; int8 calibrated on 2 training pairs),
+   and the paired evaluation's SSIM against the photos for float32, bf16 and int8 (noise on, as the engine runs);
+   ``--variants`` picks the variants.
 3. **A catalogue**: one bundled person photo and 1 or 8 rendered product photos through
    :func:`fitroom.fitting.dress_catalogue` (photo checked once, garments segmented once), images per second for the
    warp engine and for hrviton (random full-size networks at ``--size``) in batches of 1 and of 8.
@@ -143,7 +145,7 @@ def fidelity(args: argparse.Namespace) -> dict:
     pairs = layout.pairs()[:args.pairs]
     # int8 measures its activations' ranges on training pairs, never on the held-out ones it is judged on
     train = VitonLayout(args.data, "train")
-    calibration = [train.read(person, person) for person, _ in train.pairs()[:8]]
+    calibration = [train.read(person, person) for person, _ in train.pairs()[:2]]  # (~3 GB each at 512x384)
     variants = {"fp32": {}, "bf16": {"precision": "bf16"}, "onnxruntime": {"runtime": "onnxruntime"},
                 "compiled": {"compile": True}, "bf16 compiled": {"precision": "bf16", "compile": True},
                 "int8": {"precision": "int8", "calibration": calibration}}

@@ -67,7 +67,7 @@ def test_onnxruntime_is_timed_and_judged_against_torch_float32(tmp_path, monkeyp
 
 def test_int8_is_quantized_once_calibrated_elsewhere_and_judged_against_float32(tmp_path, monkeypatch, caplog):
     """--precision int8: the image generator's convolutions (but its last) quantized in onnxruntime, calibrated on
-    other rendered pictures than the one timed, cached under its calibration's name, judged against float32 on
+    another rendered picture than the one timed, cached under its calibration's name, judged against float32 on
     torch; the condition generator stays float32; int8 refuses the torch runtime."""
     import ast
     import logging

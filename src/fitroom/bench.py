@@ -23,8 +23,9 @@ from fitroom.errors import ConfigurationError
 #: CPU features that matter for the engines' speed, as /proc/cpuinfo names them
 FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
-#: the rendered pictures int8 is calibrated on: others than the one timed and compared (variant 0)
-CALIBRATION_VARIANTS = (1, 2, 3, 4)
+#: the rendered pictures int8 is calibrated on: others than the one timed and compared (variant 0); one, as
+#: onnxruntime holds every calibration picture's activations at once (several GB each at 512x384)
+CALIBRATION_VARIANTS = (1,)
 
 
 def machine() -> dict:

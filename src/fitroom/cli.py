@@ -919,8 +919,8 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--size", type=_size, default=(512, 384), help="HEIGHTxWIDTH (default 512x384)")
     timing.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="fp32",
                         help="fp32 (default), bf16 (the image generator under autocast), int8 (the image "
-                             "generator's convolutions quantized in onnxruntime, calibrated on 4 other rendered "
-                             "pictures than the one timed) or auto (the engine's choice: bf16 where native, else "
+                             "generator's convolutions quantized in onnxruntime, calibrated on another rendered "
+                             "picture than the one timed) or auto (the engine's choice: bf16 where native, else "
                              "onnxruntime, if its first picture keeps SSIM 0.99 against fp32's)")
     timing.add_argument("--runtime", choices=["torch", "onnxruntime"],
                         help="hrviton: run the networks in torch (default; with --precision auto, the engine's "

@@ -115,7 +115,9 @@ def quantize_onnx(source: str | Path, path: str | Path, calibration: list[dict],
     static quantization, in QDQ form: the image generator's convolutions but its last get int8 weights (per output
     channel) and uint8 activations whose ranges are the ``percentile``-th of what the ``calibration`` feeds (dicts
     of :data:`INPUTS` to numpy arrays) produce. The condition generator stays float32: its flow and layout, rounded,
-    move whole regions (as they did under bf16). Written beside and renamed, like the export.
+    move whole regions (as they did under bf16). Written beside and renamed, like the export. Memory: onnxruntime
+    holds every calibration picture's activations at once (about 3 GB a picture at 512x384: 8 pictures did not fit
+    in 24 GB), so calibrate on one or two.
 
     Raises:
         ConfigurationError: without onnxruntime's quantization tools (the onnx extra).
