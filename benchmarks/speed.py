@@ -58,7 +58,7 @@ def networks(args: argparse.Namespace) -> dict:
         HrvitonTryOn, choose_upsampling, prepare_condition_generator, prepare_generator,
     )
     from fitroom.bench import CALIBRATION_VARIANTS
-    from fitroom.models.hrviton_onnx import INPUTS, OnnxTryOn, export_onnx, quantize_onnx
+    from fitroom.models.hrviton_onnx import INPUTS, OnnxTryOn, export_onnx, feed, quantize_onnx
 
     size = tuple(args.size)
     torch.manual_seed(0)
@@ -70,11 +70,7 @@ def networks(args: argparse.Namespace) -> dict:
     tensors = {k: v[None] if v.ndim else v.reshape(1) for k, v in inputs.to_tensors(size).items()}
     values = tuple(tensors[k] for k in INPUTS)
     # int8 calibrated on other rendered pictures than the one timed (as `fitroom bench --precision int8`)
-    calibration = []
-    for variant in CALIBRATION_VARIANTS:
-        other = {k: v[None] if v.ndim else v.reshape(1) for k, v in rendered_inputs(size, variant).to_tensors(size)
-                 .items()}
-        calibration.append({k: other[k].numpy() for k in INPUTS})
+    calibration = [feed(rendered_inputs(size, variant).to_tensors(size)) for variant in CALIBRATION_VARIANTS]
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         runner = OnnxTryOn(export_onnx(before, size, Path(folder) / "hrviton.onnx"))

@@ -62,30 +62,38 @@ def _run_onnx(runner, full: dict[str, torch.Tensor], view: torch.Tensor) -> dict
                   view)
 
 
-def _onnx_runner(model: HrvitonTryOn, size: tuple[int, int]):
-    """An :class:`~fitroom.models.hrviton_onnx.OnnxTryOn` for ``model`` at ``size``: the cached export of these
-    weights at this size, made first when there is none."""
-    from fitroom.models.hrviton_onnx import OnnxTryOn, export_onnx, fingerprint
+def _cached(path: Path, make, again: str):
+    """An :class:`~fitroom.models.hrviton_onnx.OnnxTryOn` of the model file ``path``, made first by ``make(path)``
+    when there is none or the cached one cannot be read (logged with ``again``: what is done again)."""
+    from fitroom.models.hrviton_onnx import OnnxTryOn
 
-    path = onnx_cache() / f"hrviton-{size[0]}x{size[1]}-{fingerprint(model, size)}.onnx"
     if path.is_file():
         try:
             return OnnxTryOn(path)
         except InputError:  # a damaged cache file: made again
-            logger.warning("the cached ONNX export %s cannot be read; exporting again", path)
+            logger.warning("the cached ONNX model %s cannot be read; %s", path, again)
             path.unlink()
-    logger.info("exporting the networks to ONNX for onnxruntime (once for these weights at %dx%d): %s",
-                size[0], size[1], path)
-    export_onnx(model, size, path)
+    make(path)
     return OnnxTryOn(path)
 
 
-def _feed(full: dict[str, torch.Tensor], view: torch.Tensor, k: int = 0) -> dict:
-    """Picture ``k`` of the engine's working-size tensors as one ONNX feed (numpy arrays by input name)."""
-    from fitroom.models.hrviton_onnx import INPUTS
+def _export_path(model: HrvitonTryOn, size: tuple[int, int]) -> Path:
+    from fitroom.models.hrviton_onnx import fingerprint
 
-    values = {**{name: full[name][k:k + 1] for name in INPUTS if name != "view"}, "view": view[k:k + 1]}
-    return {name: values[name].detach().cpu().contiguous().numpy() for name in INPUTS}
+    return onnx_cache() / f"hrviton-{size[0]}x{size[1]}-{fingerprint(model, size)}.onnx"
+
+
+def _onnx_runner(model: HrvitonTryOn, size: tuple[int, int]):
+    """An :class:`~fitroom.models.hrviton_onnx.OnnxTryOn` for ``model`` at ``size``: the cached export of these
+    weights at this size, made first when there is none."""
+    from fitroom.models.hrviton_onnx import export_onnx
+
+    def make(path: Path) -> None:
+        logger.info("exporting the networks to ONNX for onnxruntime (once for these weights at %dx%d): %s",
+                    size[0], size[1], path)
+        export_onnx(model, size, path)
+
+    return _cached(_export_path(model, size), make, "exporting again")
 
 
 def _int8_runner(model: HrvitonTryOn, size: tuple[int, int], calibration: list[dict], percentile: float = 99.9):
@@ -94,25 +102,21 @@ def _int8_runner(model: HrvitonTryOn, size: tuple[int, int], calibration: list[d
     (other pictures, other ranges)."""
     import hashlib
 
-    from fitroom.models.hrviton_onnx import OnnxTryOn, fingerprint, quantize_onnx
+    from fitroom.models.hrviton_onnx import quantize_onnx
 
     _onnx_runner(model, size)  # the float32 export it is made from, made first when there is none
+    source = _export_path(model, size)
     digest = hashlib.sha256(str(percentile).encode())
-    for feed in calibration:
-        for name in sorted(feed):
-            digest.update(feed[name].tobytes())
-    stem = f"hrviton-{size[0]}x{size[1]}-{fingerprint(model, size)}"
-    path = onnx_cache() / f"{stem}-int8-{digest.hexdigest()[:12]}.onnx"
-    if path.is_file():
-        try:
-            return OnnxTryOn(path)
-        except InputError:
-            logger.warning("the cached int8 model %s cannot be read; quantizing again", path)
-            path.unlink()
-    logger.info("quantizing the image generator to int8 for onnxruntime (once for these weights, size and "
-                "calibration): %s", path)
-    quantize_onnx(onnx_cache() / f"{stem}.onnx", path, calibration, percentile)
-    return OnnxTryOn(path)
+    for one in calibration:
+        for name in sorted(one):
+            digest.update(one[name].tobytes())
+
+    def make(path: Path) -> None:
+        logger.info("quantizing the image generator to int8 for onnxruntime (once for these weights, size and "
+                    "calibration): %s", path)
+        quantize_onnx(source, path, calibration, percentile)
+
+    return _cached(source.with_name(f"{source.stem}-int8-{digest.hexdigest()[:12]}.onnx"), make, "quantizing again")
 
 
 def working_size(generator: SPADEGenerator, requested: tuple[int, int] | None) -> tuple[int, int]:
@@ -265,12 +269,11 @@ class HrvitonEngine:
         """Steps 2-5 on the working-size tensors (``bf16``: the image generator under bf16 autocast, the condition
         generator in float32); ``tick(step)`` after each network."""
         if self.precision == "int8" and self.onnx is None:
-            if self.calibration:
-                tensors = [inputs.to_tensors(self.size) for inputs in self.calibration]
-                feeds = [_feed({k: v[None] for k, v in t.items()}, t["view"].reshape(1)) for t in tensors]
-            else:
-                feeds = [_feed(full, view)]
-            self.onnx = _int8_runner(self.model, self.size, feeds)
+            from fitroom.models.hrviton_onnx import feed
+
+            first = {**{name: value[0] for name, value in full.items()}, "view": view[0]}
+            self.onnx = _int8_runner(self.model, self.size, [feed(inputs.to_tensors(self.size))
+                                                             for inputs in self.calibration or []] or [feed(first)])
             tick("int8 quantization (once)")
         if self.onnx is not None:
             outputs = _run_onnx(self.onnx, full, view)

@@ -84,6 +84,13 @@ def export_onnx(model: torch.nn.Module, size: tuple[int, int], path: str | Path)
     return path
 
 
+def feed(tensors: dict[str, torch.Tensor]) -> dict:
+    """One picture's tensors (as ``TryOnInputs.to_tensors`` makes them: no batch axis, ``view`` a scalar) as an
+    ONNX Runtime feed: batch-1 numpy arrays by input name (:data:`INPUTS`), e.g. for :func:`quantize_onnx`."""
+    return {name: tensors[name].detach().cpu().reshape(1, *tensors[name].shape).contiguous().numpy()
+            for name in INPUTS}
+
+
 class _Without(logging.Filter):
     """Drops the log records whose message starts with ``prefix``."""
 

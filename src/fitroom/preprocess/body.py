@@ -113,3 +113,22 @@ class BodyGeometry:
         """``(x0, y0, x1, y1)``: the box of every part's polygon, in photo pixels (may reach outside the photo)."""
         points = np.concatenate([polygon for polygons in self.parts.values() for polygon in polygons])
         return (*points.min(axis=0), *points.max(axis=0))
+
+
+def box_around(mask: np.ndarray, *bodies: BodyGeometry, margin: int) -> tuple[int, int, int, int] | None:
+    """``(y0, y1, x0, x1)``: the box around the silhouette ``mask`` ``(H, W)`` bool and every part of ``bodies``
+    (their shapes reach past the silhouette), grown by ``margin`` pixels and cut to the photo; None when empty.
+    Work on a silhouette done in it, with the shapes drawn at their place (``BodyGeometry.mask(origin=)``), gives
+    the whole photo's pixels: no shape is cut by the box's edge."""
+    height, width = mask.shape
+    boxes = [body.bounds() for body in bodies]
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    if len(rows):
+        boxes.append((cols[0], rows[0], cols[-1], rows[-1]))
+    if not boxes:
+        return None
+    x0, y0 = np.min(boxes, axis=0)[:2]
+    x1, y1 = np.max(boxes, axis=0)[2:]
+    top, left = max(int(np.floor(y0)) - margin, 0), max(int(np.floor(x0)) - margin, 0)
+    bottom, right = min(int(np.ceil(y1)) + margin + 1, height), min(int(np.ceil(x1)) + margin + 1, width)
+    return None if bottom <= top or right <= left else (top, bottom, left, right)

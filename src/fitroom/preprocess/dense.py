@@ -17,7 +17,7 @@ import numpy as np
 from fitroom import imaging
 from fitroom.labels import DENSE_COLORMAP, DENSE_PART_BY_VIEW, BodyPart, View
 from fitroom.preprocess.backends import DENSE, create_dense_mapper  # noqa: F401  (create_dense_mapper: here too)
-from fitroom.preprocess.body import BodyGeometry
+from fitroom.preprocess.body import BodyGeometry, box_around
 
 #: drawing order: what is drawn later is in front
 _ORDER = (
@@ -49,11 +49,7 @@ class BuiltinDenseMapper:
             return render
         # every part is cut to the silhouette: worked on the box of the silhouette and the parts' shapes (shapes
         # cut by the box's edge would be drawn a pixel off there)
-        x0, y0, x1, y1 = body.bounds()
-        top, bottom, left, right = imaging.bounds(mask)
-        y0, x0 = max(min(int(np.floor(y0)) - 2, top), 0), max(min(int(np.floor(x0)) - 2, left), 0)
-        y1, x1 = min(max(int(np.ceil(y1)) + 3, bottom), mask.shape[0]), min(max(int(np.ceil(x1)) + 3, right),
-                                                                             mask.shape[1])
+        y0, y1, x0, x1 = box_around(mask, body, margin=2)
         inside = mask[y0:y1, x0:x1]
         parts = np.zeros(inside.shape, np.uint8)
         for part in _ORDER:

@@ -22,7 +22,7 @@ import numpy as np
 from fitroom import imaging
 from fitroom.labels import BodyPart, Body25, Cihp, View
 from fitroom.preprocess.backends import PARSERS, create_parser  # noqa: F401  (create_parser: here too)
-from fitroom.preprocess.body import BodyGeometry
+from fitroom.preprocess.body import BodyGeometry, box_around
 
 logger = logging.getLogger(__name__)
 
@@ -87,18 +87,11 @@ class BuiltinParser:
         # Every label lies on the silhouette and every shape the parse measures from lies on the body's parts, so
         # the work is done on the box around both (and a margin for the 5x5 filters): the same labels as on the
         # whole photo, in two thirds of the time on the bundled full-length photo.
-        height, width = mask.shape
-        boxes = [body.bounds(), wide.bounds()]
-        rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-        if len(rows):
-            boxes.append((cols[0], rows[0], cols[-1], rows[-1]))
-        x0, y0 = np.min(boxes, axis=0)[:2]
-        x1, y1 = np.max(boxes, axis=0)[2:]
-        top, left = max(int(np.floor(y0)) - 4, 0), max(int(np.floor(x0)) - 4, 0)
-        bottom, right = min(int(np.ceil(y1)) + 5, height), min(int(np.ceil(x1)) + 5, width)
-        labels = np.zeros((height, width), np.uint8)
-        if bottom <= top or right <= left:
+        labels = np.zeros(mask.shape, np.uint8)
+        found = box_around(mask, body, wide, margin=4)
+        if found is None:
             return labels
+        top, bottom, left, right = found
         box = (slice(top, bottom), slice(left, right))
         labels[box] = self._parse(image[box], k, mask[box], body, wide, view, None if face is None else face[box],
                                   (left, top))
