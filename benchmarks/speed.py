@@ -5,10 +5,11 @@
    after a warm-up, variants interleaved run by run so that the machine's drift hits them alike:
    ``before`` (the networks as trained: spectral norms recomputed, separate SPADE convolutions, the engine's
    path before the exact path existed), ``exact`` (the engine's default: :func:`~fitroom.models.hrviton.
-   prepare_generator` and ``prepare_condition_generator``), ``compiled`` (exact + ``torch.compile`` of both
-   networks, weights frozen), ``bf16`` (exact, its image generator under bf16 autocast, as the engine's bf16),
-   ``bf16 compiled`` (both), ``onnxruntime`` (the exported graph) and ``onnxruntime int8`` (its image generator
-   quantized, calibrated on another rendered picture). Each with its ratio to ``before`` and its
+   prepare_generator` and ``prepare_condition_generator``), ``compiled`` (exact + ``torch.compile`` of the image
+   generator, weights frozen, as the engine's float32 compile), ``bf16`` (exact, its image generator under bf16
+   autocast, as the engine's bf16), ``bf16 compiled`` (both networks compiled, as the engine's bf16 compile),
+   ``onnxruntime`` (the exported graph of the prepared networks) and ``onnxruntime int8`` (its image generator's
+   SPADE-norm convolutions quantized, calibrated on another rendered picture). Each with its ratio to ``before`` and its
    largest difference from ``before``'s output (``[-1, 1]``), beside the float32 noise floor (``before`` in
    float64 against float32).
 2. **Fidelity on a trained checkpoint** (``--checkpoint``, e.g. one made by ``fitroom train condition`` and
@@ -73,14 +74,18 @@ def networks(args: argparse.Namespace) -> dict:
     calibration = [feed(rendered_inputs(size, variant).to_tensors(size)) for variant in CALIBRATION_VARIANTS]
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        runner = OnnxTryOn(export_onnx(before, size, Path(folder) / "hrviton.onnx"))
+        # the engine's export: the prepared networks (the SPADE convolutions fused, as int8 quantizes them)
+        runner = OnnxTryOn(export_onnx(exact, size, Path(folder) / "hrviton.onnx"))
         export_seconds = time.perf_counter() - start
         start = time.perf_counter()
         int8 = OnnxTryOn(quantize_onnx(Path(folder) / "hrviton.onnx", Path(folder) / "int8.onnx", calibration))
         quantize_seconds = time.perf_counter() - start
-    # the exact module with both networks compiled, their weights frozen (as the engine's compile option does)
-    compiled = HrvitonTryOn(torch.compile(exact.condition_generator, options={"freezing": True}),
-                            torch.compile(exact.generator, options={"freezing": True})).eval()
+    # as the engine's compile option: the image generator compiled, its weights frozen; under bf16 the condition
+    # generator too (in float32 its compiled warp was not exact enough)
+    compiled_generator = torch.compile(exact.generator, options={"freezing": True})
+    compiled = HrvitonTryOn(exact.condition_generator, compiled_generator).eval()
+    compiled_both = HrvitonTryOn(torch.compile(exact.condition_generator, options={"freezing": True}),
+                                 compiled_generator).eval()
 
     def in_bf16(module):
         """As the engine's bf16: the condition generator in float32, the image generator under bf16 autocast."""
@@ -92,7 +97,7 @@ def networks(args: argparse.Namespace) -> dict:
         return run
 
     variants = {"before": before, "exact": exact, "compiled": compiled, "bf16": in_bf16(exact),
-                "bf16 compiled": in_bf16(compiled), "onnxruntime": runner, "onnxruntime int8": int8}
+                "bf16 compiled": in_bf16(compiled_both), "onnxruntime": runner, "onnxruntime int8": int8}
     first, outputs, times = {}, {}, {name: [] for name in variants}
     with torch.no_grad():
         for name, work in variants.items():
@@ -158,7 +163,7 @@ def fidelity(args: argparse.Namespace) -> dict:
     before = HrvitonTryOn(parts["condition_generator"].eval(), parts["generator"].eval()).eval().set_noise(False)
     exact = HrvitonTryOn(prepare_condition_generator(before.condition_generator),
                          prepare_generator(before.generator)).eval().set_noise(False)
-    compiled = HrvitonTryOn(torch.compile(exact.condition_generator, options={"freezing": True}),
+    compiled = HrvitonTryOn(exact.condition_generator,  # (as the engine's float32 compile)
                             torch.compile(exact.generator, options={"freezing": True})).eval()
     exact_difference = compiled_difference = 0.0
     for person, _ in pairs:
@@ -181,14 +186,17 @@ def fidelity(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         for name, options in {"fp32": {}, "bf16": {"precision": "bf16"},
                               "bf16 compiled": {"precision": "bf16", "compile": True},
-                              "int8": {"precision": "int8"}}.items():  # (int8: calibrated on the first pair)
+                              "int8": {"precision": "int8"}}.items():
             if name != "fp32" and name not in variants:
                 continue
             config = EvalConfig(engine="hrviton", data=args.data, out=str(Path(folder) / name), pairs="paired",
                                 checkpoint=args.checkpoint, limit=args.pairs, device="cpu",
                                 options={"size": size, **options})
+            # int8 calibrated on the training pairs, as above, not on the first held-out pair it is judged on
+            engine = create_engine("hrviton", checkpoint=args.checkpoint, size=size, **options,
+                                   **({"calibration": calibration} if name == "int8" else {}))
             torch.manual_seed(0)
-            evals[name] = evaluate(config, progress=False)["summary"]["all"]["ssim"]
+            evals[name] = evaluate(config, engine=engine, progress=False)["summary"]["all"]["ssim"]
     print(f"\n2. fidelity on {args.checkpoint} at {size[0]}x{size[1]}, {len(pairs)} held-out pairs (noise off)")
     print(f"   exact path against the networks as trained: max |diff| {exact_difference:.2e} (output in [-1, 1])")
     print(f"   compiled (frozen weights) against the exact path: max |diff| {compiled_difference:.2e}")

@@ -102,11 +102,11 @@ def _int8_runner(model: HrvitonTryOn, size: tuple[int, int], calibration: list[d
     (other pictures, other ranges)."""
     import hashlib
 
-    from fitroom.models.hrviton_onnx import quantize_onnx
+    from fitroom.models.hrviton_onnx import INT8_SCHEME, quantize_onnx
 
     _onnx_runner(model, size)  # the float32 export it is made from, made first when there is none
     source = _export_path(model, size)
-    digest = hashlib.sha256(str(percentile).encode())
+    digest = hashlib.sha256(f"{INT8_SCHEME} {percentile}".encode())
     for one in calibration:
         for name in sorted(one):
             digest.update(one[name].tobytes())
