@@ -321,17 +321,36 @@ def test_engine_precision_auto_tries_the_faster_profiles_on_the_first_picture_an
         first = auto(inputs)
     np.testing.assert_array_equal(first.image, reference)  # the first picture is float32's
     chosen = (first.extras["precision"], first.extras["runtime"])
-    assert chosen in {("fp32", "torch"), ("bf16", "torch"), ("fp32", "onnxruntime")}
+    assert chosen in {("fp32", "torch"), ("bf16", "torch"), ("int8", "onnxruntime"), ("fp32", "onnxruntime")}
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("precision auto:"))
     assert f"the bar is {AUTO_MIN_SSIM:.2f}" in line
-    scores = {name: float(value) for name, value in re.findall(r"(bf16|onnxruntime) ([0-9.]+)", line)}
+    scores = {name: float(value) for name, value in re.findall(r"(bf16|int8|onnxruntime) ([0-9.]+)", line)}
     assert ("bf16" in scores) == native_bf16("cpu")
-    passed = [name for name in ("bf16", "onnxruntime") if scores.get(name, 0) >= AUTO_MIN_SSIM]
-    expected = {"bf16": ("bf16", "torch"), "onnxruntime": ("fp32", "onnxruntime")}
+    passed = [name for name in ("bf16", "int8", "onnxruntime") if scores.get(name, 0) >= AUTO_MIN_SSIM]
+    expected = {"bf16": ("bf16", "torch"), "int8": ("int8", "onnxruntime"), "onnxruntime": ("fp32", "onnxruntime")}
     assert chosen == (expected[passed[0]] if passed else ("fp32", "torch"))
     assert scores.get("onnxruntime", 1.0) > 0.999  # the same float32 function, without noise
     later = auto(inputs)
     assert (later.extras["precision"], later.extras["runtime"]) == chosen
+    if "int8" in scores:  # int8 was tried, so its copy is cached: another engine's auto judges that copy, unmade
+        made = "quantizing the image generator to int8"
+        assert made in caplog.text
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="fitroom.engines.hrviton"):
+            create_engine("hrviton", size=(256, 192), precision="auto", **networks)(rendered_inputs((256, 192), 2))
+        assert made not in caplog.text and "int8 " in caplog.text
+    if not native_bf16("cpu"):  # an int8 copy that cannot be made: the next profile, the try-on unharmed
+        from fitroom.engines.hrviton import HrvitonEngine
+
+        def broken(self, full, view):
+            raise RuntimeError("out of memory")
+
+        monkeypatch.setattr(HrvitonEngine, "_int8_for_auto", broken)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="fitroom.engines.hrviton"):
+            fallback = create_engine("hrviton", size=(256, 192), precision="auto", **networks)(inputs)
+        assert (fallback.extras["precision"], fallback.extras["runtime"]) == ("fp32", "onnxruntime")
+        assert "int8 could not be made (out of memory)" in caplog.text and "int8 failed, onnxruntime 1.0" in caplog.text
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="fitroom.engines.hrviton"):
         plain = create_engine("hrviton", size=(256, 192), precision="auto", runtime="torch", **networks)
@@ -476,22 +495,27 @@ def _compiled_and_exact(monkeypatch=None):
     return compiled, exact, rendered_inputs((128, 64)).replace(keep=None)
 
 
-def test_compiled_engine_runs_both_networks_compiled(monkeypatch):
-    """``compile=True``: both networks run in their compiled form (dynamo's eager backend here, so it takes
-    seconds; the slow test below compiles with inductor) and the picture is the uncompiled engine's."""
+def test_compiled_engine_runs_the_generator_compiled_and_both_networks_under_bf16(monkeypatch):
+    """``compile=True``: in float32 the image generator runs compiled and the condition generator does not (its
+    compiled warp is not exact enough); under bf16 both do (dynamo's eager backend here, so it takes seconds; the
+    slow test below compiles with inductor); the float32 picture is the uncompiled engine's."""
     compiled, exact, inputs = _compiled_and_exact(monkeypatch)
     calls = []
     for name in ("compiled", "compiled_condition"):
         original = getattr(compiled, name).forward
-        getattr(compiled, name).forward = lambda *a, _o=original, **k: calls.append(1) or _o(*a, **k)
+        getattr(compiled, name).forward = lambda *a, _o=original, _n=name, **k: calls.append(_n) or _o(*a, **k)
     np.testing.assert_array_equal(compiled(inputs).image, exact(inputs).image)
-    assert calls == [1, 1] and compiled.compiled._orig_mod is compiled.model.generator
+    assert calls == ["compiled"] and compiled.compiled._orig_mod is compiled.model.generator
+    calls.clear()
+    compiled.precision = "bf16"
+    compiled(inputs)
+    assert calls == ["compiled_condition", "compiled"]
 
 
 @pytest.mark.slow
-def test_compiled_engine_freezes_both_networks_and_draws_the_same_picture():
-    """With inductor and frozen weights (what ``compile=True`` does), the picture is the uncompiled engine's
-    within float rounding (tiny random networks, noise off)."""
+def test_compiled_engine_freezes_the_generator_and_draws_the_same_picture():
+    """With inductor and frozen weights (what ``compile=True`` does), the float32 picture is the uncompiled
+    engine's within float rounding (tiny random networks, noise off)."""
     compiled, exact, inputs = _compiled_and_exact()
     difference = np.abs(compiled(inputs).image.astype(int) - exact(inputs).image.astype(int))
     assert difference.max() <= 1

@@ -548,13 +548,13 @@ def _speed_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", choices=["fp32", "bf16", "int8", "auto"],
                         help="learned engines: fp32 (hrviton's default, exact), bf16 (autocast; hrviton: its image "
                              "generator, the condition generator stays fp32), int8 (hrviton: its image generator's "
-                             "convolutions quantized in onnxruntime, calibrated on the first picture) or auto "
-                             "(hrviton: the fastest of bf16 where it is native and onnxruntime on the CPU whose first "
-                             "picture keeps SSIM 0.99 against fp32's)")
+                             "SPADE-norm convolutions quantized in onnxruntime, calibrated on the first picture) or "
+                             "auto (hrviton: the fastest of bf16 where it is native, int8 and onnxruntime on the CPU "
+                             "whose first picture keeps SSIM 0.99 against fp32's)")
     parser.add_argument("--compile", action="store_true", default=None,
-                        help="hrviton engine: run both networks through torch.compile with frozen weights "
-                             "(15-110 s of compilation on the first picture, then about 30 %% faster on a CPU: for "
-                             "many pictures, not for one)")
+                        help="hrviton engine: run the image generator (under bf16 both networks) through "
+                             "torch.compile with frozen weights (15-110 s of compilation on the first picture, "
+                             "then about 30 %% faster on a CPU: for many pictures, not for one)")
 
 
 def _sampling_options(parser: argparse.ArgumentParser, who: str = "") -> None:
@@ -919,9 +919,9 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--size", type=_size, default=(512, 384), help="HEIGHTxWIDTH (default 512x384)")
     timing.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="fp32",
                         help="fp32 (default), bf16 (the image generator under autocast), int8 (the image "
-                             "generator's convolutions quantized in onnxruntime, calibrated on another rendered "
-                             "picture than the one timed) or auto (the engine's choice: bf16 where native, else "
-                             "onnxruntime, if its first picture keeps SSIM 0.99 against fp32's)")
+                             "generator's SPADE-norm convolutions quantized in onnxruntime, calibrated on another "
+                             "rendered picture than the one timed) or auto (the engine's choice: bf16 where native, "
+                             "else int8, else onnxruntime, if its first picture keeps SSIM 0.99 against fp32's)")
     timing.add_argument("--runtime", choices=["torch", "onnxruntime"],
                         help="hrviton: run the networks in torch (default; with --precision auto, the engine's "
                              "choice) or as an ONNX graph in onnxruntime")

@@ -116,7 +116,23 @@ def _int8_runner(model: HrvitonTryOn, size: tuple[int, int], calibration: list[d
                     "calibration): %s", path)
         quantize_onnx(source, path, calibration, percentile)
 
-    return _cached(source.with_name(f"{source.stem}-int8-{digest.hexdigest()[:12]}.onnx"), make, "quantizing again")
+    return _cached(source.with_name(f"{source.stem}-int8-{INT8_SCHEME}-{digest.hexdigest()[:12]}.onnx"), make,
+                   "quantizing again")
+
+
+def _kept_int8(model: HrvitonTryOn, size: tuple[int, int]):
+    """The newest readable int8 copy of ``model``'s export at ``size`` already in the cache (whatever it was
+    calibrated on), as an :class:`~fitroom.models.hrviton_onnx.OnnxTryOn`, or None."""
+    from fitroom.models.hrviton_onnx import INT8_SCHEME, OnnxTryOn
+
+    source = _export_path(model, size)
+    for path in sorted(source.parent.glob(f"{source.stem}-int8-{INT8_SCHEME}-*.onnx"),
+                       key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            return OnnxTryOn(path)
+        except InputError:
+            logger.warning("the cached ONNX model %s cannot be read; not used", path)
+    return None
 
 
 def working_size(generator: SPADEGenerator, requested: tuple[int, int] | None) -> tuple[int, int]:
@@ -140,26 +156,28 @@ class HrvitonEngine:
             condition generator in float32: its flow moves the garment and its layout decides each pixel's class,
             and in bf16 they moved whole regions, SSIM down to 0.98 against float32's picture, while it costs a
             fraction of the generator's time) or ``auto``: the fastest of bf16 (where
-            the device computes it natively) and, on the CPU with no ``runtime`` given, ONNX Runtime, whose first
-            picture keeps SSIM >= :data:`AUTO_MIN_SSIM` against float32's (that first picture is made each way and
-            the float32 one is returned); float32 on torch when none does. The choice is logged and reported in
-            every result's ``extras["precision"]`` and ``extras["runtime"]``.
-            ``int8``: the ONNX graph in ONNX Runtime with the image generator's convolutions but its last in int8
+            the device computes it natively) and, on the CPU with no ``runtime`` given, int8 and ONNX Runtime
+            float32, whose first picture keeps SSIM >= :data:`AUTO_MIN_SSIM` against float32's (that first picture
+            is made each way and the float32 one is returned); float32 on torch when none does. The choice is
+            logged and reported in every result's ``extras["precision"]`` and ``extras["runtime"]``.
+            ``int8``: the ONNX graph in ONNX Runtime with the image generator's SPADE-norm convolutions in int8
             (static quantization: int8 weights per channel, uint8 activations whose ranges are measured on
             ``calibration``, by default on the first picture given; made once and cached like the export; VNNI
-            where the CPU has it); the condition generator stays float32. Not among ``auto``'s candidates: judged
-            on the picture it was calibrated on it would look better than it is (measured on held-out pairs in the
-            README).
+            where the CPU has it); the generator's residual convolutions and the condition generator stay float32.
+            ``auto``'s int8 is the cached copy of these weights when there is one (see :meth:`_int8_for_auto`).
         calibration: the pictures (``TryOnInputs``) ``int8`` measures its activations' ranges on.
         runtime: ``torch`` (default) or ``onnxruntime``: steps 2-5 as one ONNX graph run by ONNX Runtime (exported
             at the first load of a checkpoint at a size, about 20 s at 512x384, and cached under
             ``$FITROOM_ONNX_CACHE``, default ``~/.cache/fitroom/onnx``); float32 only, and without SPADE's noise.
-        compile: run both networks through ``torch.compile`` (inductor) with their weights frozen into the
-            compiled code (``freezing``: constants folded, oneDNN's convolution weights packed once). The first
-            picture pays the compilation (50-110 s at 512x384 on 2 cores in float32 with inductor's cache cold, 15 s
-            warm; each precision compiles its own); afterwards the networks measured 0.70x the
-            time of the exact path in float32 and 0.75x of bf16's under bf16 (benchmarks/speed.py, a CPU with
-            AMX). For a service or a catalogue, not a single try-on.
+        compile: run the image generator (and, under bf16, the condition generator too) through
+            ``torch.compile`` (inductor) with their weights frozen into the compiled code (``freezing``: constants
+            folded, oneDNN's convolution weights packed once). In float32 the condition generator stays uncompiled:
+            compiled, its warp moved by up to 6.5e-4 on an AVX2 machine and one layout pixel changed class on 1 of
+            16 held-out pairs (picture 3.7e-2 off there), past the exact path's 1e-4; the image generator compiled
+            stays within 3e-6. The first picture pays the compilation (50-110 s at 512x384 on 2 cores in float32
+            with inductor's cache cold, 15 s warm; each precision compiles its own); afterwards the networks
+            measured 0.70x the time of the exact path in float32 and 0.75x of bf16's under bf16
+            (benchmarks/speed.py, a CPU with AMX). For a service or a catalogue, not a single try-on.
 
     Both networks always run in their prepared forms (:func:`~fitroom.models.hrviton.prepare_generator`:
     spectral norms folded, SPADE convolutions fused, channels-last; :func:`~fitroom.models.hrviton.
@@ -241,13 +259,14 @@ class HrvitonEngine:
         onnx_possible = (runtime is None and not compile and self.device.type == "cpu"
                          and not generator.config.category_input)
         if precision == "auto" and onnx_possible and _has_onnxruntime():
-            self.candidates.append("onnxruntime")
+            self.candidates += ["int8", "onnxruntime"]
         if precision == "auto" and not self.candidates:
             logger.info("precision auto: float32 on torch (bf16 is not native on %s%s)", self._device_name(),
                         "; onnxruntime is not installed: pip install 'fitroom[onnx]'" if onnx_possible else "")
             self.precision = "fp32"
         # frozen weights are what makes compiling pay on the CPU (6-17 % faster without, 30 % with them in float32)
         self.compiled = torch.compile(self.model.generator, options={"freezing": True}) if compile else None
+        # (the condition generator's compiled form is used under bf16 only: in float32 it was not exact enough)
         self.compiled_condition = (torch.compile(self.model.condition_generator, options={"freezing": True})
                                    if compile else None)
         self.runtime = runtime or "torch"
@@ -269,18 +288,15 @@ class HrvitonEngine:
         """Steps 2-5 on the working-size tensors (``bf16``: the image generator under bf16 autocast, the condition
         generator in float32); ``tick(step)`` after each network."""
         if self.precision == "int8" and self.onnx is None:
-            from fitroom.models.hrviton_onnx import feed
-
-            first = {**{name: value[0] for name, value in full.items()}, "view": view[0]}
-            self.onnx = _int8_runner(self.model, self.size, [feed(inputs.to_tensors(self.size))
-                                                             for inputs in self.calibration or []] or [feed(first)])
+            self.onnx = _int8_runner(self.model, self.size, self._calibration_feeds(full, view))
             tick("int8 quantization (once)")
         if self.onnx is not None:
             outputs = _run_onnx(self.onnx, full, view)
             tick("networks (onnxruntime)")
             return outputs
         conditions = self.model.conditions(full["garment"], full["garment_mask"], full["parse_agnostic"],
-                                           full["dense"], view, full["category"], self.compiled_condition)
+                                           full["dense"], view, full["category"],
+                                           self.compiled_condition if bf16 else None)
         tick("condition and warp")
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         with autocast:
@@ -308,19 +324,45 @@ class HrvitonEngine:
             if candidate == "onnxruntime":
                 runner = _onnx_runner(self.model, self.size)
                 picture = _run_onnx(runner, full, view)["image"]
+            elif candidate == "int8":
+                try:
+                    runner = self._int8_for_auto(full, view)
+                except Exception as error:  # (an optional speed-up: its failure must not fail the try-on)
+                    logger.warning("precision auto: int8 could not be made (%s); trying the next profile", error)
+                    scores.append("int8 failed")
+                    continue
+                picture = _run_onnx(runner, full, view)["image"]
             else:
                 picture = self._networks(full, view, bf16=True)["image"]
             score = float(ssim(exact["image"] * 0.5 + 0.5, picture.clamp(-1, 1) * 0.5 + 0.5, 11).mean())
             scores.append(f"{candidate} {score:.4f}")
             if score >= AUTO_MIN_SSIM:
-                if candidate == "onnxruntime":
+                if candidate in ("int8", "onnxruntime"):
                     self.onnx, self.runtime = runner, "onnxruntime"
-                else:
+                if candidate != "onnxruntime":
                     self.precision = candidate
                 break
         logger.info("precision auto: %s on %s on %s (SSIM of the first picture against float32's: %s; the bar is "
                     "%.2f)", self.precision, self.runtime, self._device_name(), ", ".join(scores), AUTO_MIN_SSIM)
         return exact
+
+    def _int8_for_auto(self, full: dict[str, torch.Tensor], view: torch.Tensor):
+        """``auto``'s int8 candidate: calibrated on the engine's ``calibration`` pictures when given, else the int8
+        copy of these weights at this size already cached (calibrated on an earlier first picture, so judged here
+        on another), else calibrated on this first picture (and then judged on it: on held-out pictures its SSIM
+        against float32 measured 0.998, see the README)."""
+        if not self.calibration:
+            kept = _kept_int8(self.model, self.size)
+            if kept is not None:
+                return kept
+        return _int8_runner(self.model, self.size, self._calibration_feeds(full, view))
+
+    def _calibration_feeds(self, full: dict[str, torch.Tensor], view: torch.Tensor) -> list[dict]:
+        """int8's calibration: the ``calibration`` pictures given, else the first picture of this batch."""
+        from fitroom.models.hrviton_onnx import feed
+
+        first = {**{name: value[0] for name, value in full.items()}, "view": view[0]}
+        return [feed(inputs.to_tensors(self.size)) for inputs in self.calibration or []] or [feed(first)]
 
     @property
     def condition_generator(self) -> ConditionGenerator:
