@@ -66,7 +66,8 @@ def test_onnxruntime_is_timed_and_judged_against_torch_float32(tmp_path, monkeyp
     assert list(tmp_path.glob("hrviton-128x64-*.onnx"))
 
 
-def test_int8_is_quantized_once_calibrated_elsewhere_and_judged_against_float32(tmp_path, monkeypatch, caplog):
+def test_int8_is_quantized_once_calibrated_elsewhere_and_judged_against_float32(tmp_path, monkeypatch, caplog,
+                                                                                capsys):
     """--precision int8: the image generator's SPADE-norm convolutions quantized in onnxruntime, calibrated on
     another rendered picture than the one timed, cached under its calibration's name, judged against float32 on
     torch; the generator's residual convolutions, injections and last convolution and the condition generator stay
@@ -80,8 +81,12 @@ def test_int8_is_quantized_once_calibrated_elsewhere_and_judged_against_float32(
     from fitroom.models import create_model
 
     monkeypatch.setenv("FITROOM_ONNX_CACHE", str(tmp_path))
-    with caplog.at_level(logging.INFO, logger="fitroom"):
+    capsys.readouterr()
+    with caplog.at_level(logging.INFO):  # (every logger at INFO, as the CLI's terminal)
         result = bench("hrviton", (128, 64), "int8", runs=1, networks="test")
+    # the exporter's and onnxruntime's step-by-step chatter stays off the terminal (stdout, INFO logs)
+    assert "Collecting tensor data" not in capsys.readouterr().out
+    assert not [r for r in caplog.records if r.name.startswith(("onnxscript", "onnx_ir")) and r.levelno < 30]
     assert result["runtime"] == "onnxruntime" and result["precision"] == "int8" and result["seconds"] > 0
     assert 0.5 < result["ssim_vs_fp32"] < 1.0  # rounded, so not float32's picture, but close to it
     quantized = list(tmp_path.glob("hrviton-128x64-*-int8-*.onnx"))

@@ -18,7 +18,9 @@ onnxruntime).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import time
@@ -72,8 +74,17 @@ def export_onnx(model: torch.nn.Module, size: tuple[int, int], path: str | Path)
     path.parent.mkdir(parents=True, exist_ok=True)
     exportable = model.exportable()
     start = time.perf_counter()
-    program = torch.onnx.export(exportable, example_inputs(size, model.view_input), input_names=list(INPUTS),
-                                output_names=list(OUTPUTS), dynamo=True, verbose=False)
+    # the exporter's graph passes log each step at INFO (hundreds of lines on a command's terminal): warnings only
+    chatty = [logging.getLogger(name) for name in ("onnxscript", "onnx_ir")]
+    levels = [one.level for one in chatty]
+    for one in chatty:
+        one.setLevel(max(one.getEffectiveLevel(), logging.WARNING))
+    try:
+        program = torch.onnx.export(exportable, example_inputs(size, model.view_input), input_names=list(INPUTS),
+                                    output_names=list(OUTPUTS), dynamo=True, verbose=False)
+    finally:
+        for one, level in zip(chatty, levels):
+            one.setLevel(level)
     proto = program.model_proto
     for key, value in {"fitroom.size": json.dumps(list(size)), "fitroom.view_input": json.dumps(model.view_input),
                        "fitroom.noise": "none"}.items():
@@ -163,11 +174,19 @@ def quantize_onnx(source: str | Path, path: str | Path, calibration: list[dict],
             return next(self.feeds, None)
 
     def quantize(partial: Path, method) -> None:
-        quantize_static(str(source), str(partial), Feeds(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=method,
-                        # (op types: only the convolutions' tensors are measured, not every tensor of the graph)
-                        op_types_to_quantize=["Conv"], nodes_to_quantize=chosen,
-                        extra_options={"CalibPercentile": percentile})
+        # onnxruntime's calibrator prints its steps ("Collecting tensor data ...") on stdout, where a command's
+        # output goes: kept for the debug log instead (stdout is the process's: one quantization at a time)
+        printed = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(printed):
+                quantize_static(str(source), str(partial), Feeds(), quant_format=QuantFormat.QDQ, per_channel=True,
+                                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                                calibrate_method=method,
+                                # (only the convolutions' tensors are measured, not every tensor of the graph)
+                                op_types_to_quantize=["Conv"], nodes_to_quantize=chosen,
+                                extra_options={"CalibPercentile": percentile})
+        finally:
+            logger.debug("onnxruntime's quantization said: %s", printed.getvalue().strip())
 
     path = Path(path)
     start = time.perf_counter()
