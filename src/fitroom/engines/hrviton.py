@@ -174,7 +174,7 @@ class HrvitonEngine:
             folded, oneDNN's convolution weights packed once). In float32 the condition generator stays uncompiled:
             compiled, its warp moved by up to 6.5e-4 on an AVX2 machine and one layout pixel changed class on 1 of
             16 held-out pairs (picture 3.7e-2 off there), past the exact path's 1e-4; the image generator compiled
-            stays within 3e-6. The first picture pays the compilation (50-110 s at 512x384 on 2 cores in float32
+            stays within 4e-6. The first picture pays the compilation (50-110 s at 512x384 on 2 cores in float32
             with inductor's cache cold, 15 s warm; each precision compiles its own); afterwards the networks
             measured 0.70x the time of the exact path in float32 and 0.75x of bf16's under bf16
             (benchmarks/speed.py, a CPU with AMX). For a service or a catalogue, not a single try-on.
