@@ -2,6 +2,7 @@
 
 import json
 import re
+import types
 from pathlib import Path
 
 import numpy as np
@@ -351,6 +352,18 @@ def test_engine_precision_auto_tries_the_faster_profiles_on_the_first_picture_an
             fallback = create_engine("hrviton", size=(256, 192), precision="auto", **networks)(inputs)
         assert (fallback.extras["precision"], fallback.extras["runtime"]) == ("fp32", "onnxruntime")
         assert "int8 could not be made (out of memory)" in caplog.text and "int8 failed, onnxruntime 1.0" in caplog.text
+        # with too little memory free to calibrate (and no int8 copy cached yet), int8 is not tried
+        import psutil
+
+        monkeypatch.undo()
+        monkeypatch.setenv("FITROOM_ONNX_CACHE", str(tmp_path / "empty"))
+        monkeypatch.setattr(psutil, "virtual_memory", lambda: types.SimpleNamespace(available=10 ** 6))
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="fitroom.engines.hrviton"):
+            short = create_engine("hrviton", size=(256, 192), precision="auto", **networks)(inputs)
+        assert (short.extras["precision"], short.extras["runtime"]) == ("fp32", "onnxruntime")
+        assert "int8 not tried: calibrating it at 256x192 needs about 1.0 GB of memory and 0.0 GB" in caplog.text
+        assert not list((tmp_path / "empty").glob("*-int8-*.onnx"))
     caplog.clear()
     with caplog.at_level(logging.INFO, logger="fitroom.engines.hrviton"):
         plain = create_engine("hrviton", size=(256, 192), precision="auto", runtime="torch", **networks)

@@ -41,6 +41,11 @@ logger = logging.getLogger(__name__)
 PARTS = ("condition_generator", "generator")
 PRECISIONS = ("fp32", "bf16", "int8", "auto")
 RUNTIMES = ("torch", "onnxruntime")
+#: int8's calibration holds one picture's convolution activations at once: the whole process peaked at 15.5 GB
+#: quantizing full-size networks at 1024x768 with one picture (2.9 GB at 512x384 for a small trained checkpoint);
+#: ``auto`` does not calibrate when less than this per working-size pixel and picture is free
+INT8_CALIBRATION_BYTES_PER_PIXEL = 15.5e9 / (1024 * 768)
+
 #: ``precision="auto"`` keeps bf16 only when its first picture has at least this SSIM against float32's
 AUTO_MIN_SSIM = 0.99
 
@@ -331,6 +336,9 @@ class HrvitonEngine:
                     logger.warning("precision auto: int8 could not be made (%s); trying the next profile", error)
                     scores.append("int8 failed")
                     continue
+                if runner is None:
+                    scores.append("int8 skipped")
+                    continue
                 picture = _run_onnx(runner, full, view)["image"]
             else:
                 picture = self._networks(full, view, bf16=True)["image"]
@@ -350,11 +358,20 @@ class HrvitonEngine:
         """``auto``'s int8 candidate: calibrated on the engine's ``calibration`` pictures when given, else the int8
         copy of these weights at this size already cached (calibrated on an earlier first picture, so judged here
         on another), else calibrated on this first picture (and then judged on it: on held-out pictures its SSIM
-        against float32 measured 0.998, see the README)."""
+        against float32 measured 0.998, see the README). None (logged) when calibrating would need more memory
+        than the machine has free (:data:`INT8_CALIBRATION_BYTES_PER_PIXEL`): the process could be killed."""
+        import psutil
+
         if not self.calibration:
             kept = _kept_int8(self.model, self.size)
             if kept is not None:
                 return kept
+        need = INT8_CALIBRATION_BYTES_PER_PIXEL * self.size[0] * self.size[1] * max(1, len(self.calibration or []))
+        free = psutil.virtual_memory().available
+        if free < need:
+            logger.info("precision auto: int8 not tried: calibrating it at %dx%d needs about %.1f GB of memory and "
+                        "%.1f GB is free", self.size[0], self.size[1], need / 1e9, free / 1e9)
+            return None
         return _int8_runner(self.model, self.size, self._calibration_feeds(full, view))
 
     def _calibration_feeds(self, full: dict[str, torch.Tensor], view: torch.Tensor) -> list[dict]:
