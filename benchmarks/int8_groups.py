@@ -67,7 +67,7 @@ def main() -> None:
 
     from fitroom.data.layout import VitonLayout
     from fitroom.models.hrviton import HrvitonTryOn, prepare_condition_generator, prepare_generator
-    from fitroom.models.hrviton_onnx import INPUTS, INT8_ROLES
+    from fitroom.models.hrviton_onnx import INT8_ROLES, batched
     from fitroom.models.io import load_parts
 
     torch.set_num_threads(args.threads)
@@ -79,9 +79,7 @@ def main() -> None:
                     if isinstance(module, torch.nn.Conv2d) and name != "conv_img"}
 
     def values(layout: VitonLayout, person: str) -> tuple:
-        tensors = {k: v[None] if v.ndim else v.reshape(1)
-                   for k, v in layout.read(person, person).to_tensors(size).items()}
-        return tuple(tensors[k] for k in INPUTS)
+        return batched(layout.read(person, person).to_tensors(size))
 
     train, test = VitonLayout(args.data, "train"), VitonLayout(args.data, "test")
     held_out = [values(test, person) for person, _ in test.pairs()[:args.pairs]]

@@ -59,7 +59,7 @@ def networks(args: argparse.Namespace) -> dict:
         HrvitonTryOn, choose_upsampling, prepare_condition_generator, prepare_generator,
     )
     from fitroom.bench import CALIBRATION_VARIANTS
-    from fitroom.models.hrviton_onnx import INPUTS, OnnxTryOn, export_onnx, feed, quantize_onnx
+    from fitroom.models.hrviton_onnx import OnnxTryOn, batched, export_onnx, feed, quantize_onnx
 
     size = tuple(args.size)
     torch.manual_seed(0)
@@ -68,8 +68,7 @@ def networks(args: argparse.Namespace) -> dict:
     before = HrvitonTryOn(condition, generator).eval().set_noise(False)
     exact = HrvitonTryOn(prepare_condition_generator(condition), prepare_generator(generator)).eval().set_noise(False)
     inputs = rendered_inputs(size)
-    tensors = {k: v[None] if v.ndim else v.reshape(1) for k, v in inputs.to_tensors(size).items()}
-    values = tuple(tensors[k] for k in INPUTS)
+    values = batched(inputs.to_tensors(size))
     # int8 calibrated on other rendered pictures than the one timed (as `fitroom bench --precision int8`)
     calibration = [feed(rendered_inputs(size, variant).to_tensors(size)) for variant in CALIBRATION_VARIANTS]
     with tempfile.TemporaryDirectory() as folder:
@@ -138,7 +137,7 @@ def fidelity(args: argparse.Namespace) -> dict:
     from fitroom.engines import create_engine
     from fitroom.evaluation import EvalConfig, evaluate
     from fitroom.models.hrviton import HrvitonTryOn, prepare_condition_generator, prepare_generator
-    from fitroom.models.hrviton_onnx import INPUTS
+    from fitroom.models.hrviton_onnx import batched
     from fitroom.models.io import load_parts
 
     size = tuple(args.size)
@@ -168,9 +167,8 @@ def fidelity(args: argparse.Namespace) -> dict:
     exact_difference = compiled_difference = 0.0
     for person, _ in pairs:
         inputs = layout.read(person, person)
-        tensors = {k: v[None] if v.ndim else v.reshape(1) for k, v in inputs.to_tensors(size).items()}
+        values = batched(inputs.to_tensors(size))
         with torch.no_grad():
-            values = tuple(tensors[k] for k in INPUTS)
             exact_image = exact(*values)["image"]
             exact_difference = max(exact_difference, float((exact_image - before(*values)["image"]).abs().max()))
             compiled_difference = max(compiled_difference, float((compiled(*values)["image"] - exact_image)

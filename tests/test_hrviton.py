@@ -199,6 +199,7 @@ def test_the_try_on_module_is_what_the_engine_runs_and_it_exports(tmp_path):
     from fitroom.inputs import TryOnInputs
     from fitroom.labels import DENSE_COLORMAP
     from fitroom.models.hrviton import HrvitonTryOn
+    from fitroom.models.hrviton_onnx import batched
     from fitroom.preprocess.agnostic import agnostic_person, parse_agnostic
 
     torch.manual_seed(0)
@@ -214,8 +215,7 @@ def test_the_try_on_module_is_what_the_engine_runs_and_it_exports(tmp_path):
                          parse=render.parse, dense=DENSE_COLORMAP[render.dense],
                          agnostic=agnostic_person(render.image, render.parse, render.keypoints),
                          parse_agnostic=parse_agnostic(render.parse, render.keypoints), view="back")
-    tensors = {k: v[None] if v.ndim else v.reshape(1) for k, v in inputs.to_tensors((256, 192)).items()}
-    args = tuple(tensors[k] for k in ("garment", "garment_mask", "parse_agnostic", "dense", "agnostic", "view"))
+    args = batched(inputs.to_tensors((256, 192)))
     with torch.no_grad():
         noisy = [module(*args)["image"] for _ in range(2)]
         assert not torch.equal(noisy[0], noisy[1])  # SPADE noise
@@ -391,7 +391,7 @@ def test_onnx_export_runs_in_onnxruntime_like_torch(tmp_path, monkeypatch, caplo
     from fitroom.engines import create_engine
     from fitroom.errors import InputError
     from fitroom.models.hrviton import HrvitonTryOn
-    from fitroom.models.hrviton_onnx import INPUTS, OnnxTryOn, export_onnx
+    from fitroom.models.hrviton_onnx import OnnxTryOn, batched, export_onnx
 
     torch.manual_seed(0)
     condition = create_model("test_hrviton_condition").eval()
@@ -401,8 +401,7 @@ def test_onnx_export_runs_in_onnxruntime_like_torch(tmp_path, monkeypatch, caplo
             torch.nn.init.normal_(module.noise_scale, std=0.5)
     module = HrvitonTryOn(condition, generator).eval()
     inputs = rendered_inputs((256, 192))
-    tensors = {k: v[None] if v.ndim else v.reshape(1) for k, v in inputs.to_tensors((256, 192)).items()}
-    args = tuple(tensors[k] for k in INPUTS)
+    args = batched(inputs.to_tensors((256, 192)))
     path = export_onnx(module, (256, 192), tmp_path / "hrviton.onnx")
     assert not list(tmp_path.glob("*.partial"))
     runner = OnnxTryOn(path, threads=1)

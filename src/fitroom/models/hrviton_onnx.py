@@ -11,7 +11,7 @@ are those of ``HrvitonTryOn.forward``:
 * outputs ``seg7`` ``(1, 7, H, W)``, ``layout13`` ``(1, H, W)`` int64, ``warped_cloth`` ``(1, 3, H, W)``,
   ``warped_mask`` ``(1, 1, H, W)``, ``image`` ``(1, 3, H, W)``.
 
-:func:`quantize_onnx` makes an int8 copy (ONNX Runtime's static quantization of the image generator's
+:func:`quantize_onnx` makes an int8 copy (ONNX Runtime's static quantization of the image generator's SPADE-norm
 convolutions). Needs the ``onnx`` extra (``pip install fitroom[onnx]``: onnx, onnxscript for torch's exporter,
 onnxruntime).
 """
@@ -95,11 +95,16 @@ def export_onnx(model: torch.nn.Module, size: tuple[int, int], path: str | Path)
     return path
 
 
+def batched(tensors: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    """One picture's tensors (as ``TryOnInputs.to_tensors`` makes them: no batch axis, ``view`` a scalar) as
+    ``HrvitonTryOn``'s positional inputs (:data:`INPUTS`), each with a batch axis of one."""
+    return tuple(tensors[name].reshape(1, *tensors[name].shape) for name in INPUTS)
+
+
 def feed(tensors: dict[str, torch.Tensor]) -> dict:
-    """One picture's tensors (as ``TryOnInputs.to_tensors`` makes them: no batch axis, ``view`` a scalar) as an
-    ONNX Runtime feed: batch-1 numpy arrays by input name (:data:`INPUTS`), e.g. for :func:`quantize_onnx`."""
-    return {name: tensors[name].detach().cpu().reshape(1, *tensors[name].shape).contiguous().numpy()
-            for name in INPUTS}
+    """One picture's tensors (see :func:`batched`) as an ONNX Runtime feed: batch-1 numpy arrays by input name
+    (:data:`INPUTS`), e.g. for :func:`quantize_onnx`."""
+    return {name: value.detach().cpu().contiguous().numpy() for name, value in zip(INPUTS, batched(tensors))}
 
 
 class _Without(logging.Filter):
