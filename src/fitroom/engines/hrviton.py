@@ -109,7 +109,6 @@ def _int8_runner(model: HrvitonTryOn, size: tuple[int, int], calibration: list[d
 
     from fitroom.models.hrviton_onnx import INT8_SCHEME, quantize_onnx
 
-    _onnx_runner(model, size)  # the float32 export it is made from, made first when there is none
     source = _export_path(model, size)
     digest = hashlib.sha256(f"{INT8_SCHEME} {percentile}".encode())
     for one in calibration:
@@ -117,22 +116,31 @@ def _int8_runner(model: HrvitonTryOn, size: tuple[int, int], calibration: list[d
             digest.update(one[name].tobytes())
 
     def make(path: Path) -> None:
+        # the float32 export it is made from, made first when there is none (only now: with the int8 copy cached,
+        # neither the export nor its onnxruntime session is needed)
+        _onnx_runner(model, size)
         logger.info("quantizing the image generator to int8 for onnxruntime (once for these weights, size and "
                     "calibration): %s", path)
         quantize_onnx(source, path, calibration, percentile)
 
-    return _cached(source.with_name(f"{source.stem}-int8-{INT8_SCHEME}-{digest.hexdigest()[:12]}.onnx"), make,
-                   "quantizing again")
+    return _cached(_int8_path(source, digest.hexdigest()[:12]), make, "quantizing again")
+
+
+def _int8_path(source: Path, calibration: str) -> Path:
+    """Where the int8 copy of the export ``source`` calibrated as ``calibration`` (a hash, or ``*`` to match any)
+    is cached: beside it, named with :data:`~fitroom.models.hrviton_onnx.INT8_SCHEME`."""
+    from fitroom.models.hrviton_onnx import INT8_SCHEME
+
+    return source.with_name(f"{source.stem}-int8-{INT8_SCHEME}-{calibration}.onnx")
 
 
 def _kept_int8(model: HrvitonTryOn, size: tuple[int, int]):
     """The newest readable int8 copy of ``model``'s export at ``size`` already in the cache (whatever it was
     calibrated on), as an :class:`~fitroom.models.hrviton_onnx.OnnxTryOn`, or None."""
-    from fitroom.models.hrviton_onnx import INT8_SCHEME, OnnxTryOn
+    from fitroom.models.hrviton_onnx import OnnxTryOn
 
-    source = _export_path(model, size)
-    for path in sorted(source.parent.glob(f"{source.stem}-int8-{INT8_SCHEME}-*.onnx"),
-                       key=lambda p: p.stat().st_mtime, reverse=True):
+    pattern = _int8_path(_export_path(model, size), "*")
+    for path in sorted(pattern.parent.glob(pattern.name), key=lambda p: p.stat().st_mtime, reverse=True):
         try:
             return OnnxTryOn(path)
         except InputError:
